@@ -1,0 +1,7 @@
+#include "bindings.hpp"
+
+namespace forgeline::bind {
+
+void bind_linear(py::module_& m) { (void)m; }
+
+}  // namespace forgeline::bind
