@@ -29,7 +29,7 @@ Act to_act(int code) {
 }
 
 template <class T, class In>
-py::array_t<T> predict_as(const Network<T>& net, const py::array& X, int n_threads) {
+py::tuple predict_as(const Network<T>& net, const py::array& X, int n_threads, bool check_finite) {
   auto x = py::array_t<In, py::array::forcecast>::ensure(X);
   if (!x) throw std::invalid_argument("input must be a 2-D float array");
   auto v = view2d(x);
@@ -38,26 +38,28 @@ py::array_t<T> predict_as(const Network<T>& net, const py::array& X, int n_threa
                                 std::to_string(v.cols));
   py::array_t<T> out({static_cast<py::ssize_t>(v.rows), static_cast<py::ssize_t>(net.n_out())});
   T* o = out.mutable_data();
+  index_t bad;
   {
     // Safe to drop the GIL: the kernel reads only x's buffer and the network's own
     // immutable weights, and writes only `out`; all three are kept alive by this frame.
     py::gil_scoped_release release;
-    net.predict(v, o, n_threads);
+    bad = net.predict(v, o, n_threads, check_finite);
   }
-  return out;
+  return py::make_tuple(out, bad);
 }
 
 template <class T, class In>
-py::array_t<T> predict_one_as(const Network<T>& net, const py::array& X) {
+py::tuple predict_one_as(const Network<T>& net, const py::array& X, bool check_finite) {
   auto x = py::array_t<In, py::array::forcecast>::ensure(X);
   if (!x || x.ndim() != 1 || x.shape(0) != net.n_in())
     throw std::invalid_argument("expected a 1-D array of " + std::to_string(net.n_in()) + " values");
   py::array_t<T> out(static_cast<py::ssize_t>(net.n_out()));
   // The GIL stays held: one row is about a microsecond of work, less than the cost of
   // releasing and re-acquiring it, and nothing here can block.
-  net.predict_row(x.data(), static_cast<index_t>(x.strides(0) / static_cast<py::ssize_t>(sizeof(In))),
-                  out.mutable_data());
-  return out;
+  const index_t bad = net.predict_row(
+      x.data(), static_cast<index_t>(x.strides(0) / static_cast<py::ssize_t>(sizeof(In))), out.mutable_data(),
+      check_finite);
+  return py::make_tuple(out, bad);
 }
 
 bool is_f32(const py::array& a) { return a.dtype().is(py::dtype::of<float>()); }
@@ -96,16 +98,20 @@ void bind_network(py::module_& m, const char* name) {
       .def_property_readonly("n_out", &Network<T>::n_out)
       .def(
           "predict",
-          [](const Network<T>& net, const py::array& X, int n_threads) {
-            return is_f32(X) ? predict_as<T, float>(net, X, n_threads) : predict_as<T, double>(net, X, n_threads);
+          [](const Network<T>& net, const py::array& X, int n_threads, bool check_finite) {
+            return is_f32(X) ? predict_as<T, float>(net, X, n_threads, check_finite)
+                             : predict_as<T, double>(net, X, n_threads, check_finite);
           },
-          py::arg("X"), py::arg("n_threads") = 0)
+          py::arg("X"), py::arg("n_threads") = 0, py::arg("check_finite") = false,
+          "(out, first_bad_row): forward pass; first_bad_row is -1 unless check_finite found a NaN/inf row.")
       .def(
           "predict_one",
-          [](const Network<T>& net, const py::array& x) {
-            return is_f32(x) ? predict_one_as<T, float>(net, x) : predict_one_as<T, double>(net, x);
+          [](const Network<T>& net, const py::array& x, bool check_finite) {
+            return is_f32(x) ? predict_one_as<T, float>(net, x, check_finite)
+                             : predict_one_as<T, double>(net, x, check_finite);
           },
-          py::arg("x"));
+          py::arg("x"), py::arg("check_finite") = false,
+          "(out, bad): one row on the calling thread; bad is 0 when check_finite found a NaN/inf.");
 }
 
 }  // namespace

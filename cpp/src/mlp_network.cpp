@@ -131,7 +131,17 @@ Scratch<T>& scratch() {
 
 template <class T>
 template <class In>
-void Network<T>::run_block(const In* x, index_t x_row_stride, index_t x_col_stride, index_t n, T* out) const {
+index_t Network<T>::run_block(const In* x, index_t x_row_stride, index_t x_col_stride, index_t n, T* out,
+                              bool check_finite) const {
+  index_t bad = -1;
+  if (check_finite) {
+    for (index_t r = 0; r < n && bad < 0; ++r) {
+      const In* row = x + r * x_row_stride;
+      bool ok = true;
+      for (index_t j = 0; j < n_in_; ++j) ok &= static_cast<bool>(std::isfinite(row[j * x_col_stride]));
+      if (!ok) bad = r;
+    }
+  }
   Scratch<T>& s = scratch<T>();
   const size_t need = static_cast<size_t>(n * ld_);
   if (s.a.size() < need) s.a.resize(need);
@@ -197,33 +207,40 @@ void Network<T>::run_block(const In* x, index_t x_row_stride, index_t x_col_stri
     }
   }
   for (index_t r = 0; r < n; ++r) std::copy(cur + r * ld, cur + r * ld + width, out + r * width);
+  return bad;
 }
 
 template <class T>
 template <class In>
-void Network<T>::predict(View2D<const In> x, T* out, int n_threads) const {
+index_t Network<T>::predict(View2D<const In> x, T* out, int n_threads, bool check_finite) const {
   require(x.cols == n_in_, "input has the wrong number of columns");
   const index_t block = block_rows();
-  parallel_for(x.rows, n_threads, block, [&](index_t b, index_t e, index_t) {
-    run_block(x.data + b * x.row_stride, x.row_stride, x.col_stride, e - b, out + b * width_);
+  std::vector<index_t> bad(static_cast<size_t>(num_chunks(x.rows, block)), -1);
+  parallel_for(x.rows, n_threads, block, [&](index_t b, index_t e, index_t k) {
+    const index_t r = run_block(x.data + b * x.row_stride, x.row_stride, x.col_stride, e - b, out + b * width_,
+                                check_finite);
+    bad[static_cast<size_t>(k)] = r < 0 ? -1 : b + r;
   });
+  for (index_t r : bad)
+    if (r >= 0) return r;
+  return -1;
 }
 
 template <class T>
 template <class In>
-void Network<T>::predict_row(const In* x, index_t x_stride, T* out) const {
-  run_block(x, 0, x_stride, 1, out);
+index_t Network<T>::predict_row(const In* x, index_t x_stride, T* out, bool check_finite) const {
+  return run_block(x, 0, x_stride, 1, out, check_finite);
 }
 
 template class Network<float>;
 template class Network<double>;
-template void Network<float>::predict<float>(View2D<const float>, float*, int) const;
-template void Network<float>::predict<double>(View2D<const double>, float*, int) const;
-template void Network<double>::predict<float>(View2D<const float>, double*, int) const;
-template void Network<double>::predict<double>(View2D<const double>, double*, int) const;
-template void Network<float>::predict_row<float>(const float*, index_t, float*) const;
-template void Network<float>::predict_row<double>(const double*, index_t, float*) const;
-template void Network<double>::predict_row<float>(const float*, index_t, double*) const;
-template void Network<double>::predict_row<double>(const double*, index_t, double*) const;
+template index_t Network<float>::predict<float>(View2D<const float>, float*, int, bool) const;
+template index_t Network<float>::predict<double>(View2D<const double>, float*, int, bool) const;
+template index_t Network<double>::predict<float>(View2D<const float>, double*, int, bool) const;
+template index_t Network<double>::predict<double>(View2D<const double>, double*, int, bool) const;
+template index_t Network<float>::predict_row<float>(const float*, index_t, float*, bool) const;
+template index_t Network<float>::predict_row<double>(const double*, index_t, float*, bool) const;
+template index_t Network<double>::predict_row<float>(const float*, index_t, double*, bool) const;
+template index_t Network<double>::predict_row<double>(const double*, index_t, double*, bool) const;
 
 }  // namespace forgeline::nn

@@ -33,12 +33,15 @@ class Network {
 
   // out (n, n_out) C-contiguous. X may be float or double whatever T is: values are
   // converted to T first, as the source frameworks cast inputs to the model's dtype.
+  // With check_finite, returns the first row holding a NaN or infinity (its outputs are
+  // still computed), else -1: sources such as scikit-learn reject such rows, and the scan
+  // runs on the block while it is in cache instead of as a separate pass.
   template <class In>
-  void predict(View2D<const In> x, T* out, int n_threads) const;
+  index_t predict(View2D<const In> x, T* out, int n_threads, bool check_finite = false) const;
 
   // One row, inline on the calling thread, no pool: the latency path.
   template <class In>
-  void predict_row(const In* x, index_t x_stride, T* out) const;
+  index_t predict_row(const In* x, index_t x_stride, T* out, bool check_finite = false) const;
 
  private:
   enum class Kind { dense, activation, affine, layernorm, softmax };
@@ -52,7 +55,8 @@ class Network {
   };
 
   template <class In>
-  void run_block(const In* x, index_t x_row_stride, index_t x_col_stride, index_t n, T* out) const;
+  index_t run_block(const In* x, index_t x_row_stride, index_t x_col_stride, index_t n, T* out,
+                    bool check_finite) const;
   index_t block_rows() const;
 
   index_t n_in_;
