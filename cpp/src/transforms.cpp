@@ -234,14 +234,14 @@ double date_part(std::int64_t ns, int part) {
 }
 
 inline double yeo_johnson(double x, double lmbda) {
-  // sklearn's PowerTransformer._yeo_johnson_transform, branch for branch.
-  const double spacing = std::numeric_limits<double>::epsilon();
+  // scipy.stats.yeojohnson's transform (what sklearn's PowerTransformer calls), branch for
+  // branch, including its expm1/log1p formulation.
+  const double eps = std::numeric_limits<double>::epsilon();
   if (x >= 0) {
-    if (std::fabs(lmbda) < spacing) return std::log1p(x);
-    return (std::pow(x + 1, lmbda) - 1) / lmbda;
+    if (std::fabs(lmbda) < eps) return std::log1p(x);
+    return std::expm1(lmbda * std::log1p(x)) / lmbda;
   }
-  if (std::isnan(x)) return x;
-  if (std::fabs(lmbda - 2) > spacing) return -(std::pow(-x + 1, 2 - lmbda) - 1) / (2 - lmbda);
+  if (std::fabs(lmbda - 2) > eps) return -std::expm1((2 - lmbda) * std::log1p(-x)) / (2 - lmbda);
   return -std::log1p(-x);
 }
 

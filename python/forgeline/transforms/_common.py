@@ -131,6 +131,8 @@ class NativeTransformer(_Base):
         kinds = None
         if kind is not None:
             kinds = {n: kind for n in (columns if columns is not None else names)}
+        if vocabularies is not None:
+            vocabularies = dict(zip(columns if columns is not None else names, vocabularies))
         frame = to_frame(X, float_dtype=np.float64, kinds=kinds, columns=columns,
                          vocabularies=vocabularies)
         if columns is None and not reset and not real and frame.names != names:
@@ -262,9 +264,14 @@ class NativeTransformer(_Base):
         -------
         self
         """
-        frame = self._read(X, reset=not hasattr(self, "n_features_in_"))
+        # An exact `fit` of a quantile-based transformer keeps no sketch: partial_fit then
+        # starts a new mergeable state (documented in each class).
+        first = getattr(self, "_acc", None) is None
+        if first:
+            self._reset()
+        frame = self._read(X, reset=first)
         acc = self._accumulate(frame, y)
-        if getattr(self, "_acc", None) is None:
+        if first:
             self._acc = acc
         else:
             self._acc = self._merge_acc(self._acc, acc)
