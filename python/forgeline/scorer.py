@@ -215,18 +215,18 @@ class Scorer:
 
     def to_parts(self) -> tuple[dict, dict[str, np.ndarray]]:
         fmeta, farrays = self.features.to_parts()
-        arrays = {f"features/{k}": v for k, v in farrays.items()}
+        arrays = {f"features.{k}": v for k, v in farrays.items()}
         body = {"kind": BUNDLE_KIND, "forgeline_version": __version__,
                 "schema": self.schema.to_dict(), "features": fmeta,
                 "metadata": _json_safe(self.metadata), "model": None, "profile": None}
         if self.model is not None:
             mmeta, marrays = self.model.to_parts()
             body["model"] = mmeta
-            arrays.update({f"model/{k}": v for k, v in marrays.items()})
+            arrays.update({f"model.{k}": v for k, v in marrays.items()})
         if self.profile is not None:
             pmeta, parrays = self.profile.to_parts()
             body["profile"] = pmeta
-            arrays.update({f"profile/{k}": v for k, v in parrays.items()})
+            arrays.update({f"profile.{k}": v for k, v in parrays.items()})
         return body, arrays
 
     @classmethod
@@ -240,7 +240,7 @@ class Scorer:
             schema = Schema.from_dict(body["schema"])
         except (KeyError, ValueError) as exc:
             raise BundleError(f"bundle schema is invalid: {exc}") from exc
-        features = FeaturePlan.from_parts(body.get("features"), sub("features/"))
+        features = FeaturePlan.from_parts(body.get("features"), sub("features."))
         missing = [n for n, _ in features.inputs if n not in schema]
         if missing:
             raise BundleError(f"feature plan reads columns the schema lacks: {missing}")
@@ -248,7 +248,7 @@ class Scorer:
         if body.get("model") is not None:
             from .models import model_from_parts
 
-            model = model_from_parts(body["model"], sub("model/"))
+            model = model_from_parts(body["model"], sub("model."))
             if model.n_features != features.n_features:
                 raise BundleError(f"model expects {model.n_features} features but the plan "
                                   f"produces {features.n_features}")
@@ -256,7 +256,7 @@ class Scorer:
         if body.get("profile") is not None:
             from .drift import Profile
 
-            profile = Profile.from_parts(body["profile"], sub("profile/"))
+            profile = Profile.from_parts(body["profile"], sub("profile."))
         return cls(schema, features, model, profile=profile, metadata=body.get("metadata") or {})
 
     def save(self, path) -> None:
@@ -265,7 +265,11 @@ class Scorer:
         from .bundle import write_bundle
 
         body, arrays = self.to_parts()
-        write_bundle(path, body, arrays)
+        # Member names in the zip are plain indices; the logical names (which may hold "/"
+        # and other characters a file name should not) travel in the manifest.
+        names = sorted(arrays)
+        body["array_names"] = {f"a{i}": n for i, n in enumerate(names)}
+        write_bundle(path, body, {f"a{i}": arrays[n] for i, n in enumerate(names)})
 
 
 def load(path, **limits) -> Scorer:
@@ -281,8 +285,12 @@ def load(path, **limits) -> Scorer:
     """
     from .bundle import read_bundle
 
-    body, arrays = read_bundle(path, **limits)
-    return Scorer.from_parts(body, arrays)
+    body, stored = read_bundle(path, **limits)
+    names = body.get("array_names", {}) if isinstance(body, dict) else {}
+    if not isinstance(names, dict) or set(names) != set(stored) or \
+            not all(isinstance(v, str) for v in names.values()):
+        raise BundleError("bundle array index does not match its members")
+    return Scorer.from_parts(body, {names[k]: v for k, v in stored.items()})
 
 
 def _prediction_column(outputs: np.ndarray) -> np.ndarray:
