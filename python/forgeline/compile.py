@@ -93,10 +93,14 @@ def compile(fitted, sample=None, *, verify: bool = True, profile: bool = True,
         if model.n_features != len(syms):
             raise CompileError(f"the model expects {model.n_features} features but the "
                                f"preprocessing produces {len(syms)}")
+    # Columns no output depends on (dropped by a ColumnTransformer, all-missing) are not
+    # required at scoring time.
+    used = {b.groups[s.group].source for s in syms}
+    inputs = [(n, k) for n, k in inputs if n in used]
     schema = Schema([ColumnSpec(n, k, _dtype_of(sample_frame, n, k),
                                 tuple(b.vocab[n]) if k == _frame.CATEGORICAL else None)
                      for n, k in inputs])
-    features = FeaturePlan(inputs, b.groups, syms, feature_names)
+    features = FeaturePlan(inputs, b.groups, syms, feature_names).pruned()
     metadata = _metadata(fitted, final, model, sample_frame, in_names)
     scorer = Scorer(schema, features, model, metadata=metadata)
     if sample is not None and verify:

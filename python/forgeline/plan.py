@@ -101,6 +101,16 @@ class FeaturePlan:
     def n_features(self) -> int:
         return len(self.outputs)
 
+    def pruned(self) -> FeaturePlan:
+        """The same plan with only the groups and inputs that some output uses."""
+        used = sorted({s.group for s in self.outputs})
+        remap = {g: i for i, g in enumerate(used)}
+        groups = [self.groups[g] for g in used]
+        sources = {g.source for g in groups}
+        inputs = [(n, k) for n, k in self.inputs if n in sources]
+        outputs = [Sym(remap[s.group], s.slot) for s in self.outputs]
+        return FeaturePlan(inputs, groups, outputs, self.feature_names)
+
     # ------------------------------------------------------------------ native program
     def _pack(self) -> dict[str, np.ndarray]:
         """Prune unused groups, resolve output positions, and flatten into arrays."""
