@@ -333,11 +333,13 @@ void link_row(int link, double a, double* v, index_t k) {
       for (index_t j = 0; j < k; ++j) v[j] = static_cast<double>(std::exp(static_cast<float>(v[j])));
       return;
     case Link::kSoftmaxF32: {
+      // XGBoost: float exps, summed in double, divided by the sum rounded to float.
       float m = static_cast<float>(v[0]);
       for (index_t j = 1; j < k; ++j) m = std::max(m, static_cast<float>(v[j]));
-      float s = 0.0f;
-      for (index_t j = 0; j < k; ++j) s += std::exp(static_cast<float>(v[j]) - m);
-      for (index_t j = 0; j < k; ++j) v[j] = static_cast<double>(std::exp(static_cast<float>(v[j]) - m) / s);
+      double s = 0.0;
+      for (index_t j = 0; j < k; ++j) s += static_cast<double>(std::exp(static_cast<float>(v[j]) - m));
+      const float sf = static_cast<float>(s);
+      for (index_t j = 0; j < k; ++j) v[j] = static_cast<double>(std::exp(static_cast<float>(v[j]) - m) / sf);
       return;
     }
   }
