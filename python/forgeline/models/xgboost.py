@@ -225,7 +225,8 @@ def from_json(model: dict, *, classes=None, estimator="json", iteration_range=No
         classes=None if classes is None else np.asarray(classes),
         source={"library": "xgboost", "version": version, "estimator": estimator,
                 "objective": objective, "booster": booster_name},
-        extra={"iteration_range": [begin, end], "softmax_labels": objective == "multi:softmax"})
+        extra={"iteration_range": [begin, end],
+               "decision": "argmax_raw" if objective == "multi:softmax" else "proba_gt_half"})
 
 
 def _add_tree(b: TreeBuilder, t: dict, output: int, weight: float, n_features: int) -> None:
