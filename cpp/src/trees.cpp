@@ -39,7 +39,7 @@ Ensemble::Ensemble(const EnsembleSpec& s)
       leaf_dim_(s.leaf_dim),
       divisor_(s.divisor) {
   require(s.input_mode >= 0 && s.input_mode <= 2, "bad input mode");
-  require(s.cat_rule == 0 || s.cat_rule == 1, "bad categorical rule");
+  require(s.cat_rule >= 0 && s.cat_rule <= 2, "bad categorical rule");
   require(n_features_ >= 0 && n_features_ <= static_cast<index_t>(kFeatureMask), "bad n_features");
   require(n_outputs_ >= 1 && n_outputs_ <= (1 << 20), "bad n_outputs");
   require(leaf_dim_ == 1 || leaf_dim_ == n_outputs_, "leaf_dim must be 1 or n_outputs");
@@ -161,7 +161,8 @@ bool Ensemble::go_left_special(const PackedNode& n, double x) const {
   if (std::isnan(x)) return fl & kNanLeft;
   if (fl & kCategorical) {
     const size_t i = static_cast<size_t>(&n - nodes_.data());
-    const bool negative = cat_rule_ == static_cast<int>(CatRule::kTruncate) ? x <= -1.0 : x < 0.0;
+    bool negative = cat_rule_ == static_cast<int>(CatRule::kTruncate) ? x <= -1.0 : x < 0.0;
+    if (cat_rule_ == static_cast<int>(CatRule::kIntegral)) negative = negative || x != std::trunc(x);
     const double nbits = 32.0 * cat_nw_[i];
     if (negative || !(x < nbits)) return fl & kInvalidLeft;
     const auto c = static_cast<std::uint32_t>(std::max(x, 0.0));  // truncation, as C casts do
@@ -333,11 +334,13 @@ void link_row(int link, double a, double* v, index_t k) {
       for (index_t j = 0; j < k; ++j) v[j] = static_cast<double>(std::exp(static_cast<float>(v[j])));
       return;
     case Link::kSoftmaxF32: {
+      // XGBoost: float exps, summed in double, divided by the sum rounded to float.
       float m = static_cast<float>(v[0]);
       for (index_t j = 1; j < k; ++j) m = std::max(m, static_cast<float>(v[j]));
-      float s = 0.0f;
-      for (index_t j = 0; j < k; ++j) s += std::exp(static_cast<float>(v[j]) - m);
-      for (index_t j = 0; j < k; ++j) v[j] = static_cast<double>(std::exp(static_cast<float>(v[j]) - m) / s);
+      double s = 0.0;
+      for (index_t j = 0; j < k; ++j) s += static_cast<double>(std::exp(static_cast<float>(v[j]) - m));
+      const float sf = static_cast<float>(s);
+      for (index_t j = 0; j < k; ++j) v[j] = static_cast<double>(std::exp(static_cast<float>(v[j]) - m) / sf);
       return;
     }
   }

@@ -38,7 +38,8 @@ enum NodeFlag : std::uint32_t {
 // Which values count as a negative (invalid) category.
 enum class CatRule : int {
   kTruncate = 0,  // LightGBM: static_cast<int>(x) < 0, i.e. x <= -1
-  kNegative = 1,  // XGBoost / sklearn: x < 0
+  kNegative = 1,  // XGBoost: x < 0
+  kIntegral = 2,  // only non-negative integral values are categories (sklearn's encoder)
 };
 
 // How links turn raw margins into predictions.

@@ -60,11 +60,10 @@ def _model_text(obj):
         if s.startswith("tree\n") or s.startswith("tree\r\n"):
             return s, None, "model_string"
         if os.path.isfile(s):
-            with open(s, encoding="utf-8") as fh:
-                head = fh.read(5)
-                if head.startswith("tree"):
+            with open(s, "rb") as fh:
+                if fh.read(5).rstrip() == b"tree":
                     fh.seek(0)
-                    return fh.read(), None, "model_file"
+                    return fh.read().decode("utf-8"), None, "model_file"
         return None, None, None
     if not mod.startswith("lightgbm"):
         return None, None, None

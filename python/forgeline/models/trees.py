@@ -23,7 +23,7 @@ from .base import TASKS, NativeModel
 
 NAN_LEFT, CATEGORICAL, ZERO_MISSING, DEFAULT_LEFT, MEMBER_LEFT, INVALID_LEFT = (1, 2, 4, 8, 16, 32)
 INPUT_MODES = {"lightgbm": 0, "float32": 1, "float64": 2}
-CAT_RULES = {"truncate": 0, "negative": 1}
+CAT_RULES = {"truncate": 0, "negative": 1, "integral": 2}
 LINKS = {"identity": 0, "sigmoid": 1, "softmax": 2, "exp": 3, "sigmoid_f32": 4,
          "softmax_f32": 5, "exp_f32": 6}
 
@@ -165,9 +165,24 @@ class TreeEnsemble(NativeModel):
         return out
 
     def predict(self, X, n_threads: int | None = None, *, base_margin=None) -> np.ndarray:
-        """Labels (from ``classes_``) for classifiers, linked values otherwise."""
+        """Labels (from ``classes_``) for classifiers, linked values otherwise.
+
+        Labels use the source library's decision rule (``extra["decision"]``): argmax of
+        the probabilities (LightGBM, sklearn forests), ``raw >= 0`` / ``raw > 0`` then argmax
+        of the raw margins (sklearn GradientBoosting / HistGradientBoosting), or
+        ``p > 0.5`` (XGBoost), which differ only on exact ties.
+        """
         if self.task in ("binary", "multiclass") and self.classes_ is not None:
+            rule = self.extra.get("decision", "argmax_proba")
+            if rule in ("raw_ge0", "raw_gt0", "argmax_raw"):
+                raw = self._raw(X, n_threads, base_margin, linked=True)
+                if raw.shape[1] == 1:
+                    idx = (raw[:, 0] >= 0) if rule == "raw_ge0" else (raw[:, 0] > 0)
+                    return self.classes_[idx.astype(np.intp)]
+                return self.classes_[np.argmax(raw, axis=1)]
             proba = self.predict_proba(X, n_threads, base_margin=base_margin)
+            if rule == "proba_gt_half" and proba.shape[1] == 2:
+                return self.classes_[(proba[:, 1] > 0.5).astype(np.intp)]
             return self.classes_[np.argmax(proba, axis=1)]
         out = self._linked(X, n_threads, base_margin)
         return out[:, 0] if self.n_outputs == 1 else out
