@@ -48,6 +48,28 @@ def _n_rows(X) -> int:
     return len(X)
 
 
+def sums_pairwise(X) -> bool:
+    """Whether numpy sums X's columns pairwise when sklearn reduces ``np.asarray(X)`` on axis 0.
+
+    numpy sums a contiguous column pairwise, but reduces a C-ordered matrix row by row; the
+    two differ in the last bits, which matters where outputs cancel (``x - mean_``). A
+    C-ordered 2-D array with several columns -- and a pandas frame that is not a single
+    consolidated block, which numpy interleaves into C order -- is summed row by row.
+    """
+    if isinstance(X, np.ndarray):
+        if X.ndim != 2 or X.shape[1] == 1:
+            return True
+        return bool(X.flags.f_contiguous and not X.flags.c_contiguous)
+    if type(X).__module__.split(".", 1)[0] == "pandas" and hasattr(X, "columns"):
+        if X.shape[1] == 1:
+            return True
+        try:
+            return len(X._mgr.blocks) == 1
+        except AttributeError:  # pragma: no cover - pandas internals moved
+            return True
+    return True
+
+
 class NativeTransformer(_Base):
     """Base of every forgeline transformer (internal).
 
@@ -108,6 +130,8 @@ class NativeTransformer(_Base):
         X = self._coerce(X)
         names, real = _column_names(X)
         if reset:
+            hint = getattr(self, "_layout_hint", None)
+            self._pairwise_sums = sums_pairwise(X) if hint is None else hint
             self.n_features_in_ = len(names)
             if real:
                 self.feature_names_in_ = np.asarray(names, dtype=object)
@@ -189,13 +213,27 @@ class NativeTransformer(_Base):
             (a pandas or polars DataFrame after ``set_output``).
         """
         check_is_fitted(self)
-        frame = self._read(X, reset=False, vocabularies=self._vocabularies())
         sources = eng.Sources()
-        ups = self._source_progs(frame, sources)
-        progs = self._programs(ups, frame)
-        out, fired = eng.run(sources, progs, frame.n_rows, self._threads)
+        progs, n_rows = self._plan(X, sources)
+        out, fired = eng.run(sources, progs, n_rows, self._threads)
         self._raise_fired(fired)
         return wrap_output(self, out, self.get_feature_names_out(), getattr(X, "index", None))
+
+    def _plan(self, X, sources: eng.Sources):
+        """Read X and return (programs computing the output from `sources`, n_rows)."""
+        check_is_fitted(self)
+        frame = self._read(X, reset=False, vocabularies=self._vocabularies())
+        ups = self._source_progs(frame, sources)
+        return self._programs(ups, frame), frame.n_rows
+
+    def _columns_out(self, X) -> dict:
+        """transform(X) as a dict of contiguous output columns (for fitting a next step)."""
+        sources = eng.Sources()
+        progs, n_rows = self._plan(X, sources)
+        out = np.empty((eng.width_of(progs), n_rows)).T  # column-major: contiguous columns
+        out, fired = eng.run(sources, progs, n_rows, self._threads, out=out)
+        self._raise_fired(fired)
+        return dict(zip([str(n) for n in self.get_feature_names_out()], out.T))
 
     def _raise_fired(self, fired) -> None:
         if fired:

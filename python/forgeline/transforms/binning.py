@@ -165,7 +165,7 @@ class KBinsDiscretizer(NativeTransformer):
                              "incrementally; use fit")
         self._check_params(len(frame.names))
         cols = self._float_cols(frame)
-        m = moments_acc(cols, frame.n_rows, self._threads)
+        m = moments_acc(cols, frame.n_rows, self._threads, self._pairwise_sums)
         self._check_values(m, frame.names)
         acc = {"m": m}
         if self.strategy == "quantile":
