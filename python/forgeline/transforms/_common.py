@@ -48,6 +48,40 @@ def _n_rows(X) -> int:
     return len(X)
 
 
+def _codes_for(vals: np.ndarray, vocab) -> np.ndarray:
+    """int32 codes of float values into ``vocab`` (UNSEEN for others, MISSING for NaN)."""
+    v = np.asarray(vocab, dtype=np.float64)
+    codes = np.full(vals.shape, -2, dtype=np.int32)
+    if v.size:
+        order = np.argsort(v, kind="stable")
+        sv = v[order]
+        idx = np.minimum(np.searchsorted(sv, vals), sv.size - 1)
+        hit = sv[idx] == vals
+        codes[hit] = order[idx[hit]]
+    codes[np.isnan(vals)] = -1
+    return codes
+
+
+def _code_numeric_columns(frame: Frame, vocabularies) -> Frame:
+    from .._frame import Column
+    cols = []
+    for c in frame.columns:
+        if c.kind not in (NUMERIC, BOOLEAN):
+            cols.append(c)
+            continue
+        vals = c.values
+        if vocabularies is not None:
+            vocab = tuple(vocabularies[c.name])
+        else:
+            uniq = np.unique(vals[~np.isnan(vals)])
+            integral = c.source_dtype.startswith(("int", "uint", "Int", "UInt", "bool")) or \
+                c.kind == BOOLEAN
+            vocab = tuple(int(u) for u in uniq) if integral else tuple(float(u) for u in uniq)
+        cols.append(Column(c.name, CATEGORICAL, _codes_for(vals, vocab), vocab,
+                           c.valid, c.source_dtype))
+    return Frame(cols, frame.n_rows)
+
+
 def sums_pairwise(X) -> bool:
     """Whether numpy sums X's columns pairwise when sklearn reduces ``np.asarray(X)`` on axis 0.
 
@@ -151,7 +185,9 @@ class NativeTransformer(_Base):
                         f"{self.n_features_in_} features as input.",
                         problems={"n_features": f"{len(names)} != {self.n_features_in_}"})
                 columns = None
-        kind = {NUMERIC: None, CATEGORICAL: CATEGORICAL, DATETIME: DATETIME}[self._input_kind]
+        # Categorical transformers let numeric columns stay numeric here and code them
+        # against float vocabularies themselves (sklearn accepts float categories).
+        kind = {NUMERIC: None, CATEGORICAL: None, DATETIME: DATETIME}[self._input_kind]
         kinds = None
         if kind is not None:
             kinds = {n: kind for n in (columns if columns is not None else names)}
@@ -161,6 +197,8 @@ class NativeTransformer(_Base):
                          vocabularies=vocabularies)
         if columns is None and not reset and not real and frame.names != names:
             raise SchemaError("internal: column names changed")  # pragma: no cover
+        if self._input_kind == CATEGORICAL:
+            frame = _code_numeric_columns(frame, vocabularies)
         if self._input_kind == NUMERIC:
             for c in frame.columns:
                 if c.kind not in (NUMERIC, BOOLEAN):

@@ -211,7 +211,7 @@ class KBinsDiscretizer(NativeTransformer):
     def _names_out(self, names):
         if self.encode == "ordinal":
             return list(names)
-        return [f"{names[j]}_{k}" for j in range(len(names)) for k in range(int(self.n_bins_[j]))]
+        return [f"{names[j]}_{float(k)}" for j in range(len(names)) for k in range(int(self.n_bins_[j]))]
 
     def _required_state(self):
         return ("bin_edges_", "n_bins_")

@@ -167,10 +167,11 @@ class PowerTransformer(NativeTransformer):
             out.append(p.then(*ops))
         return out
 
-    def partial_fit(self, X, y=None):
-        """Not supported: the maximum-likelihood lambda needs all the data at once."""
-        raise InputError("PowerTransformer cannot be fitted incrementally (the Yeo-Johnson "
-                         "lambda is a maximum-likelihood fit over all rows); use fit")
+    @property
+    def partial_fit(self):
+        """Not available: the maximum-likelihood lambda needs all rows at once."""
+        raise AttributeError("PowerTransformer cannot be fitted incrementally (the Yeo-Johnson "
+                             "lambda is a maximum-likelihood fit over all rows); use fit")
 
     def _required_state(self):
         return ("lambdas_",)

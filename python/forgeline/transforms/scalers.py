@@ -45,7 +45,7 @@ class StandardScaler(NativeTransformer):
         self._finalize(self._acc)
 
     def _accumulate(self, frame, y):
-        m = moments_acc(self._float_cols(frame), frame.n_rows, self._threads)
+        m = moments_acc(self._float_cols(frame), frame.n_rows, self._threads, self._pairwise_sums)
         reject_inf(self, m, frame.names)
         return m
 
@@ -124,7 +124,7 @@ class MinMaxScaler(NativeTransformer):
         self._finalize(self._acc)
 
     def _accumulate(self, frame, y):
-        m = moments_acc(self._float_cols(frame), frame.n_rows, self._threads)
+        m = moments_acc(self._float_cols(frame), frame.n_rows, self._threads, self._pairwise_sums)
         reject_inf(self, m, frame.names)
         return m
 
@@ -176,7 +176,7 @@ class MaxAbsScaler(NativeTransformer):
         self._finalize(self._acc)
 
     def _accumulate(self, frame, y):
-        m = moments_acc(self._float_cols(frame), frame.n_rows, self._threads)
+        m = moments_acc(self._float_cols(frame), frame.n_rows, self._threads, self._pairwise_sums)
         reject_inf(self, m, frame.names)
         return m
 
