@@ -27,7 +27,7 @@ std::vector<View1D<const T>> views(const std::vector<py::array_t<T, py::array::f
   return out;
 }
 
-py::array_t<double> moments(const std::vector<f64>& cols, int n_threads) {
+py::array_t<double> moments(const std::vector<f64>& cols, int n_threads, bool pairwise) {
   auto v = views(cols);
   py::array_t<double> out({static_cast<py::ssize_t>(v.size()),
                            static_cast<py::ssize_t>(tr::kMomentFields)});
@@ -36,7 +36,7 @@ py::array_t<double> moments(const std::vector<f64>& cols, int n_threads) {
   {
     // Safe: reads only `cols` buffers (held by the vector) and writes `out`'s buffer.
     py::gil_scoped_release release;
-    tr::column_moments(v, dst, n_threads);
+    tr::column_moments(v, dst, n_threads, pairwise);
   }
   return out;
 }
@@ -140,7 +140,7 @@ py::array_t<std::int32_t> run(const std::vector<f64>& floats, const std::vector<
   View2D<double> vout{out.mutable_data(), n, width,
                       static_cast<index_t>(out.strides(0) / static_cast<py::ssize_t>(sizeof(double))),
                       static_cast<index_t>(out.strides(1) / static_cast<py::ssize_t>(sizeof(double)))};
-  require(vout.col_stride == 1, "out must be row-major");
+  require(vout.row_stride >= 0 && vout.col_stride >= 0, "out strides must be positive");
   py::array_t<std::int32_t> flags(static_cast<py::ssize_t>(ps.size()));
   std::int32_t* pf = flags.mutable_data();
   const double* pt = tables.data();
@@ -157,7 +157,20 @@ py::array_t<std::int32_t> run(const std::vector<f64>& floats, const std::vector<
 }  // namespace
 
 void bind_transforms(py::module_& m) {
+  m.def(
+      "_tf_set_numpy_loops",
+      [](std::uintptr_t log1p, std::uintptr_t log1p_data, std::uintptr_t expm1,
+         std::uintptr_t expm1_data) {
+        tr::set_numpy_loops(reinterpret_cast<tr::UfuncLoop>(log1p),
+                            reinterpret_cast<void*>(log1p_data),
+                            reinterpret_cast<tr::UfuncLoop>(expm1),
+                            reinterpret_cast<void*>(expm1_data));
+      },
+      py::arg("log1p"), py::arg("log1p_data"), py::arg("expm1"), py::arg("expm1_data"),
+      "Register numpy's float64 log1p/expm1 inner loops (addresses; 0 = use libm).");
+  m.def("_tf_numpy_loops_set", &tr::numpy_loops_set);
   m.def("_tf_moments", &moments, py::arg("cols"), py::arg("n_threads") = 0,
+        py::arg("pairwise") = true,
         "Per-column (count, sum, m2, min, max, absmax, n_nan, n_posinf, n_neginf).");
   m.def("_tf_quantiles", &quantiles, py::arg("cols"), py::arg("lo"), py::arg("hi"),
         py::arg("gamma"), py::arg("n_threads") = 0,

@@ -13,10 +13,70 @@ namespace forgeline::transforms {
 
 namespace {
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// numpy's own float64 inner loops for log1p / expm1 (registered from Python). numpy
+// dispatches them to SIMD implementations (e.g. SVML on AVX-512) whose results differ from
+// libm's in the last bit; calling the same loops keeps outputs bit-identical to numpy's.
+struct UfuncSlot {
+  std::atomic<UfuncLoop> fn{nullptr};
+  std::atomic<void*> data{nullptr};
+};
+UfuncSlot g_log1p, g_expm1;
+
+// Applies numpy's loop (or the libm fallback) to m contiguous values, out-of-place.
+template <class Fallback>
+void apply_loop(const UfuncSlot& slot, const double* in, double* out, index_t m, Fallback fb) {
+  UfuncLoop fn = slot.fn.load(std::memory_order_acquire);
+  if (fn != nullptr) {
+    char* args[2] = {reinterpret_cast<char*>(const_cast<double*>(in)), reinterpret_cast<char*>(out)};
+    const std::int64_t dims[1] = {m};
+    const std::int64_t steps[2] = {sizeof(double), sizeof(double)};
+    fn(args, dims, steps, slot.data.load(std::memory_order_acquire));
+    return;
+  }
+  for (index_t i = 0; i < m; ++i) out[i] = fb(in[i]);
+}
 constexpr double kTwoPi = 6.283185307179586476925286766559;
 }  // namespace
 
-void column_moments(const std::vector<View1D<const double>>& cols, Moments* out, int n_threads) {
+namespace {
+
+// numpy's pairwise summation (umath loops_utils: blocks of 8 partial sums up to 128 values,
+// halving above that), over f(0..n-1). np.sum of a contiguous float64 column is exactly this.
+template <class F>
+double pairwise_sum(index_t begin, index_t n, const F& f) {
+  if (n < 8) {
+    double r = 0.0;
+    for (index_t i = 0; i < n; ++i) r += f(begin + i);
+    return r;
+  }
+  if (n <= 128) {
+    double r[8];
+    for (int j = 0; j < 8; ++j) r[j] = f(begin + j);
+    index_t i = 8;
+    for (; i < n - (n % 8); i += 8)
+      for (int j = 0; j < 8; ++j) r[j] += f(begin + i + j);
+    double res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+    for (; i < n; ++i) res += f(begin + i);
+    return res;
+  }
+  index_t n2 = n / 2;
+  n2 -= n2 % 8;
+  return pairwise_sum(begin, n2, f) + pairwise_sum(begin + n2, n - n2, f);
+}
+
+template <class F>
+double column_sum(index_t n, bool pairwise, const F& f) {
+  if (pairwise) return pairwise_sum(0, n, f);
+  double s = 0.0;
+  for (index_t i = 0; i < n; ++i) s += f(i);
+  return s;
+}
+
+}  // namespace
+
+void column_moments(const std::vector<View1D<const double>>& cols, Moments* out, int n_threads,
+                    bool pairwise) {
   const index_t p = static_cast<index_t>(cols.size());
   parallel_for(p, n_threads, 1, [&](index_t b, index_t e, index_t) {
     for (index_t c = b; c < e; ++c) {
@@ -30,23 +90,24 @@ void column_moments(const std::vector<View1D<const double>>& cols, Moments* out,
           continue;
         }
         m.count += 1;
-        m.sum += v;
         mn = std::min(mn, v);
         mx = std::max(mx, v);
         amx = std::max(amx, std::fabs(v));
         if (std::isinf(v)) (v > 0 ? m.n_posinf : m.n_neginf) += 1;
       }
+      // NaN counts as 0 in every sum, as np.nansum does (it zero-fills, then sums).
+      auto val = [&](index_t i) { const double v = x[i]; return std::isnan(v) ? 0.0 : v; };
+      m.sum = column_sum(x.size, pairwise, val);
       if (m.count > 0) {
         // sklearn's corrected two-pass variance: T = sum / n, then sum((x-T)^2) - (sum(x-T))^2/n.
         const double t = m.sum / m.count;
-        double corr = 0, ss = 0;
-        for (index_t i = 0; i < x.size; ++i) {
+        auto dev = [&](index_t i) { const double v = x[i]; return std::isnan(v) ? 0.0 : v - t; };
+        auto dev2 = [&](index_t i) {
           const double v = x[i];
-          if (std::isnan(v)) continue;
-          const double d = v - t;
-          corr += d;
-          ss += d * d;
-        }
+          return std::isnan(v) ? 0.0 : (v - t) * (v - t);
+        };
+        const double corr = column_sum(x.size, pairwise, dev);
+        const double ss = column_sum(x.size, pairwise, dev2);
         m.m2 = ss - corr * corr / m.count;
         m.min = mn;
         m.max = mx;
@@ -187,7 +248,19 @@ int kmeans_1d(View1D<const double> x, std::vector<double>& centers, int max_iter
 
 // ---------------------------------------------------------------- program execution
 
+void set_numpy_loops(UfuncLoop log1p, void* log1p_data, UfuncLoop expm1, void* expm1_data) {
+  g_log1p.data.store(log1p_data, std::memory_order_release);
+  g_log1p.fn.store(log1p, std::memory_order_release);
+  g_expm1.data.store(expm1_data, std::memory_order_release);
+  g_expm1.fn.store(expm1, std::memory_order_release);
+}
+
+bool numpy_loops_set() { return g_log1p.fn.load() != nullptr && g_expm1.fn.load() != nullptr; }
+
 namespace {
+
+constexpr index_t kBlock = 512;
+constexpr index_t kBlockMax = kBlock;
 
 // Days since 1970-01-01 -> (year, month, day), Howard Hinnant's civil-from-days algorithm.
 inline void civil_from_days(std::int64_t z, std::int64_t& y, unsigned& m, unsigned& d) {
@@ -233,19 +306,26 @@ double date_part(std::int64_t ns, int part) {
   return static_cast<double>(cum[m - 1] + static_cast<int>(d) + (m > 2 && is_leap(y) ? 1 : 0));
 }
 
-inline double yeo_johnson(double x, double lmbda) {
-  // scipy.stats.yeojohnson's transform (what sklearn's PowerTransformer calls), branch for
-  // branch, including its expm1/log1p formulation.
+// scipy.stats.yeojohnson's transform (what sklearn's PowerTransformer calls), branch for
+// branch with its expm1/log1p formulation, over a block; log1p/expm1 are numpy's loops.
+void yeo_johnson_block(double* buf, double* tmp, index_t m, double lmbda) {
   const double eps = std::numeric_limits<double>::epsilon();
-  if (x >= 0) {
-    if (std::fabs(lmbda) < eps) return std::log1p(x);
-    return std::expm1(lmbda * std::log1p(x)) / lmbda;
+  const bool pos_log = std::fabs(lmbda) < eps, neg_log = !(std::fabs(lmbda - 2) > eps);
+  for (index_t i = 0; i < m; ++i) tmp[i] = buf[i] >= 0 ? buf[i] : -buf[i];  // NaN stays NaN
+  double* lg = tmp + kBlockMax;
+  apply_loop(g_log1p, tmp, lg, m, [](double v) { return std::log1p(v); });
+  for (index_t i = 0; i < m; ++i) tmp[i] = buf[i] >= 0 ? lmbda * lg[i] : (2 - lmbda) * lg[i];
+  double* ex = tmp + 2 * kBlockMax;
+  apply_loop(g_expm1, tmp, ex, m, [](double v) { return std::expm1(v); });
+  for (index_t i = 0; i < m; ++i) {
+    const double x = buf[i];
+    if (x >= 0)
+      buf[i] = pos_log ? lg[i] : ex[i] / lmbda;
+    else
+      buf[i] = neg_log ? -lg[i] : -ex[i] / (2 - lmbda);
   }
-  if (std::fabs(lmbda - 2) > eps) return -std::expm1((2 - lmbda) * std::log1p(-x)) / (2 - lmbda);
-  return -std::log1p(-x);
 }
 
-constexpr index_t kBlock = 512;
 
 }  // namespace
 
@@ -257,6 +337,7 @@ void run_program(const ProgramInputs& in, const std::vector<ColumnProgram>& prog
   for (size_t p = 0; p < progs.size(); ++p) fl[p].store(0);
   parallel_for(n, n_threads, kBlock, [&](index_t b, index_t e, index_t) {
     double buf[kBlock];
+    double tmp[3 * kBlockMax];
     const index_t m = e - b;
     for (size_t p = 0; p < progs.size(); ++p) {
       const ColumnProgram& pr = progs[p];
@@ -275,7 +356,8 @@ void run_program(const ProgramInputs& in, const std::vector<ColumnProgram>& prog
             for (index_t i = 0; i < m; ++i) buf[i] = std::isnan(buf[i]) ? a : buf[i];
             break;
           case kLog1p:
-            for (index_t i = 0; i < m; ++i) buf[i] = std::log1p(buf[i]);
+            apply_loop(g_log1p, buf, tmp, m, [](double v) { return std::log1p(v); });
+            std::copy(tmp, tmp + m, buf);
             break;
           case kSub:
             for (index_t i = 0; i < m; ++i) buf[i] -= a;
@@ -297,7 +379,7 @@ void run_program(const ProgramInputs& in, const std::vector<ColumnProgram>& prog
             for (index_t i = 0; i < m; ++i) buf[i] = std::isnan(buf[i]) ? 1.0 : 0.0;
             break;
           case kYeoJohnson:
-            for (index_t i = 0; i < m; ++i) buf[i] = yeo_johnson(buf[i], a);
+            yeo_johnson_block(buf, tmp, m, a);
             break;
           case kCheckFinite: {
             bool bad = false;
@@ -345,7 +427,7 @@ void run_program(const ProgramInputs& in, const std::vector<ColumnProgram>& prog
         }
       }
       double* base = &out(b, pr.dst);
-      const index_t rs = out.row_stride;
+      const index_t rs = out.row_stride, cs = out.col_stride;
       switch (pr.emit) {
         case kEmitValue:
           for (index_t i = 0; i < m; ++i) base[i * rs] = buf[i];
@@ -353,20 +435,20 @@ void run_program(const ProgramInputs& in, const std::vector<ColumnProgram>& prog
         case kEmitOneHot:
           for (index_t i = 0; i < m; ++i) {
             double* row = base + i * rs;
-            for (index_t t = 0; t < pr.width; ++t) row[t] = 0.0;
+            for (index_t t = 0; t < pr.width; ++t) row[t * cs] = 0.0;
             const double v = buf[i];
-            if (v >= 0 && v < static_cast<double>(pr.width)) row[static_cast<index_t>(v)] = 1.0;
+            if (v >= 0 && v < static_cast<double>(pr.width)) row[static_cast<index_t>(v) * cs] = 1.0;
           }
           break;
         case kEmitCodeOneHot: {
           const std::int32_t* mp = maps + pr.toff;
           for (index_t i = 0; i < m; ++i) {
             double* row = base + i * rs;
-            for (index_t t = 0; t < pr.width; ++t) row[t] = 0.0;
+            for (index_t t = 0; t < pr.width; ++t) row[t * cs] = 0.0;
             const std::int64_t ci = static_cast<std::int64_t>((*codes)[b + i]) + 2;
             if (ci < 0 || ci >= pr.tlen) throw std::out_of_range("category code out of range");
             const std::int32_t s = mp[ci];
-            if (s >= 0) row[s] = 1.0;
+            if (s >= 0) row[s * cs] = 1.0;
           }
           break;
         }
@@ -378,7 +460,7 @@ void run_program(const ProgramInputs& in, const std::vector<ColumnProgram>& prog
             const std::int64_t ci = static_cast<std::int64_t>((*codes)[b + i]) + 2;
             if (ci < 0 || ci * w >= pr.tlen) throw std::out_of_range("category code out of range");
             const double* src = tb + ci * w;
-            for (index_t t = 0; t < w; ++t) row[t] = src[t];
+            for (index_t t = 0; t < w; ++t) row[t * cs] = src[t];
           }
           break;
         }

@@ -8,9 +8,10 @@
 
 namespace forgeline::transforms {
 
-// Per-column fit statistics. Sums run in row order, one column at a time, exactly like
-// numpy's reduction over axis 0 of a C-ordered array, so means and variances agree with
-// scikit-learn's to the last few ulps (its `_incremental_mean_and_var`).
+// Per-column fit statistics. Sums follow numpy's order so that means and variances are
+// bit-identical to scikit-learn's (`_incremental_mean_and_var`, np.ma.mean): `pairwise`
+// reproduces np.sum over a contiguous column (what numpy does for F-ordered data); otherwise
+// values are added in row order (numpy's axis-0 reduction of a C-ordered matrix).
 struct Moments {
   double count = 0;     // non-NaN values
   double sum = 0;       // of non-NaN values
@@ -24,7 +25,8 @@ struct Moments {
 };
 constexpr int kMomentFields = 9;
 
-void column_moments(const std::vector<View1D<const double>>& cols, Moments* out, int n_threads);
+void column_moments(const std::vector<View1D<const double>>& cols, Moments* out, int n_threads,
+                    bool pairwise);
 
 // Order statistics of the non-NaN values of each column. For column c and slot q it returns
 // numpy's interpolation between the lo[c,q]-th and hi[c,q]-th smallest values with weight
@@ -42,6 +44,13 @@ void column_mode(const std::vector<View1D<const double>>& cols, double* value, d
 // 1-D Lloyd k-means as scikit-learn's KMeans(init=centers, n_init=1) runs it on one column:
 // returns the final centers in `centers` (in place) and the iteration count.
 int kmeans_1d(View1D<const double> x, std::vector<double>& centers, int max_iter, double tol);
+
+// numpy's ufunc inner-loop signature (char** args, npy_intp const* dims, npy_intp const* steps,
+// void* data). forgeline calls numpy's float64 log1p/expm1 loops through it so its results
+// are bit-identical to numpy's SIMD implementations; without them it falls back to libm.
+using UfuncLoop = void (*)(char**, const std::int64_t*, const std::int64_t*, void*);
+void set_numpy_loops(UfuncLoop log1p, void* log1p_data, UfuncLoop expm1, void* expm1_data);
+bool numpy_loops_set();
 
 // ---------------------------------------------------------------- the transform program
 //

@@ -6,6 +6,7 @@ released, supports mergeable fitting (``partial_fit`` / ``merge``) and exports i
 state as plain parts (``to_parts`` / ``from_parts``). scikit-learn itself is optional.
 """
 
+from . import _numpy_loops
 from ._sketch import QuantileSketch
 from .binning import KBinsDiscretizer
 from .compose import ColumnTransformer, Pipeline, make_column_transformer, make_pipeline
@@ -15,6 +16,8 @@ from .impute import SimpleImputer
 from .monotone import Log1p, PowerTransformer, Winsorizer
 from .scalers import MaxAbsScaler, MinMaxScaler, RobustScaler, StandardScaler
 from .target import TargetEncoder
+
+_numpy_loops.register()
 
 __all__ = [
     "ColumnTransformer", "CountEncoder", "DateTimeFeatures", "HashEncoder", "KBinsDiscretizer",

@@ -48,6 +48,62 @@ def _n_rows(X) -> int:
     return len(X)
 
 
+def _codes_for(vals: np.ndarray, vocab) -> np.ndarray:
+    """int32 codes of float values into ``vocab`` (UNSEEN for others, MISSING for NaN)."""
+    v = np.asarray(vocab, dtype=np.float64)
+    codes = np.full(vals.shape, -2, dtype=np.int32)
+    if v.size:
+        order = np.argsort(v, kind="stable")
+        sv = v[order]
+        idx = np.minimum(np.searchsorted(sv, vals), sv.size - 1)
+        hit = sv[idx] == vals
+        codes[hit] = order[idx[hit]]
+    codes[np.isnan(vals)] = -1
+    return codes
+
+
+def _code_numeric_columns(frame: Frame, vocabularies) -> Frame:
+    from .._frame import Column
+    cols = []
+    for c in frame.columns:
+        if c.kind not in (NUMERIC, BOOLEAN):
+            cols.append(c)
+            continue
+        vals = c.values
+        if vocabularies is not None:
+            vocab = tuple(vocabularies[c.name])
+        else:
+            uniq = np.unique(vals[~np.isnan(vals)])
+            integral = c.source_dtype.startswith(("int", "uint", "Int", "UInt", "bool")) or \
+                c.kind == BOOLEAN
+            vocab = tuple(int(u) for u in uniq) if integral else tuple(float(u) for u in uniq)
+        cols.append(Column(c.name, CATEGORICAL, _codes_for(vals, vocab), vocab,
+                           c.valid, c.source_dtype))
+    return Frame(cols, frame.n_rows)
+
+
+def sums_pairwise(X) -> bool:
+    """Whether numpy sums X's columns pairwise when sklearn reduces ``np.asarray(X)`` on axis 0.
+
+    numpy sums a contiguous column pairwise, but reduces a C-ordered matrix row by row; the
+    two differ in the last bits, which matters where outputs cancel (``x - mean_``). A
+    C-ordered 2-D array with several columns -- and a pandas frame that is not a single
+    consolidated block, which numpy interleaves into C order -- is summed row by row.
+    """
+    if isinstance(X, np.ndarray):
+        if X.ndim != 2 or X.shape[1] == 1:
+            return True
+        return bool(X.flags.f_contiguous and not X.flags.c_contiguous)
+    if type(X).__module__.split(".", 1)[0] == "pandas" and hasattr(X, "columns"):
+        if X.shape[1] == 1:
+            return True
+        try:
+            return len(X._mgr.blocks) == 1
+        except AttributeError:  # pragma: no cover - pandas internals moved
+            return True
+    return True
+
+
 class NativeTransformer(_Base):
     """Base of every forgeline transformer (internal).
 
@@ -108,6 +164,8 @@ class NativeTransformer(_Base):
         X = self._coerce(X)
         names, real = _column_names(X)
         if reset:
+            hint = getattr(self, "_layout_hint", None)
+            self._pairwise_sums = sums_pairwise(X) if hint is None else hint
             self.n_features_in_ = len(names)
             if real:
                 self.feature_names_in_ = np.asarray(names, dtype=object)
@@ -127,7 +185,9 @@ class NativeTransformer(_Base):
                         f"{self.n_features_in_} features as input.",
                         problems={"n_features": f"{len(names)} != {self.n_features_in_}"})
                 columns = None
-        kind = {NUMERIC: None, CATEGORICAL: CATEGORICAL, DATETIME: DATETIME}[self._input_kind]
+        # Categorical transformers let numeric columns stay numeric here and code them
+        # against float vocabularies themselves (sklearn accepts float categories).
+        kind = {NUMERIC: None, CATEGORICAL: None, DATETIME: DATETIME}[self._input_kind]
         kinds = None
         if kind is not None:
             kinds = {n: kind for n in (columns if columns is not None else names)}
@@ -137,6 +197,8 @@ class NativeTransformer(_Base):
                          vocabularies=vocabularies)
         if columns is None and not reset and not real and frame.names != names:
             raise SchemaError("internal: column names changed")  # pragma: no cover
+        if self._input_kind == CATEGORICAL:
+            frame = _code_numeric_columns(frame, vocabularies)
         if self._input_kind == NUMERIC:
             for c in frame.columns:
                 if c.kind not in (NUMERIC, BOOLEAN):
@@ -189,13 +251,27 @@ class NativeTransformer(_Base):
             (a pandas or polars DataFrame after ``set_output``).
         """
         check_is_fitted(self)
-        frame = self._read(X, reset=False, vocabularies=self._vocabularies())
         sources = eng.Sources()
-        ups = self._source_progs(frame, sources)
-        progs = self._programs(ups, frame)
-        out, fired = eng.run(sources, progs, frame.n_rows, self._threads)
+        progs, n_rows = self._plan(X, sources)
+        out, fired = eng.run(sources, progs, n_rows, self._threads)
         self._raise_fired(fired)
         return wrap_output(self, out, self.get_feature_names_out(), getattr(X, "index", None))
+
+    def _plan(self, X, sources: eng.Sources):
+        """Read X and return (programs computing the output from `sources`, n_rows)."""
+        check_is_fitted(self)
+        frame = self._read(X, reset=False, vocabularies=self._vocabularies())
+        ups = self._source_progs(frame, sources)
+        return self._programs(ups, frame), frame.n_rows
+
+    def _columns_out(self, X) -> dict:
+        """transform(X) as a dict of contiguous output columns (for fitting a next step)."""
+        sources = eng.Sources()
+        progs, n_rows = self._plan(X, sources)
+        out = np.empty((eng.width_of(progs), n_rows)).T  # column-major: contiguous columns
+        out, fired = eng.run(sources, progs, n_rows, self._threads, out=out)
+        self._raise_fired(fired)
+        return dict(zip([str(n) for n in self.get_feature_names_out()], out.T))
 
     def _raise_fired(self, fired) -> None:
         if fired:

@@ -138,9 +138,10 @@ def run(sources: Sources, progs, n_rows: int, n_threads: int = 0, out: np.ndarra
 MOMENT_FIELDS = ("count", "sum", "m2", "min", "max", "absmax", "n_nan", "n_posinf", "n_neginf")
 
 
-def moments(cols, n_threads: int = 0) -> dict[str, np.ndarray]:
+def moments(cols, n_threads: int = 0, pairwise: bool = True) -> dict[str, np.ndarray]:
     """Per-column statistics (see ``transforms.hpp``), one array per field."""
-    m = core._tf_moments([np.ascontiguousarray(c, dtype=np.float64) for c in cols], n_threads)
+    m = core._tf_moments([np.ascontiguousarray(c, dtype=np.float64) for c in cols], n_threads,
+                         pairwise)
     return {f: m[:, i].copy() for i, f in enumerate(MOMENT_FIELDS)}
 
 

@@ -165,7 +165,7 @@ class KBinsDiscretizer(NativeTransformer):
                              "incrementally; use fit")
         self._check_params(len(frame.names))
         cols = self._float_cols(frame)
-        m = moments_acc(cols, frame.n_rows, self._threads)
+        m = moments_acc(cols, frame.n_rows, self._threads, self._pairwise_sums)
         self._check_values(m, frame.names)
         acc = {"m": m}
         if self.strategy == "quantile":
@@ -211,7 +211,7 @@ class KBinsDiscretizer(NativeTransformer):
     def _names_out(self, names):
         if self.encode == "ordinal":
             return list(names)
-        return [f"{names[j]}_{k}" for j in range(len(names)) for k in range(int(self.n_bins_[j]))]
+        return [f"{names[j]}_{float(k)}" for j in range(len(names)) for k in range(int(self.n_bins_[j]))]
 
     def _required_state(self):
         return ("bin_edges_", "n_bins_")

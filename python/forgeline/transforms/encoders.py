@@ -253,15 +253,21 @@ class OneHotEncoder(_CategoricalBase):
         has_inf = self._infrequent[j].size > 0
         if self._missing_seen(j):
             m[1] = group_slot[mapping[-1]]
-        elif self.handle_unknown == "infrequent_if_exist" and has_inf:
+        elif self._handle() == "infrequent_if_exist" and has_inf:
             m[1] = group_slot[n_groups - 1]
-        if self.handle_unknown == "infrequent_if_exist" and has_inf:
+        if self._handle() == "infrequent_if_exist" and has_inf:
             m[0] = group_slot[n_groups - 1]
         return m, width
+
+    def _handle(self):
+        return "infrequent_if_exist" if self.handle_unknown == "warn" else self.handle_unknown
 
     def _programs(self, ups, frame=None):
         if frame is not None and self.handle_unknown == "error":
             self._check_unknown_or_missing(frame)
+        if frame is not None and (self.handle_unknown == "warn" or (
+                self.drop is not None and self.handle_unknown in ("ignore", "infrequent_if_exist"))):
+            self._warn_unknown(frame)
         out = []
         for j, p in enumerate(ups):
             m, width = self._slots(j)
@@ -269,6 +275,17 @@ class OneHotEncoder(_CategoricalBase):
                 continue
             out.append(p.emitting(eng.EMIT_CODE_ONEHOT, width, m))
         return out
+
+    def _warn_unknown(self, frame):
+        import warnings
+        bad = [j for j, c in enumerate(frame.columns) if np.any(c.values == UNSEEN_CODE) or (
+            not self._missing_seen(j) and np.any(c.values == MISSING_CODE))]
+        if bad:
+            tail = ("the infrequent category" if self._handle() == "infrequent_if_exist"
+                    else "all zeros")
+            warnings.warn(f"Found unknown categories in columns {bad} during transform. These "
+                          f"unknown categories will be encoded as {tail}", UserWarning,
+                          stacklevel=4)
 
     def _check_unknown_or_missing(self, frame):
         for j, c in enumerate(frame.columns):

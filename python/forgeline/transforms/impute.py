@@ -71,7 +71,7 @@ class SimpleImputer(NativeTransformer):
     def _fit_frame(self, frame, y):
         self._check_params()
         cols = self._float_cols(frame)
-        m = moments_acc(cols, frame.n_rows, self._threads)
+        m = moments_acc(cols, frame.n_rows, self._threads, self._pairwise_sums)
         reject_inf(self, m, frame.names)
         stat = None
         if self.strategy == "median":
@@ -106,7 +106,7 @@ class SimpleImputer(NativeTransformer):
     def _accumulate(self, frame, y):
         self._check_params()
         cols = self._float_cols(frame)
-        m = moments_acc(cols, frame.n_rows, self._threads)
+        m = moments_acc(cols, frame.n_rows, self._threads, self._pairwise_sums)
         reject_inf(self, m, frame.names)
         acc = {"m": m}
         if self.strategy == "median":

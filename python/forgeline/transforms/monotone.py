@@ -76,7 +76,7 @@ class Winsorizer(NativeTransformer):
 
     def _fit_frame(self, frame, y):
         cols = self._float_cols(frame)
-        m = moments_acc(cols, frame.n_rows, self._threads)
+        m = moments_acc(cols, frame.n_rows, self._threads, self._pairwise_sums)
         reject_inf(self, m, frame.names)
         qs = eng.quantiles(cols, self._q(), "linear", m["count"], self._threads)
         self.lower_, self.upper_ = qs[:, 0].copy(), qs[:, 1].copy()
@@ -84,7 +84,7 @@ class Winsorizer(NativeTransformer):
 
     def _accumulate(self, frame, y):
         cols = self._float_cols(frame)
-        reject_inf(self, moments_acc(cols, frame.n_rows, self._threads), frame.names)
+        reject_inf(self, moments_acc(cols, frame.n_rows, self._threads, self._pairwise_sums), frame.names)
         return sketches(cols, self.sketch_k, self.sketch_exact_limit)
 
     _merge_acc = staticmethod(merge_sketches)
@@ -131,7 +131,7 @@ class PowerTransformer(NativeTransformer):
         except ImportError as exc:  # pragma: no cover
             raise InputError("PowerTransformer.fit needs scipy (pip install scipy)") from exc
         cols = self._float_cols(frame)
-        m = moments_acc(cols, frame.n_rows, self._threads)
+        m = moments_acc(cols, frame.n_rows, self._threads, self._pairwise_sums)
         reject_inf(self, m, frame.names)
         n = frame.n_rows
         lambdas = np.empty(len(cols))
@@ -150,7 +150,7 @@ class PowerTransformer(NativeTransformer):
             ups = self._source_progs(frame, sources)
             yj = [p.then(eng.Op(eng.OP_YEOJOHNSON, float(lambdas[j]))) for j, p in enumerate(ups)]
             Xt, _ = eng.run(sources, yj, frame.n_rows, self._threads)
-            mm = eng.moments(list(np.ascontiguousarray(Xt.T)), self._threads)
+            mm = eng.moments(list(np.ascontiguousarray(Xt.T)), self._threads, self._pairwise_sums)
             with np.errstate(invalid="ignore", divide="ignore"):
                 mu = mm["sum"] / mm["count"]
                 v = mm["m2"] / mm["count"]
@@ -167,10 +167,11 @@ class PowerTransformer(NativeTransformer):
             out.append(p.then(*ops))
         return out
 
-    def partial_fit(self, X, y=None):
-        """Not supported: the maximum-likelihood lambda needs all the data at once."""
-        raise InputError("PowerTransformer cannot be fitted incrementally (the Yeo-Johnson "
-                         "lambda is a maximum-likelihood fit over all rows); use fit")
+    @property
+    def partial_fit(self):
+        """Not available: the maximum-likelihood lambda needs all rows at once."""
+        raise AttributeError("PowerTransformer cannot be fitted incrementally (the Yeo-Johnson "
+                             "lambda is a maximum-likelihood fit over all rows); use fit")
 
     def _required_state(self):
         return ("lambdas_",)

@@ -45,7 +45,7 @@ class StandardScaler(NativeTransformer):
         self._finalize(self._acc)
 
     def _accumulate(self, frame, y):
-        m = moments_acc(self._float_cols(frame), frame.n_rows, self._threads)
+        m = moments_acc(self._float_cols(frame), frame.n_rows, self._threads, self._pairwise_sums)
         reject_inf(self, m, frame.names)
         return m
 
@@ -124,7 +124,7 @@ class MinMaxScaler(NativeTransformer):
         self._finalize(self._acc)
 
     def _accumulate(self, frame, y):
-        m = moments_acc(self._float_cols(frame), frame.n_rows, self._threads)
+        m = moments_acc(self._float_cols(frame), frame.n_rows, self._threads, self._pairwise_sums)
         reject_inf(self, m, frame.names)
         return m
 
@@ -176,7 +176,7 @@ class MaxAbsScaler(NativeTransformer):
         self._finalize(self._acc)
 
     def _accumulate(self, frame, y):
-        m = moments_acc(self._float_cols(frame), frame.n_rows, self._threads)
+        m = moments_acc(self._float_cols(frame), frame.n_rows, self._threads, self._pairwise_sums)
         reject_inf(self, m, frame.names)
         return m
 
@@ -243,7 +243,7 @@ class RobustScaler(NativeTransformer):
     def _fit_frame(self, frame, y):
         self._check_range()
         cols = self._float_cols(frame)
-        m = moments_acc(cols, frame.n_rows, self._threads)
+        m = moments_acc(cols, frame.n_rows, self._threads, self._pairwise_sums)
         reject_inf(self, m, frame.names)
         center = eng.medians(cols, m["count"], self._threads) if self.with_centering else None
         qs = None
@@ -267,7 +267,7 @@ class RobustScaler(NativeTransformer):
 
     def _accumulate(self, frame, y):
         cols = self._float_cols(frame)
-        m = moments_acc(cols, frame.n_rows, self._threads)
+        m = moments_acc(cols, frame.n_rows, self._threads, self._pairwise_sums)
         reject_inf(self, m, frame.names)
         return sketches(cols, self.sketch_k, self.sketch_exact_limit)
 
