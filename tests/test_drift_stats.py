@@ -54,7 +54,7 @@ def test_numeric_tests_match_scipy(a, b):
     if x.size == 0 or y.size == 0:
         assert all(math.isnan(_row(rep, t).statistic) for t in tests)
         return
-    ks = stats.ks_2samp(x, y)
+    ks = _quiet(stats.ks_2samp, x, y)  # scipy warns when it falls back to asymp; so do we
     r = _row(rep, "ks")
     np.testing.assert_allclose(r.statistic, ks.statistic, rtol=RTOL)
     np.testing.assert_allclose(r.p_value, ks.pvalue, rtol=RTOL)
