@@ -1,3 +1,4 @@
+#include <cmath>
 #include <limits>
 #include <numeric>
 #include <vector>
@@ -15,8 +16,10 @@ using DArr = py::array_t<double, py::array::c_style | py::array::forcecast>;
 std::vector<View1D<const double>> views_of(const std::vector<DArr>& arrs) {
   std::vector<View1D<const double>> out;
   out.reserve(arrs.size());
-  for (const auto& a : arrs)
+  for (const auto& a : arrs) {
+    if (a.ndim() != 1) throw std::invalid_argument("expected 1-D arrays");
     out.push_back({a.data(), static_cast<index_t>(a.shape(0)), 1});  // c_style: stride 1
+  }
   return out;
 }
 
@@ -107,6 +110,57 @@ void bind_drift(py::module_& m) {
       "Two-sample statistics on sorted NaN-free pairs, one pair per task. Columns of the\n"
       "result: ks max_plus, ks max_minus, loc_plus, loc_minus, W1 sum, L2^2 sum, CvM U, AD A2akN.\n"
       "flags: 1 KS, 2 CDF distances, 4 CvM, 8 AD (NaN where not computed).");
+
+  m.def(
+      "_drift_probe",
+      [](const std::vector<DArr>& cols, const std::vector<DArr>& thresholds,
+         const std::vector<double>& shifts, int n_threads) {
+        if (cols.size() != thresholds.size() || cols.size() != shifts.size())
+          throw std::invalid_argument("_drift_probe: cols, thresholds and shifts differ in length");
+        auto vc = views_of(cols), vt = views_of(thresholds);
+        for (const auto& t : vt)
+          for (index_t i = 0; i < t.size; ++i)
+            if (std::isnan(t.data[i]) || (i > 0 && !(t.data[i - 1] < t.data[i])))
+              throw std::invalid_argument("_drift_probe: thresholds must increase strictly");
+        std::vector<py::array_t<std::int64_t>> lts, les;
+        std::vector<std::int64_t*> plt, ple;
+        for (const auto& t : vt) {
+          lts.emplace_back(static_cast<py::ssize_t>(t.size));
+          les.emplace_back(static_cast<py::ssize_t>(t.size));
+          plt.push_back(lts.back().mutable_data());
+          ple.push_back(les.back().mutable_data());
+        }
+        std::vector<drift::ProbeStats> st(vc.size());
+        {
+          // Safe to drop the GIL: only the argument buffers (kept alive by the caller's
+          // lists) and the output arrays owned here are touched.
+          py::gil_scoped_release release;
+          parallel_for(static_cast<index_t>(vc.size()), n_threads, 1, [&](index_t b, index_t e, index_t) {
+            for (index_t j = b; j < e; ++j) {
+              const auto u = static_cast<size_t>(j);
+              drift::probe_counts(vc[u], vt[u].data, vt[u].size, shifts[u], plt[u], ple[u], st[u]);
+            }
+          });
+        }
+        py::array_t<double> out({static_cast<py::ssize_t>(vc.size()), py::ssize_t{7}});
+        auto o = out.mutable_unchecked<2>();
+        py::list lt_list, le_list;
+        for (size_t j = 0; j < vc.size(); ++j) {
+          o(j, 0) = static_cast<double>(st[j].n_valid);
+          o(j, 1) = static_cast<double>(st[j].n_missing);
+          o(j, 2) = static_cast<double>(st[j].n_finite);
+          o(j, 3) = st[j].min;
+          o(j, 4) = st[j].max;
+          o(j, 5) = st[j].sum;
+          o(j, 6) = st[j].sumsq;
+          lt_list.append(lts[j]);
+          le_list.append(les[j]);
+        }
+        return py::make_tuple(lt_list, le_list, out);
+      },
+      py::arg("cols"), py::arg("thresholds"), py::arg("shifts"), py::arg("n_threads") = 0,
+      "Counts of values < and <= each threshold per column, without sorting, plus stats\n"
+      "[k, 7]: n_valid, n_missing, n_finite, min, max, sum(x - shift), sum((x - shift)^2).");
 
   m.def(
       "_drift_ks_exact",

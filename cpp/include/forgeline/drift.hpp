@@ -67,4 +67,15 @@ double cvm_u(View1D<const double> a, View1D<const double> b);
 // unnormalised statistic of scipy.stats.anderson_ksamp(variant="midrank").
 double ad_midrank_a2akn(View1D<const double> a, View1D<const double> b);
 
+// Rank probe of one unsorted column against K ascending thresholds t (no NaN among them):
+// lt[i] = #values < t[i], le[i] = #values <= t[i], in one pass without sorting (a lookup
+// table over the threshold range narrows each search to a few comparisons). Moments are
+// accumulated about `shift` (e.g. the reference mean) to limit cancellation.
+struct ProbeStats {
+  index_t n_valid = 0, n_missing = 0, n_finite = 0;
+  double min = 0.0, max = 0.0, sum = 0.0, sumsq = 0.0;  // sums of (x - shift), finite x
+};
+void probe_counts(View1D<const double> x, const double* t, index_t k, double shift,
+                  std::int64_t* lt, std::int64_t* le, ProbeStats& st);
+
 }  // namespace forgeline::drift
