@@ -70,6 +70,26 @@ def _normalise_rows(p: np.ndarray) -> np.ndarray:
     return p
 
 
+def _np_activation(act: str, h: np.ndarray, alpha: float = 0.0) -> np.ndarray:
+    with np.errstate(over="ignore", invalid="ignore"):
+        if act == "relu":
+            return np.where(h < 0, 0.0, h)
+        if act == "leaky_relu":
+            return np.where(h < 0, h * alpha, h)
+        if act == "tanh":
+            return np.tanh(h)
+        if act == "sigmoid":
+            return 1 / (1 + np.exp(-h))
+        if act == "silu":
+            return h / (1 + np.exp(-h))
+        if act in ("gelu", "gelu_tanh"):
+            if act == "gelu":
+                erf = np.vectorize(math.erf, otypes=[np.float64])
+                return h * 0.5 * (1 + erf(h / math.sqrt(2)))
+            return 0.5 * h * (1 + np.tanh(math.sqrt(2 / math.pi) * (h + 0.044715 * h ** 3)))
+    return h
+
+
 def _check_arrays(meta_layers, arrays, dtype, n_in):
     """Validate a layer list against its arrays; returns the output width."""
     if not isinstance(meta_layers, list) or not meta_layers or len(meta_layers) > MAX_LAYERS:
@@ -338,6 +358,52 @@ class DenseModel(NativeModel):
         else:
             idx = (z[:, 0] > 0).astype(np.intp) if z.shape[1] == 1 else z.argmax(axis=1)
         return self.classes_.take(idx)
+
+    def error_scale(self, X) -> np.ndarray:
+        """The magnitude the exactness contract is relative to, per raw output.
+
+        Computed in float64 numpy by pushing ``|x|`` through the network: a dense layer maps
+        a magnitude ``m`` to ``m @ |W| + |b|`` (the sum of the absolute values of the
+        terms), activations scale it by their Lipschitz constant, LayerNorm divides it by
+        the row's standard deviation, softmax bounds it by twice the row maximum. Both
+        forgeline and the source framework round each output to within a small multiple of
+        machine epsilon times this value, in whatever order they sum; the contract is
+        ``|forgeline - source| <= rtol * (|source| + error_scale)`` with rtol 1e-12
+        (float64) or 1e-6 (float32). :func:`forgeline.compile`'s self-check can use it.
+
+        Returns
+        -------
+        ndarray of the raw output's shape, float64.
+        """
+        X = self._matrix(X)
+        h = np.asarray(X, dtype=np.float64)
+        m = np.abs(h)
+        lip = {"identity": 1.0, "relu": 1.0, "tanh": 1.0, "sigmoid": 1.0, "silu": 1.2,
+               "gelu": 1.2, "gelu_tanh": 1.2}
+        for i, L in enumerate(self.layers):
+            a = {k.split(".", 1)[1]: v.astype(np.float64) for k, v in self.arrays.items()
+                 if k.startswith(f"l{i}.")}
+            op = L["op"]
+            if op == "dense":
+                h = h @ a["weight"] + a["bias"]
+                m = m @ np.abs(a["weight"]) + np.abs(a["bias"])
+            if op == "affine" or (op == "dense" and L.get("affine")):
+                h = h * a["scale"] + a["shift"]
+                m = m * np.abs(a["scale"]) + np.abs(a["shift"])
+            if op in ("dense", "activation"):
+                act = L.get("act", "identity")
+                h = _np_activation(act, h, L.get("alpha", 0.0))
+                m = m * (max(1.0, abs(L.get("alpha", 0.0))) if act == "leaky_relu" else lip[act])
+            elif op == "layernorm":
+                mu = h.mean(axis=1, keepdims=True)
+                sd = np.sqrt(h.var(axis=1, keepdims=True) + L["eps"])
+                g = np.abs(a["weight"]) if L["has_weight"] else 1.0
+                m = g * (m.max(axis=1, keepdims=True) + np.abs(h - mu)) / sd + (np.abs(a["bias"]) if L["has_bias"] else 0.0)
+                h = (h - mu) / sd * (a["weight"] if L["has_weight"] else 1.0) + (a["bias"] if L["has_bias"] else 0.0)
+            elif op == "softmax":
+                h = softmax_rows(h)
+                m = np.broadcast_to(2 * m.max(axis=1, keepdims=True), h.shape).copy()
+        return m if (self.output_2d or m.shape[1] != 1) else m[:, 0]
 
     # -- persistence -------------------------------------------------------------------
     def to_parts(self) -> tuple[dict, dict[str, np.ndarray]]:
