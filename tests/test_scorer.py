@@ -52,7 +52,7 @@ def test_chunked_scoring_equals_single_pass(churn_scorer, churn_pipeline, monkey
 
     _, X = churn_pipeline
     full = churn_scorer.predict_proba(X)
-    monkeypatch.setattr(sc, "CHUNK_ROWS", 333)
+    monkeypatch.setattr(sc, "CHUNK_BYTES", 1)  # smallest chunks (512 rows)
     np.testing.assert_array_equal(churn_scorer.predict_proba(X), full)
 
 

@@ -12,7 +12,7 @@ namespace forgeline::plan {
 
 namespace {
 
-constexpr index_t kBlockRows = 1024;
+constexpr index_t kBlockRows = 512;
 
 inline double apply_op(const Program& p, std::size_t k, double x) {
   const double a = p.op_a[k];
@@ -100,53 +100,81 @@ void Program::check() const {
   }
 }
 
+namespace {
+
+// Rows per inner tile: the tile's output rows (tile x n_slots doubles) stay in L1/L2 while
+// every group writes its columns, and each op runs as a tight loop over the tile.
+constexpr index_t kTile = 64;
+
+// Apply op k to every value of the tile; the switch is outside the loop so each case is a
+// simple (often vectorised) loop.
+void apply_op_tile(const Program& p, std::size_t k, double* FL_RESTRICT x, index_t n) {
+  const double a = p.op_a[k];
+  switch (static_cast<Op>(p.op_code[k])) {
+    case Op::Impute: for (index_t i = 0; i < n; ++i) x[i] = std::isnan(x[i]) ? a : x[i]; return;
+    case Op::Add: for (index_t i = 0; i < n; ++i) x[i] += a; return;
+    case Op::Sub: for (index_t i = 0; i < n; ++i) x[i] -= a; return;
+    case Op::Mul: for (index_t i = 0; i < n; ++i) x[i] *= a; return;
+    case Op::Div: for (index_t i = 0; i < n; ++i) x[i] /= a; return;
+    default: for (index_t i = 0; i < n; ++i) x[i] = apply_op(p, k, x[i]); return;
+  }
+}
+
+}  // namespace
+
 void run_block(const Program& p, const Inputs& in, index_t row_begin, index_t row_end, double* out) {
   const index_t ns = p.n_slots;
-  const index_t rows = row_end - row_begin;
-  std::memset(out, 0, sizeof(double) * static_cast<std::size_t>(rows * ns));
+  std::memset(out, 0, sizeof(double) * static_cast<std::size_t>((row_end - row_begin) * ns));
   const std::size_t groups = p.src.size();
-  for (std::size_t g = 0; g < groups; ++g) {
-    const void* col = in.columns[static_cast<std::size_t>(p.src[g])];
-    const auto kind = static_cast<Source>(p.src_kind[g]);
-    const auto emit = static_cast<Emit>(p.emit[g]);
-    const std::size_t ob = static_cast<std::size_t>(p.op_begin[g]);
-    const std::size_t oe = static_cast<std::size_t>(p.op_end[g]);
-    const index_t tab = p.tab_off[g];
-    const index_t tlen = p.tab_len[g];
-    for (index_t r = row_begin; r < row_end; ++r) {
-      double x;
-      switch (kind) {
-        case Source::Float64: x = static_cast<const double*>(col)[r]; break;
-        case Source::Float32: x = static_cast<double>(static_cast<const float*>(col)[r]); break;
+  double x[kTile];
+  for (index_t t0 = row_begin; t0 < row_end; t0 += kTile) {
+    const index_t n = std::min(kTile, row_end - t0);
+    double* tile_out = out + (t0 - row_begin) * ns;
+    for (std::size_t g = 0; g < groups; ++g) {
+      const void* col = in.columns[static_cast<std::size_t>(p.src[g])];
+      switch (static_cast<Source>(p.src_kind[g])) {
+        case Source::Float64: std::memcpy(x, static_cast<const double*>(col) + t0, sizeof(double) * n); break;
+        case Source::Float32: {
+          const float* f = static_cast<const float*>(col) + t0;
+          for (index_t i = 0; i < n; ++i) x[i] = static_cast<double>(f[i]);
+          break;
+        }
         default: {
           // categorical codes: missing becomes NaN so imputers see it as missing
-          const std::int32_t c = static_cast<const std::int32_t*>(col)[r];
-          x = c == kMissing ? std::nan("") : static_cast<double>(c);
+          const std::int32_t* c = static_cast<const std::int32_t*>(col) + t0;
+          for (index_t i = 0; i < n; ++i) x[i] = c[i] == kMissing ? std::nan("") : static_cast<double>(c[i]);
           break;
         }
       }
-      for (std::size_t k = ob; k < oe; ++k) x = apply_op(p, k, x);
-      double* orow = out + (r - row_begin) * ns;
+      for (std::size_t k = static_cast<std::size_t>(p.op_begin[g]); k < static_cast<std::size_t>(p.op_end[g]); ++k)
+        apply_op_tile(p, k, x, n);
+      const auto emit = static_cast<Emit>(p.emit[g]);
       if (emit == Emit::Scalar) {
-        orow[p.slot[g]] = x;
+        double* o = tile_out + p.slot[g];
+        for (index_t i = 0; i < n; ++i) o[i * ns] = x[i];
         continue;
       }
-      // Table index: 0 = unseen (also any code outside the table), 1 = missing, 2.. = codes.
-      const int code = as_code(x);
-      index_t idx = static_cast<index_t>(code) + 2;
-      if (idx < 0 || idx >= tlen) idx = 0;
-      if (emit == Emit::OneHot) {
-        const std::int32_t s = p.itab[static_cast<std::size_t>(tab + idx)];
-        if (s >= 0) {
-          orow[s] = 1.0;
-        } else if (s == kRaise) {
-          throw std::domain_error("unknown category in plan group " + std::to_string(g));
+      const index_t tab = p.tab_off[g];
+      const index_t tlen = p.tab_len[g];
+      for (index_t i = 0; i < n; ++i) {
+        // Table index: 0 = unseen (also any code outside the table), 1 = missing, 2.. = codes.
+        const int code = as_code(x[i]);
+        index_t idx = static_cast<index_t>(code) + 2;
+        if (idx < 0 || idx >= tlen) idx = 0;
+        double* orow = tile_out + i * ns;
+        if (emit == Emit::OneHot) {
+          const std::int32_t s = p.itab[static_cast<std::size_t>(tab + idx)];
+          if (s >= 0) {
+            orow[s] = 1.0;
+          } else if (s == kRaise) {
+            throw std::domain_error("unknown category in plan group " + std::to_string(g));
+          }
+        } else {
+          // bit 0: unseen raises; bit 1: missing raises (missing was not a fitted category)
+          if (idx <= 1 && (p.unseen_error[g] & (idx == 0 ? 1 : 2)))
+            throw std::domain_error("unknown category in plan group " + std::to_string(g));
+          orow[p.slot[g]] = p.dtab[static_cast<std::size_t>(tab + idx)];
         }
-      } else {
-        // bit 0: unseen raises; bit 1: missing raises (missing was not a fitted category)
-        if (idx <= 1 && (p.unseen_error[g] & (idx == 0 ? 1 : 2)))
-          throw std::domain_error("unknown category in plan group " + std::to_string(g));
-        orow[p.slot[g]] = p.dtab[static_cast<std::size_t>(tab + idx)];
       }
     }
   }

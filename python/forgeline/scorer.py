@@ -9,19 +9,34 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 
 import numpy as np
 
 from . import _frame
+from ._native import core
 from ._version import __version__
 from .errors import BundleError, CompileError, DataError
 from .plan import FeaturePlan
 from .schema import Schema
 
-#: Rows per scoring chunk: large enough to amortise Python overhead, small enough that the
-#: feature block for a few hundred features stays in the tens of megabytes.
+#: Upper bound on rows per scoring chunk. The actual chunk is sized so that its feature
+#: block (rows x features doubles) stays within CHUNK_BYTES, i.e. in cache, between the
+#: feature program writing it and the model reading it.
 CHUNK_ROWS = 65_536
+CHUNK_BYTES = 4 << 20
+_POOL = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool(n: int):
+    """A process-wide thread pool for chunk-parallel scoring (kernels release the GIL)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None or _POOL._max_workers < n:
+            from concurrent.futures import ThreadPoolExecutor
+
+            _POOL = ThreadPoolExecutor(max_workers=n, thread_name_prefix="forgeline")
+        return _POOL
 BUNDLE_KIND = "scorer"
 
 
@@ -72,11 +87,28 @@ class Scorer:
     def _validate(self, X) -> _frame.Frame:
         return self.schema.validate(X)
 
-    def _blocks(self, frame: _frame.Frame, n_threads) -> Iterator[tuple[int, int, np.ndarray]]:
+    def _chunk_rows(self) -> int:
+        per_row = 8 * max(self.features.n_features, 1)
+        return int(min(CHUNK_ROWS, max(512, CHUNK_BYTES // per_row)))
+
+    def _map_chunks(self, frame: _frame.Frame, fn, n_threads) -> list:
+        """fn(feature_block, n_threads) over cache-sized row chunks, in row order.
+
+        Chunks run on a thread pool, each single-threaded, so a chunk's features are still
+        in that core's cache when its model runs. Every chunk is computed the same way
+        whatever the thread count, so results do not depend on it.
+        """
         n = frame.n_rows
-        for start in range(0, max(n, 1), CHUNK_ROWS):
-            stop = min(n, start + CHUNK_ROWS)
-            yield start, stop, self.features.run(frame, n_threads, start, stop)
+        step = self._chunk_rows()
+        bounds = [(a, min(n, a + step)) for a in range(0, max(n, 1), step)]
+        threads = resolve_threads_count(n_threads)
+        if len(bounds) == 1 or threads == 1:
+            return [fn(self.features.run(frame, n_threads, a, b), n_threads) for a, b in bounds]
+
+        def one(ab):
+            a, b = ab
+            return fn(self.features.run(frame, 1, a, b), 1)
+        return list(_pool(threads).map(one, bounds))
 
     def _require_model(self, what: str):
         if self.model is None:
@@ -86,9 +118,8 @@ class Scorer:
     def _model_call(self, X, method: str, n_threads, monitor: bool):
         model = self._require_model(method)
         frame = self._validate(X)
-        parts = []
-        for _, _, block in self._blocks(frame, n_threads):
-            parts.append(getattr(model, method)(block, n_threads=n_threads))
+        call = getattr(model, method)
+        parts = self._map_chunks(frame, lambda block, nt: call(block, n_threads=nt), n_threads)
         out = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
         if monitor:
             self._accumulate(frame, out)
@@ -131,13 +162,15 @@ class Scorer:
 
         model = self._require_model("score")
         frame = self._validate(X)
-        raw_parts, pred_parts, proba_parts = [], [], []
         is_clf = model.classes_ is not None
-        for _, _, block in self._blocks(frame, n_threads):
-            raw_parts.append(model.predict_raw(block, n_threads=n_threads))
-            pred_parts.append(model.predict(block, n_threads=n_threads))
-            if is_clf:
-                proba_parts.append(model.predict_proba(block, n_threads=n_threads))
+
+        def outputs(block, nt):
+            return (model.predict_raw(block, n_threads=nt), model.predict(block, n_threads=nt),
+                    model.predict_proba(block, n_threads=nt) if is_clf else None)
+        parts = self._map_chunks(frame, outputs, n_threads)
+        raw_parts = [p[0] for p in parts]
+        pred_parts = [p[1] for p in parts]
+        proba_parts = [p[2] for p in parts]
         raw = np.concatenate(raw_parts, axis=0)
         cols = {"prediction": np.concatenate(pred_parts, axis=0)}
         if raw.ndim == 1:
@@ -291,6 +324,13 @@ def load(path, **limits) -> Scorer:
             not all(isinstance(v, str) for v in names.values()):
         raise BundleError("bundle array index does not match its members")
     return Scorer.from_parts(body, {names[k]: v for k, v in stored.items()})
+
+
+def resolve_threads_count(n_threads: int | None) -> int:
+    """The concrete thread count for a public ``n_threads`` argument."""
+    if n_threads is None or n_threads <= 0:
+        return int(core.default_num_threads())
+    return int(n_threads)
 
 
 def _prediction_column(outputs: np.ndarray) -> np.ndarray:
