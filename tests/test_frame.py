@@ -313,3 +313,10 @@ def test_errors_are_forgeline_errors():
     assert issubclass(fl.SchemaError, ValueError)
     assert issubclass(fl.NotFittedError, AttributeError)
     assert issubclass(fl.UnsupportedModelError, fl.CompileError)
+
+
+def test_mapping_of_scalars_is_one_row():
+    f = _frame.to_frame({"a": 1.5, "b": "x", "c": None, "d": np.float32(2.0)})
+    assert f.n_rows == 1
+    assert f["b"].vocabulary == ("x",)
+    assert np.isnan(f["c"].values[0])

@@ -188,3 +188,21 @@ def test_truncated_bundle_is_refused(churn_scorer, tmp_path):
 def test_explain_plan_lists_ops(churn_scorer):
     text = churn_scorer.explain_plan()
     assert "impute" in text and "onehot" in text and "TreeEnsemble" in text
+
+
+def test_single_row_dict_path_matches_frame_path(churn_scorer, churn_pipeline):
+    pipe, X = churn_pipeline
+    for i in (0, 5, 17):
+        row = X.iloc[i].to_dict()
+        row.pop("signup_date")  # not used by the model
+        np.testing.assert_allclose(churn_scorer.predict_proba(row), pipe.predict_proba(X.iloc[i:i + 1]),
+                                   rtol=1e-12)
+    row = X.iloc[0].to_dict() | {"region": "atlantis", "age": None, "payment_method": None}
+    want = pipe.predict_proba(X.iloc[:1].assign(region="atlantis", age=np.nan, payment_method=None))
+    np.testing.assert_allclose(churn_scorer.predict_proba(row), want, rtol=1e-12)
+    bad = X.iloc[0].to_dict()
+    del bad["region"]
+    with pytest.raises(fl.SchemaError, match="region"):
+        churn_scorer.predict_proba(bad)
+    with pytest.raises(fl.SchemaError, match="age"):
+        churn_scorer.predict_proba(X.iloc[0].to_dict() | {"age": "old"})

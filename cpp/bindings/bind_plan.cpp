@@ -83,7 +83,31 @@ void bind_plan(py::module_& m) {
             }
             return out;
           },
-          py::arg("columns"), py::arg("kinds"), py::arg("n_rows"), py::arg("n_threads") = 0);
+          py::arg("columns"), py::arg("kinds"), py::arg("n_rows"), py::arg("n_threads") = 0)
+      .def(
+          "run_rows",
+          [](const Program& p, const F64& X, int n_threads) {
+            // Row-major input (n_rows, n_inputs); categorical codes as doubles, NaN missing.
+            if (X.ndim() != 2) throw std::invalid_argument("plan: run_rows needs a 2-D array");
+            const index_t n = X.shape(0), k = X.shape(1);
+            plan::Inputs in;
+            in.n_rows = n;
+            in.row_stride = k;
+            for (index_t j = 0; j < k; ++j) in.columns.push_back(X.data() + j);
+            for (std::size_t g = 0; g < p.src.size(); ++g)
+              if (p.src[g] >= k) throw std::invalid_argument("plan: group reads a column that was not passed");
+            py::array_t<double> out({n, static_cast<index_t>(p.n_slots)});
+            double* o = out.mutable_data();
+            if (n * p.n_slots < 65536) {
+              plan::run(p, in, o, 1);  // tiny input: the GIL round trip costs more than it saves
+            } else {
+              // Safe: reads only X (held by the caller) and writes only `out`.
+              py::gil_scoped_release release;
+              plan::run(p, in, o, n_threads);
+            }
+            return out;
+          },
+          py::arg("X"), py::arg("n_threads") = 0);
 }
 
 }  // namespace forgeline::bind

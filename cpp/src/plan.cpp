@@ -132,7 +132,10 @@ void run_block(const Program& p, const Inputs& in, index_t row_begin, index_t ro
     double* tile_out = out + (t0 - row_begin) * ns;
     for (std::size_t g = 0; g < groups; ++g) {
       const void* col = in.columns[static_cast<std::size_t>(p.src[g])];
-      switch (static_cast<Source>(p.src_kind[g])) {
+      if (in.row_stride > 0) {
+        const double* d = static_cast<const double*>(col);
+        for (index_t i = 0; i < n; ++i) x[i] = d[(t0 + i) * in.row_stride];
+      } else switch (static_cast<Source>(p.src_kind[g])) {
         case Source::Float64: std::memcpy(x, static_cast<const double*>(col) + t0, sizeof(double) * n); break;
         case Source::Float32: {
           const float* f = static_cast<const float*>(col) + t0;

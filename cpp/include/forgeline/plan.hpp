@@ -61,6 +61,9 @@ struct Program {
 struct Inputs {
   std::vector<const void*> columns;
   index_t n_rows = 0;
+  // Row-major mode: every column is a double at columns[j][r * row_stride] and categorical
+  // columns hold their code as a double (NaN = missing). Used by the single-row path.
+  index_t row_stride = 0;
 };
 
 // Fill out[r - row_begin, :] for rows [row_begin, row_end) of the inputs; out is row-major
