@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _timing import row  # noqa: E402
+from _timing import print_rows, row  # noqa: E402
 from peers_pipeline import _target  # noqa: E402
 from peers_transforms import make_data, sklearn_ct  # noqa: E402
 
@@ -107,5 +107,4 @@ def run(quick: bool) -> list[dict]:
 
 
 if __name__ == "__main__":
-    for r in run("--quick" in sys.argv):
-        print(f"{r['workload']:<50} {r['engine']:<26} {r['seconds']:8.2f}s  {r['note']}")
+    print_rows(run("--quick" in sys.argv))
