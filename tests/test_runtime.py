@@ -11,9 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import forgeline
+
 from forgeline._native import core, resolve_threads
 
-PYTHON_DIR = str(Path(__file__).resolve().parents[1] / "python")
+# the directory holding the forgeline under test (the source tree in dev, site-packages in CI)
+PYTHON_DIR = str(Path(forgeline.__file__).resolve().parents[1])
 
 
 @pytest.fixture(scope="module")

@@ -29,6 +29,7 @@ View2D<const T> view2d(const py::array_t<T>& a) {
 
 // One function per area; module.cpp calls each. Each lives in bind_<area>.cpp.
 void bind_runtime(py::module_& m);
+void bind_plan(py::module_& m);
 void bind_trees(py::module_& m);
 void bind_transforms(py::module_& m);
 void bind_linear(py::module_& m);

@@ -21,11 +21,13 @@ from .errors import (
     UnsupportedModelError,
 )
 from .schema import ColumnSpec, Schema
+from .scorer import Scorer, load
+from .compile import compile  # noqa: A004  (the public entry point shadows the builtin here)
 
 __all__ = [
     "__version__",
     "BundleError", "CompileError", "DataError", "DriftError", "ExtensionNotBuiltError",
     "ForgelineError", "InputError", "LimitError", "NotFittedError", "SchemaError",
     "UnsupportedModelError",
-    "ColumnSpec", "Schema",
+    "ColumnSpec", "Schema", "Scorer", "compile", "load",
 ]

@@ -182,11 +182,18 @@ def _raw_columns(data) -> tuple[list[tuple[str, object]], np.ndarray | None]:
         return [(n, data[:, j]) for j, n in enumerate(names)], matrix
     if isinstance(data, Mapping):
         items = [(str(k), v) for k, v in data.items()]
+        if items and all(_is_scalar(v) for _, v in items):
+            items = [(k, [v]) for k, v in items]  # one row given as a mapping of scalars
         _check_unique([k for k, _ in items])
         return items, None
     raise InputError(
         f"unsupported input type {type(data).__module__}.{type(data).__name__}; pass a pandas or "
         "polars DataFrame, a pyarrow Table/RecordBatch, a 2-D numpy array or a dict of 1-D arrays")
+
+
+def _is_scalar(v) -> bool:
+    return v is None or isinstance(v, (str, bytes, bool, int, float, np.generic)) or \
+        type(v).__name__ in ("Timestamp", "NaTType", "NAType", "datetime", "date")
 
 
 def _check_unique(names: Sequence[str]) -> None:

@@ -77,8 +77,21 @@ class NativeModel:
         raise NotImplementedError
 
 
+_MODEL_MODULES = ("forgeline.models.trees", "forgeline.models.linear", "forgeline.models.mlp")
+
+
 def model_from_parts(meta: dict, arrays: dict[str, np.ndarray]) -> NativeModel:
     """Rebuild any native model from its parts, dispatching on ``meta["kind"]``."""
+    import importlib
+
+    # The model classes live in modules that import no training library; load them so
+    # they register their kinds.
+    for mod in _MODEL_MODULES:
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as exc:
+            if exc.name != mod:
+                raise
     kind = meta.get("kind") if isinstance(meta, dict) else None
     cls = NativeModel._registry.get(kind)  # type: ignore[arg-type]
     if cls is None:

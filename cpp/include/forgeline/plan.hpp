@@ -1,0 +1,77 @@
+// The feature program: the preprocessing half of a compiled Plan, executed natively over
+// row blocks. Each output slot group reads one input column into a double register, runs a
+// short chain of unary ops that replicate scikit-learn's elementwise arithmetic exactly
+// (same operations in the same order, so results are bit-identical), then emits either the
+// scalar, a one-hot position, or a table look-up.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "forgeline/common.hpp"
+
+namespace forgeline::plan {
+
+enum class Op : std::int32_t {
+  Impute = 1,           // NaN -> a
+  Add = 2,              // x + a
+  Sub = 3,              // x - a
+  Mul = 4,              // x * a
+  Div = 5,              // x / a
+  Log1p = 6,            // log1p(x)
+  Clip = 7,             // min(max(x, a), b); NaN stays NaN
+  SearchSortedRight = 8,  // number of table values <= x (numpy searchsorted side="right"; NaN -> len)
+  CodeOf = 9,           // exact position of x in the sorted table, UNSEEN (-2) if absent, -1 if NaN
+  Expm1 = 10,           // expm1(x)
+  Sqrt = 11,
+  Abs = 12,
+  Log = 13,
+  Exp = 14,
+  IsNan = 15,           // 1.0 if NaN else 0.0 (missing indicator)
+  ReplaceInf = 16,      // +-inf -> NaN (used ahead of imputers that treat inf as missing)
+};
+
+enum class Source : std::int32_t { Float64 = 0, Float32 = 1, Codes = 2 };
+enum class Emit : std::int32_t { Scalar = 0, OneHot = 1, Lookup = 2 };
+
+// Codes of a categorical register: -1 missing, -2 unseen (matches forgeline._frame).
+constexpr int kMissing = -1;
+constexpr int kUnseen = -2;
+// One-hot table entries: >= 0 output slot, kZeros emit nothing, kRaise unknown-category error.
+constexpr int kZeros = -1;
+constexpr int kRaise = -2;
+
+struct Program {
+  index_t n_slots = 0;
+  // per group
+  std::vector<std::int32_t> src, src_kind, op_begin, op_end, emit, slot, tab_off, tab_len;
+  // Lookup groups: bit 0 set = an unseen category raises, bit 1 set = a missing value raises
+  std::vector<std::int32_t> unseen_error;
+  // per op
+  std::vector<std::int32_t> op_code, op_off, op_len;
+  std::vector<double> op_a, op_b;
+  // tables: op tables and Lookup values (double); OneHot maps (code+2 -> slot or -1)
+  std::vector<double> dtab;
+  std::vector<std::int32_t> itab;  // one-hot maps, see kZeros / kRaise
+
+  void check() const;  // validates every index; throws std::invalid_argument
+};
+
+// Input columns: one pointer per input column index, with the Source kind per group saying
+// how to read it. Every column has n_rows values, contiguous.
+struct Inputs {
+  std::vector<const void*> columns;
+  index_t n_rows = 0;
+  // Row-major mode: every column is a double at columns[j][r * row_stride] and categorical
+  // columns hold their code as a double (NaN = missing). Used by the single-row path.
+  index_t row_stride = 0;
+};
+
+// Fill out[r - row_begin, :] for rows [row_begin, row_end) of the inputs; out is row-major
+// with row stride n_slots. Throws std::domain_error naming the group on an unseen category
+// whose policy is "error".
+void run_block(const Program& p, const Inputs& in, index_t row_begin, index_t row_end, double* out);
+
+// The same over all rows, parallel over fixed row blocks.
+void run(const Program& p, const Inputs& in, double* out, int n_threads);
+
+}  // namespace forgeline::plan

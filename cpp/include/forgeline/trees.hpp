@@ -1,0 +1,138 @@
+// Tree-ensemble inference: one compact node layout for LightGBM, XGBoost and scikit-learn.
+//
+// Every source library's split semantics reduce to "double x <= double threshold" once the
+// input is prepared per ensemble (see InputMode) and thresholds are normalised at build time:
+//   * LightGBM compares in float64 with `<=`; values with |x| <= kZeroThreshold are read as
+//     0.0 (LightGBM drops them from the sparse row it predicts on).
+//   * XGBoost compares float32 x `<` float32 t. For float32 x that is x <= prev_float(t), which
+//     the builder stores as the double threshold (t == -inf becomes NaN: never left).
+//   * scikit-learn trees round x to float32 and compare with the float64 threshold `<=`.
+// NaN goes to a per-node direction. LightGBM "Zero" missing-type nodes and categorical
+// splits take a slower path flagged per node.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "forgeline/common.hpp"
+
+namespace forgeline::trees {
+
+// How raw input values are turned into the doubles the nodes compare against.
+enum class InputMode : int {
+  kLightGBM = 0,  // double, |x| <= kZeroThreshold -> 0.0
+  kFloat32 = 1,   // rounded to float32 (XGBoost, sklearn trees)
+  kFloat64 = 2,   // as double (HistGradientBoosting)
+};
+
+// Node flags of the source (unpacked) representation.
+enum NodeFlag : std::uint32_t {
+  kNanLeft = 1u << 0,      // NaN goes left
+  kCategorical = 1u << 1,  // categorical bitset split
+  kZeroMissing = 1u << 2,  // LightGBM missing type Zero: x == 0 goes to default direction
+  kDefaultLeft = 1u << 3,  // default direction for kZeroMissing
+  kMemberLeft = 1u << 4,   // categorical: member of the bitset goes left (else right)
+  kInvalidLeft = 1u << 5,  // categorical: negative / out-of-bitset category goes left
+  kLeaf = 1u << 6,         // packed only
+};
+
+// Which values count as a negative (invalid) category.
+enum class CatRule : int {
+  kTruncate = 0,  // LightGBM: static_cast<int>(x) < 0, i.e. x <= -1
+  kNegative = 1,  // XGBoost: x < 0
+  kIntegral = 2,  // only non-negative integral values are categories (sklearn's encoder)
+};
+
+// How links turn raw margins into predictions.
+enum class Link : int {
+  kIdentity = 0,
+  kSigmoid = 1,       // 1 / (1 + exp(-a x)) in double (LightGBM binary, ova, xentropy; sklearn)
+  kSoftmax = 2,       // double softmax with max subtraction (LightGBM multiclass, sklearn)
+  kExp = 3,           // exp in double
+  kSigmoidF32 = 4,    // XGBoost's float32 sigmoid
+  kSoftmaxF32 = 5,    // XGBoost's float32 softmax
+  kExpF32 = 6,        // expf
+};
+
+// Source arrays describing an ensemble; see python/forgeline/models/trees.py for meaning.
+struct EnsembleSpec {
+  int input_mode = 0;
+  int cat_rule = 0;
+  bool accumulate_f32 = false;
+  bool xgb_less_than = false;  // thresholds are XGBoost float32 `<` thresholds
+  index_t n_features = 0;
+  index_t n_outputs = 1;
+  index_t leaf_dim = 1;        // 1: each tree adds to tree_output; n_outputs: vector leaves
+  double divisor = 0.0;        // if > 0, raw margins are divided by it at the end
+  View1D<const std::int64_t> tree_offsets;  // T + 1
+  View1D<const std::int32_t> tree_output;   // T
+  View1D<const double> tree_weight;         // T, or empty (weights of 1)
+  View1D<const std::int32_t> feature;       // N
+  View1D<const double> threshold;           // N
+  View1D<const std::int32_t> left;          // N, tree-local
+  View1D<const std::int32_t> right;         // N, tree-local
+  View1D<const std::uint32_t> flags;        // N
+  View1D<const std::int32_t> cat_offset;    // N
+  View1D<const std::int32_t> cat_nwords;    // N
+  View1D<const std::uint32_t> cat_bits;     // any
+  View1D<const double> leaf_value;          // N * leaf_dim
+  View1D<const double> base;                // n_outputs
+};
+
+// Packed node: right child = child + 1. Leaves point to themselves (threshold NaN, child =
+// self - 1), so a fixed number of steps per tree needs no "is leaf" branch.
+struct PackedNode {
+  double threshold;
+  std::uint32_t feature_flags;  // feature in the low 24 bits, NodeFlag bits << 24
+  std::int32_t child;
+};
+
+class Ensemble {
+ public:
+  explicit Ensemble(const EnsembleSpec& spec);
+
+  index_t n_features() const { return n_features_; }
+  index_t n_outputs() const { return n_outputs_; }
+  index_t n_trees() const { return static_cast<index_t>(roots_.size()); }
+  index_t n_nodes() const { return static_cast<index_t>(nodes_.size()); }
+
+  // Raw margins into out (rows x n_outputs, C-contiguous). base_margin: optional per-row
+  // starting values (rows x n_outputs) replacing `base`. Trees [t0, t1).
+  template <class T>
+  void predict(View2D<const T> x, const double* base_margin, double* out, index_t t0,
+               index_t t1, int n_threads, bool divide = true) const;
+
+  // One row without the thread pool (latency path).
+  template <class T>
+  void predict_row(const T* x, index_t stride, double* out, bool divide = true) const;
+
+ private:
+  template <class T, class Acc>
+  void predict_block(View2D<const T> x, index_t r0, index_t r1, const double* base_margin,
+                     double* out, index_t t0, index_t t1, double* scratch, bool divide) const;
+  template <class Acc>
+  void finish_row(const Acc* acc, double* out, bool divide) const;
+  bool go_left_special(const PackedNode& n, double x) const;
+  double prep(double v) const;
+
+  int input_mode_;
+  int cat_rule_;
+  bool acc_f32_;
+  index_t n_features_, n_outputs_, leaf_dim_;
+  double divisor_;
+  std::vector<PackedNode> nodes_;
+  std::vector<std::int32_t> leaf_slot_;  // node -> index into leaf_values_ / leaf_dim
+  std::vector<double> leaf_values_;      // weighted leaf values, leaf_dim per leaf
+  std::vector<float> leaf_values_f32_;
+  std::vector<std::int32_t> roots_;
+  std::vector<std::int32_t> depth_;
+  std::vector<std::int32_t> out_col_;
+  std::vector<std::uint8_t> tree_special_;
+  std::vector<std::uint32_t> cat_bits_;
+  std::vector<std::int32_t> cat_off_, cat_nw_;  // per packed node (special nodes only)
+  std::vector<double> base_;
+};
+
+// Applies a link in place over rows x k values (k = n_outputs), or rows x 1.
+void apply_link(int link, double param, double* values, index_t rows, index_t k, int n_threads);
+
+}  // namespace forgeline::trees

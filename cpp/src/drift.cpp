@@ -1,0 +1,333 @@
+#include "forgeline/drift.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "forgeline/parallel.hpp"
+
+namespace forgeline::drift {
+
+namespace {
+
+constexpr int kRadixBits = 11;
+constexpr int kRadixPasses = 6;  // 66 bits >= 64
+constexpr std::uint64_t kRadixMask = (1u << kRadixBits) - 1;
+constexpr std::uint64_t kSign = std::uint64_t{1} << 63;
+
+// Order-preserving map from IEEE doubles to unsigned integers: negative numbers have all
+// bits flipped, non-negative ones only the sign bit.
+inline std::uint64_t to_key(double v) {
+  std::uint64_t u;
+  std::memcpy(&u, &v, sizeof u);
+  return (u & kSign) ? ~u : (u | kSign);
+}
+
+inline double from_key(std::uint64_t u) {
+  u = (u & kSign) ? (u & ~kSign) : ~u;
+  double v;
+  std::memcpy(&v, &u, sizeof v);
+  return v;
+}
+
+// Neumaier-compensated running sum: the statistics below sum many terms whose exact value
+// must not depend on the order of a long loop.
+struct KahanSum {
+  double s = 0.0, c = 0.0;
+  void add(double x) {
+    const double t = s + x;
+    c += (std::fabs(s) >= std::fabs(x)) ? (s - t) + x : (x - t) + s;
+    s = t;
+  }
+  double value() const { return s + c; }
+};
+
+void finish_stats(const double* v, index_t n, ColumnStats& st) {
+  st.n_valid = n;
+  if (n == 0) {
+    st.min = st.max = std::numeric_limits<double>::quiet_NaN();
+    return;
+  }
+  st.min = v[0];
+  st.max = v[n - 1];
+  index_t lo = 0, hi = n;
+  while (lo < hi && std::isinf(v[lo])) ++lo;
+  while (hi > lo && std::isinf(v[hi - 1])) --hi;
+  st.n_inf = n - (hi - lo);
+  st.n_finite = hi - lo;
+  if (st.n_finite == 0) return;
+  KahanSum s;
+  for (index_t i = lo; i < hi; ++i) s.add(v[i]);
+  const double mean = s.value() / static_cast<double>(st.n_finite);
+  KahanSum m2, dev;
+  for (index_t i = lo; i < hi; ++i) {
+    const double d = v[i] - mean;
+    m2.add(d * d);
+    dev.add(d);
+  }
+  // The correction term removes the rounding error of the mean (two-pass algorithm).
+  const double corr = dev.value();
+  st.mean = mean;
+  st.m2 = std::max(0.0, m2.value() - corr * corr / static_cast<double>(st.n_finite));
+}
+
+}  // namespace
+
+index_t sort_valid(View1D<const double> x, double* out, ColumnStats& st) {
+  st = ColumnStats{};
+  const index_t n = x.size;
+  index_t m = 0;
+  index_t zeros = 0;
+  if (n < 512) {
+    for (index_t i = 0; i < n; ++i) {
+      const double v = x[i];
+      if (std::isnan(v)) continue;
+      zeros += (v == 0.0);
+      out[m++] = v;
+    }
+    std::sort(out, out + m);
+  } else {
+    // Scratch reused across calls on the same thread: fresh multi-megabyte buffers would cost
+    // a page fault per 4 KB on every column.
+    thread_local std::vector<std::uint64_t> keys, tmp;
+    if (keys.size() < static_cast<size_t>(n)) {
+      keys.resize(static_cast<size_t>(n));
+      tmp.resize(static_cast<size_t>(n));
+    }
+    std::vector<index_t> hist(static_cast<size_t>(kRadixPasses) << kRadixBits, 0);
+    for (index_t i = 0; i < n; ++i) {
+      const double v = x[i];
+      if (std::isnan(v)) continue;
+      zeros += (v == 0.0);
+      const std::uint64_t k = to_key(v);
+      keys[static_cast<size_t>(m++)] = k;
+      for (int p = 0; p < kRadixPasses; ++p)
+        ++hist[(static_cast<size_t>(p) << kRadixBits) + ((k >> (p * kRadixBits)) & kRadixMask)];
+    }
+    std::uint64_t* src = keys.data();
+    std::uint64_t* dst = tmp.data();
+    for (int p = 0; p < kRadixPasses; ++p) {
+      index_t* h = hist.data() + (static_cast<size_t>(p) << kRadixBits);
+      const std::uint64_t first = src[0];
+      // A pass where every key has the same digit would only copy; skip it.
+      if (m == 0 || h[(first >> (p * kRadixBits)) & kRadixMask] == m) continue;
+      index_t sum = 0;
+      for (size_t b = 0; b <= kRadixMask; ++b) {
+        const index_t c = h[b];
+        h[b] = sum;
+        sum += c;
+      }
+      for (index_t i = 0; i < m; ++i) {
+        const std::uint64_t k = src[i];
+        dst[h[(k >> (p * kRadixBits)) & kRadixMask]++] = k;
+      }
+      std::swap(src, dst);
+    }
+    for (index_t i = 0; i < m; ++i) out[i] = from_key(src[i]);
+  }
+  st.n_missing = n - m;
+  st.n_zero = zeros;
+  finish_stats(out, m, st);
+  return m;
+}
+
+void sort_valid_many(const std::vector<View1D<const double>>& cols, const std::vector<double*>& out,
+                     std::vector<ColumnStats>& stats, int n_threads) {
+  const index_t k = static_cast<index_t>(cols.size());
+  stats.assign(cols.size(), ColumnStats{});
+  // One column per chunk: columns are independent, so the result cannot depend on threads.
+  parallel_for(k, n_threads, 1, [&](index_t b, index_t e, index_t) {
+    for (index_t j = b; j < e; ++j)
+      sort_valid(cols[static_cast<size_t>(j)], out[static_cast<size_t>(j)], stats[static_cast<size_t>(j)]);
+  });
+}
+
+KSResult ks_sorted(View1D<const double> a, View1D<const double> b) {
+  KSResult r;
+  const index_t n1 = a.size, n2 = b.size;
+  require(n1 > 0 && n2 > 0, "ks_sorted: empty sample");
+  const double d1 = static_cast<double>(n1), d2 = static_cast<double>(n2);
+  double best_max = -std::numeric_limits<double>::infinity();
+  double best_min = std::numeric_limits<double>::infinity();
+  index_t i = 0, j = 0;
+  while (i < n1 || j < n2) {
+    double v;
+    if (j >= n2 || (i < n1 && a[i] <= b[j])) v = a[i];
+    else v = b[j];
+    while (i < n1 && a[i] == v) ++i;
+    while (j < n2 && b[j] == v) ++j;
+    // Same expression as scipy: searchsorted(..., 'right') / n for each sample.
+    const double diff = static_cast<double>(i) / d1 - static_cast<double>(j) / d2;
+    if (diff > best_max) { best_max = diff; r.loc_plus = v; }
+    if (diff < best_min) { best_min = diff; r.loc_minus = v; }
+  }
+  r.max_plus = best_max;
+  r.max_minus = std::min(std::max(-best_min, 0.0), 1.0);
+  return r;
+}
+
+double ks_prob_outside_square(index_t n, index_t h) {
+  require(n > 0 && h > 0 && h <= n, "ks_prob_outside_square: need 0 < h <= n");
+  // P = 2 * A0 * (1 - A1 * (1 - A2 * (...))), evaluated from the innermost term outwards,
+  // which avoids the subtractive cancellation of the alternating binomial sum.
+  double p = 0.0;
+  for (index_t k = n / h; k >= 0; --k) {
+    double p1 = 1.0;
+    for (index_t j = 0; j < h; ++j)
+      p1 = static_cast<double>(n - k * h - j) * p1 / static_cast<double>(n + k * h + j + 1);
+    p = p1 * (1.0 - p);
+  }
+  return 2.0 * p;
+}
+
+double ks_outer_prob_inside(index_t m, index_t n, index_t g, index_t h) {
+  if (m < n) std::swap(m, n);
+  const index_t mg = m / g, ng = n / g;
+  const double dmg = static_cast<double>(mg);
+  // Column of the lattice holds, for each y in a sliding window, the probability that a path
+  // to (x, y) has already left the band |x/m - y/n| < h/lcm. Outside the window it is 1
+  // (above or below the band: already left).
+  index_t minj = 0;
+  index_t maxj = std::min<index_t>(static_cast<index_t>(std::ceil(static_cast<double>(h) / dmg)), n + 1);
+  index_t curlen = maxj - minj;
+  const index_t len_a = std::min<index_t>(2 * maxj + 2, n + 1);
+  std::vector<double> A(static_cast<size_t>(std::max<index_t>(len_a, 1)), 1.0);
+  for (index_t j = minj; j < maxj; ++j) A[static_cast<size_t>(j)] = 0.0;
+  for (index_t i = 1; i <= m; ++i) {
+    const index_t lastminj = minj, lastlen = curlen;
+    minj = std::max<index_t>(
+        static_cast<index_t>(std::floor(static_cast<double>(ng * i - h) / dmg)) + 1, 0);
+    minj = std::min(minj, n);
+    maxj = std::min<index_t>(
+        static_cast<index_t>(std::ceil(static_cast<double>(ng * i + h) / dmg)), n + 1);
+    if (maxj <= minj) return 1.0;
+    double val = (minj == 0) ? 0.0 : 1.0;
+    const double di = static_cast<double>(i);
+    for (index_t jj = 0; jj < maxj - minj; ++jj) {
+      const index_t j = jj + minj;
+      const double dj = static_cast<double>(j);
+      val = (A[static_cast<size_t>(jj + minj - lastminj)] * di + val * dj) / (di + dj);
+      A[static_cast<size_t>(jj)] = val;
+    }
+    curlen = maxj - minj;
+    if (lastlen > curlen)
+      for (index_t t = maxj - minj; t < maxj - minj + (lastlen - curlen); ++t)
+        if (t < static_cast<index_t>(A.size())) A[static_cast<size_t>(t)] = 1.0;
+  }
+  return A[static_cast<size_t>(maxj - minj - 1)];
+}
+
+double smirnov_sf(index_t n, double x) {
+  require(n > 0, "smirnov_sf: n must be positive");
+  if (std::isnan(x)) return x;
+  if (x >= 1.0) return 0.0;
+  if (x <= 0.0) return 1.0;
+  // Birnbaum-Tingey: x * sum_j C(n,j) (x + j/n)^(j-1) (1 - x - j/n)^(n-j), j < n(1-x).
+  // All terms are positive and, as a function of j, rise to one peak and fall, so the sum
+  // stops once past the peak the terms drop below 1e-20 of the total. log C(n, j) is
+  // accumulated in long double; the per-term logs are double (relative error ~1e-12 on
+  // the largest n, far inside the 1e-9 contract).
+  const double N = static_cast<double>(n), NX = N * x;
+  const double log_x = std::log(x);
+  long double lcomb = 0.0L;
+  long double total = 0.0L;
+  double prev = 0.0;
+  for (index_t j = 0; j <= n; ++j) {
+    const double J = static_cast<double>(j);
+    const double rest = N - NX - J;  // n * (1 - x - j/n)
+    if (rest <= 0.0) break;
+    const double up = NX + J;  // n * (x + j/n)
+    const double lt = static_cast<double>(lcomb) + (J - 1.0) * std::log(up / N) +
+                      (N - J) * std::log(rest / N) + log_x;
+    const double term = std::exp(lt);
+    total += term;
+    if (term < prev && term < 1e-20 * static_cast<double>(total)) break;
+    prev = term;
+    lcomb += std::log(static_cast<long double>(N - J) / static_cast<long double>(J + 1.0));
+  }
+  const double p = static_cast<double>(total);
+  return std::min(1.0, std::max(0.0, p));
+}
+
+CdfDistances cdf_distances(View1D<const double> a, View1D<const double> b) {
+  CdfDistances r;
+  const index_t n1 = a.size, n2 = b.size;
+  const double d1 = static_cast<double>(n1), d2 = static_cast<double>(n2);
+  index_t i = 0, j = 0;
+  KahanSum s1, s2;
+  while (i < n1 || j < n2) {
+    double v;
+    if (j >= n2 || (i < n1 && a[i] <= b[j])) v = a[i];
+    else v = b[j];
+    while (i < n1 && a[i] == v) ++i;
+    while (j < n2 && b[j] == v) ++j;
+    if (i >= n1 && j >= n2) break;
+    double next;
+    if (j >= n2 || (i < n1 && a[i] <= b[j])) next = a[i];
+    else next = b[j];
+    const double diff = static_cast<double>(i) / d1 - static_cast<double>(j) / d2;
+    const double delta = next - v;
+    s1.add(std::fabs(diff) * delta);
+    s2.add(diff * diff * delta);
+  }
+  r.l1 = s1.value();
+  r.l2sq = s2.value();
+  return r;
+}
+
+double cvm_u(View1D<const double> a, View1D<const double> b) {
+  const index_t n1 = a.size, n2 = b.size;
+  index_t i = 0, j = 0;
+  KahanSum sa, sb;
+  while (i < n1 || j < n2) {
+    double v;
+    if (j >= n2 || (i < n1 && a[i] <= b[j])) v = a[i];
+    else v = b[j];
+    const index_t i0 = i, j0 = j;
+    while (i < n1 && a[i] == v) ++i;
+    while (j < n2 && b[j] == v) ++j;
+    const index_t before = i0 + j0, ties = (i - i0) + (j - j0);
+    const double rank = static_cast<double>(before) + static_cast<double>(ties + 1) / 2.0;
+    for (index_t t = i0; t < i; ++t) {
+      const double d = rank - static_cast<double>(t + 1);
+      sa.add(d * d);
+    }
+    for (index_t t = j0; t < j; ++t) {
+      const double d = rank - static_cast<double>(t + 1);
+      sb.add(d * d);
+    }
+  }
+  return static_cast<double>(n1) * sa.value() + static_cast<double>(n2) * sb.value();
+}
+
+double ad_midrank_a2akn(View1D<const double> a, View1D<const double> b) {
+  const index_t n1 = a.size, n2 = b.size, N = n1 + n2;
+  const double dN = static_cast<double>(N), dn1 = static_cast<double>(n1), dn2 = static_cast<double>(n2);
+  index_t i = 0, j = 0;
+  KahanSum s1, s2;
+  while (i < n1 || j < n2) {
+    double v;
+    if (j >= n2 || (i < n1 && a[i] <= b[j])) v = a[i];
+    else v = b[j];
+    const index_t i0 = i, j0 = j;
+    while (i < n1 && a[i] == v) ++i;
+    while (j < n2 && b[j] == v) ++j;
+    const double lj = static_cast<double>((i - i0) + (j - j0));
+    const double bj = static_cast<double>(i0 + j0) + lj / 2.0;
+    const double denom = bj * (dN - bj) - dN * lj / 4.0;
+    const double m1 = static_cast<double>(i) - static_cast<double>(i - i0) / 2.0;
+    const double m2 = static_cast<double>(j) - static_cast<double>(j - j0) / 2.0;
+    const double t1 = dN * m1 - bj * dn1, t2 = dN * m2 - bj * dn2;
+    s1.add(lj / dN * t1 * t1 / denom);
+    s2.add(lj / dN * t2 * t2 / denom);
+  }
+  double out = 0.0;
+  out += s1.value() / dn1;
+  out += s2.value() / dn2;
+  out *= (dN - 1.0) / dN;
+  return out;
+}
+
+}  // namespace forgeline::drift

@@ -1,0 +1,359 @@
+#include "forgeline/trees.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "forgeline/parallel.hpp"
+
+namespace forgeline::trees {
+
+namespace {
+
+// LightGBM's kZeroThreshold is declared `const double kZeroThreshold = 1e-35f;`: the float
+// literal widened to double, which is not the same number as 1e-35.
+constexpr double kZeroThreshold = static_cast<double>(1e-35f);
+constexpr std::uint32_t kFeatureMask = 0xFFFFFFu;
+constexpr int kFlagShift = 24;
+// Rows per block: the prepared block (rows x features doubles) and the accumulators stay in
+// L1/L2 while every tree streams over it.
+constexpr index_t kBlockRows = 64;
+// Rows traversed together in the branch-free inner loop (independent loads in flight).
+constexpr index_t kLanes = 8;
+constexpr index_t kGrain = 512;
+
+inline std::uint32_t flags_of(const PackedNode& n) { return n.feature_flags >> kFlagShift; }
+inline std::uint32_t feature_of(const PackedNode& n) { return n.feature_flags & kFeatureMask; }
+
+constexpr std::uint32_t kSpecial = kCategorical | kZeroMissing;
+
+}  // namespace
+
+Ensemble::Ensemble(const EnsembleSpec& s)
+    : input_mode_(s.input_mode),
+      cat_rule_(s.cat_rule),
+      acc_f32_(s.accumulate_f32),
+      n_features_(s.n_features),
+      n_outputs_(s.n_outputs),
+      leaf_dim_(s.leaf_dim),
+      divisor_(s.divisor) {
+  require(s.input_mode >= 0 && s.input_mode <= 2, "bad input mode");
+  require(s.cat_rule >= 0 && s.cat_rule <= 2, "bad categorical rule");
+  require(n_features_ >= 0 && n_features_ <= static_cast<index_t>(kFeatureMask), "bad n_features");
+  require(n_outputs_ >= 1 && n_outputs_ <= (1 << 20), "bad n_outputs");
+  require(leaf_dim_ == 1 || leaf_dim_ == n_outputs_, "leaf_dim must be 1 or n_outputs");
+  require(std::isfinite(divisor_) && divisor_ >= 0.0, "bad divisor");
+  const index_t T = s.tree_output.size;
+  require(s.tree_offsets.size == T + 1, "tree_offsets must have n_trees + 1 entries");
+  require(s.tree_weight.size == 0 || s.tree_weight.size == T, "tree_weight size");
+  const index_t N = s.feature.size;
+  require(N < (index_t{1} << 30), "too many nodes");
+  require(s.threshold.size == N && s.left.size == N && s.right.size == N && s.flags.size == N &&
+              s.cat_offset.size == N && s.cat_nwords.size == N,
+          "node arrays must all have the same length");
+  require(s.leaf_value.size == N * leaf_dim_, "leaf_value must have n_nodes * leaf_dim entries");
+  require(s.base.size == n_outputs_, "base must have n_outputs entries");
+  require(s.tree_offsets[0] == 0 && s.tree_offsets[T] == N, "tree_offsets must span the nodes");
+  cat_bits_.resize(static_cast<size_t>(s.cat_bits.size));
+  for (index_t i = 0; i < s.cat_bits.size; ++i) cat_bits_[static_cast<size_t>(i)] = s.cat_bits[i];
+  for (index_t k = 0; k < n_outputs_; ++k) base_.push_back(s.base[k]);
+
+  nodes_.reserve(static_cast<size_t>(N + T));
+  std::vector<std::int32_t> order, stack_depth;
+  std::vector<std::uint8_t> seen;
+  for (index_t t = 0; t < T; ++t) {
+    const index_t b = s.tree_offsets[t], e = s.tree_offsets[t + 1];
+    require(b < e, "every tree needs at least one node");
+    const index_t col = s.tree_output[t];
+    require(leaf_dim_ != 1 ? col == 0 : (col >= 0 && col < n_outputs_), "tree_output out of range");
+    const double w = s.tree_weight.size ? s.tree_weight[t] : 1.0;
+    require(std::isfinite(w), "tree weight must be finite");
+    out_col_.push_back(static_cast<std::int32_t>(col));
+    const index_t n_local = e - b;
+    seen.assign(static_cast<size_t>(n_local), 0);
+    // Breadth-first re-layout so that both children of a node are adjacent. `order` holds
+    // local ids in packed order; every node is reached once (else it is not a tree).
+    const std::int32_t root = static_cast<std::int32_t>(nodes_.size());
+    roots_.push_back(root);
+    order.assign(1, 0);
+    stack_depth.assign(1, 0);
+    seen[0] = 1;
+    int max_depth = 0;
+    bool special = false;
+    for (size_t q = 0; q < order.size(); ++q) {
+      const index_t loc = order[q];
+      const index_t g = b + loc;
+      const std::int32_t f = s.feature[g];
+      const std::uint32_t fl = s.flags[g];
+      PackedNode n{};
+      const std::int32_t self = static_cast<std::int32_t>(nodes_.size());
+      if (f < 0) {  // leaf
+        n.threshold = std::numeric_limits<double>::quiet_NaN();
+        n.feature_flags = kLeaf << kFlagShift;
+        n.child = self - 1;
+        leaf_slot_.push_back(static_cast<std::int32_t>(leaf_values_.size() / static_cast<size_t>(leaf_dim_)));
+        for (index_t j = 0; j < leaf_dim_; ++j) {
+          const double v = s.leaf_value[g * leaf_dim_ + j];
+          require(!std::isnan(v), "leaf values must not be NaN");
+          // Dart weights multiply each leaf as the source does; XGBoost works in float32.
+          const double wv = acc_f32_ ? static_cast<double>(static_cast<float>(v) * static_cast<float>(w)) : v * w;
+          leaf_values_.push_back(s.tree_weight.size ? wv : v);
+        }
+        max_depth = std::max(max_depth, stack_depth[q]);
+        cat_off_.push_back(0);
+        cat_nw_.push_back(0);
+      } else {
+        require(f < n_features_, "split feature index out of range");
+        const std::int32_t l = s.left[g], r = s.right[g];
+        require(l > 0 && l < n_local && r > 0 && r < n_local && l != r, "child index out of range");
+        require(!seen[static_cast<size_t>(l)] && !seen[static_cast<size_t>(r)],
+                "node reached twice: not a tree");
+        require(order.size() + 2 <= static_cast<size_t>(n_local), "node reached twice");
+        seen[static_cast<size_t>(l)] = seen[static_cast<size_t>(r)] = 1;
+        double thr = s.threshold[g];
+        if (fl & kCategorical) {
+          const index_t off = s.cat_offset[g], nw = s.cat_nwords[g];
+          require(off >= 0 && nw >= 0 && off + nw <= static_cast<index_t>(cat_bits_.size()),
+                  "categorical bitset out of range");
+          cat_off_.push_back(static_cast<std::int32_t>(off));
+          cat_nw_.push_back(static_cast<std::int32_t>(nw));
+          special = true;
+        } else {
+          require(!std::isnan(thr), "numeric threshold must not be NaN");
+          if (s.xgb_less_than) {
+            // float32 x < t  <=>  x <= largest float below t; nothing is below -inf.
+            const float tf = static_cast<float>(thr);
+            thr = std::isinf(tf) && tf < 0 ? std::numeric_limits<double>::quiet_NaN()
+                                          : static_cast<double>(std::nextafter(tf, -std::numeric_limits<float>::infinity()));
+          }
+          cat_off_.push_back(0);
+          cat_nw_.push_back(0);
+          if (fl & kZeroMissing) special = true;
+        }
+        n.threshold = thr;
+        n.feature_flags = static_cast<std::uint32_t>(f) | ((fl & 0x3Fu) << kFlagShift);
+        // Children go at the end of the queue; they are packed in that order, adjacently.
+        n.child = root + static_cast<std::int32_t>(order.size());
+        order.push_back(l);
+        order.push_back(r);
+        stack_depth.push_back(stack_depth[q] + 1);
+        stack_depth.push_back(stack_depth[q] + 1);
+        leaf_slot_.push_back(-1);
+      }
+      nodes_.push_back(n);
+    }
+    require(order.size() == static_cast<size_t>(n_local), "unreachable nodes in a tree");
+    depth_.push_back(max_depth);
+    tree_special_.push_back(special ? 1 : 0);
+  }
+  leaf_values_f32_.assign(leaf_values_.begin(), leaf_values_.end());
+}
+
+inline double Ensemble::prep(double v) const {
+  if (input_mode_ == static_cast<int>(InputMode::kFloat32)) return static_cast<double>(static_cast<float>(v));
+  if (input_mode_ == static_cast<int>(InputMode::kLightGBM)) return std::fabs(v) <= kZeroThreshold ? 0.0 : v;
+  return v;
+}
+
+bool Ensemble::go_left_special(const PackedNode& n, double x) const {
+  const std::uint32_t fl = flags_of(n);
+  if (std::isnan(x)) return fl & kNanLeft;
+  if (fl & kCategorical) {
+    const size_t i = static_cast<size_t>(&n - nodes_.data());
+    bool negative = cat_rule_ == static_cast<int>(CatRule::kTruncate) ? x <= -1.0 : x < 0.0;
+    if (cat_rule_ == static_cast<int>(CatRule::kIntegral)) negative = negative || x != std::trunc(x);
+    const double nbits = 32.0 * cat_nw_[i];
+    if (negative || !(x < nbits)) return fl & kInvalidLeft;
+    const auto c = static_cast<std::uint32_t>(std::max(x, 0.0));  // truncation, as C casts do
+    const bool member = (cat_bits_[static_cast<size_t>(cat_off_[i]) + (c >> 5)] >> (c & 31u)) & 1u;
+    return member == static_cast<bool>(fl & kMemberLeft);
+  }
+  // kZeroMissing: inputs in LightGBM's zero window were already mapped to 0.0 by prep().
+  if (x == 0.0) return fl & kDefaultLeft;
+  return x <= n.threshold;
+}
+
+template <class Acc>
+inline void Ensemble::finish_row(const Acc* acc, double* out, bool divide) const {
+  for (index_t k = 0; k < n_outputs_; ++k) {
+    double v = static_cast<double>(acc[k]);
+    if (divide && divisor_ > 0.0) v /= divisor_;
+    out[k] = v;
+  }
+}
+
+template <class T, class Acc>
+void Ensemble::predict_block(View2D<const T> x, index_t r0, index_t r1, const double* base_margin,
+                             double* out, index_t t0, index_t t1, double* xb, bool divide) const {
+  const index_t nr = r1 - r0, nf = n_features_, K = n_outputs_;
+  for (index_t r = 0; r < nr; ++r)
+    for (index_t f = 0; f < nf; ++f) xb[r * nf + f] = prep(static_cast<double>(x(r0 + r, f)));
+  Acc acc[kBlockRows * 8];
+  std::vector<Acc> acc_big;
+  Acc* a = acc;
+  if (nr * K > kBlockRows * 8) {
+    acc_big.resize(static_cast<size_t>(nr * K));
+    a = acc_big.data();
+  }
+  for (index_t r = 0; r < nr; ++r)
+    for (index_t k = 0; k < K; ++k)
+      a[r * K + k] = static_cast<Acc>(base_margin ? base_margin[(r0 + r) * K + k] : base_[static_cast<size_t>(k)]);
+  const PackedNode* nodes = nodes_.data();
+  const Acc* leaves = nullptr;
+  if constexpr (sizeof(Acc) == sizeof(float)) leaves = leaf_values_f32_.data(); else leaves = leaf_values_.data();
+  for (index_t t = t0; t < t1; ++t) {
+    const std::int32_t root = roots_[static_cast<size_t>(t)];
+    const int depth = depth_[static_cast<size_t>(t)];
+    const bool special = tree_special_[static_cast<size_t>(t)];
+    const index_t col = out_col_[static_cast<size_t>(t)];
+    index_t r = 0;
+    std::int32_t idx[kLanes];
+    // Branch-free lanes: leaves loop onto themselves, so `depth` steps reach every leaf.
+    for (; r + kLanes <= nr; r += kLanes) {
+      for (index_t l = 0; l < kLanes; ++l) idx[l] = root;
+      const double* xr = xb + r * nf;
+      for (int d = 0; d < depth; ++d) {
+        for (index_t l = 0; l < kLanes; ++l) {
+          const PackedNode& n = nodes[idx[l]];
+          const double v = xr[l * nf + feature_of(n)];
+          bool left;
+          if (FL_UNLIKELY(special && (flags_of(n) & kSpecial))) {
+            left = go_left_special(n, v);
+          } else {
+            left = (v <= n.threshold) | ((v != v) & static_cast<bool>(flags_of(n) & kNanLeft));
+          }
+          idx[l] = n.child + 1 - static_cast<std::int32_t>(left);
+        }
+      }
+      for (index_t l = 0; l < kLanes; ++l) {
+        const Acc* lv = leaves + static_cast<index_t>(leaf_slot_[static_cast<size_t>(idx[l])]) * leaf_dim_;
+        Acc* ar = a + (r + l) * K;
+        if (leaf_dim_ == 1) ar[col] += lv[0]; else for (index_t k = 0; k < K; ++k) ar[k] += lv[k];
+      }
+    }
+    for (; r < nr; ++r) {
+      const double* xr = xb + r * nf;
+      std::int32_t i = root;
+      while (!(flags_of(nodes[i]) & kLeaf)) {
+        const PackedNode& n = nodes[i];
+        const double v = xr[feature_of(n)];
+        bool left;
+        if (flags_of(n) & kSpecial) left = go_left_special(n, v);
+        else left = (v <= n.threshold) | ((v != v) & static_cast<bool>(flags_of(n) & kNanLeft));
+        i = n.child + 1 - static_cast<std::int32_t>(left);
+      }
+      const Acc* lv = leaves + static_cast<index_t>(leaf_slot_[static_cast<size_t>(i)]) * leaf_dim_;
+      Acc* ar = a + r * K;
+      if (leaf_dim_ == 1) ar[col] += lv[0]; else for (index_t k = 0; k < K; ++k) ar[k] += lv[k];
+    }
+  }
+  for (index_t r = 0; r < nr; ++r) finish_row(a + r * K, out + (r0 + r) * K, divide);
+}
+
+template <class T>
+void Ensemble::predict(View2D<const T> x, const double* base_margin, double* out, index_t t0,
+                       index_t t1, int n_threads, bool divide) const {
+  require(x.cols == n_features_, "wrong number of feature columns");
+  require(t0 >= 0 && t0 <= t1 && t1 <= n_trees(), "tree range out of bounds");
+  parallel_for(x.rows, n_threads, kGrain, [&](index_t b, index_t e, index_t) {
+    std::vector<double> xb(static_cast<size_t>(kBlockRows * std::max<index_t>(n_features_, 1)));
+    for (index_t r = b; r < e; r += kBlockRows) {
+      const index_t re = std::min(e, r + kBlockRows);
+      if (acc_f32_) predict_block<T, float>(x, r, re, base_margin, out, t0, t1, xb.data(), divide);
+      else predict_block<T, double>(x, r, re, base_margin, out, t0, t1, xb.data(), divide);
+    }
+  });
+}
+
+template <class T>
+void Ensemble::predict_row(const T* x, index_t stride, double* out, bool divide) const {
+  // Traverses straight from the caller's buffer: no block copy for one row.
+  const index_t K = n_outputs_;
+  auto walk = [&](auto* acc) {
+    using Acc = std::remove_pointer_t<decltype(acc)>;
+    const Acc* leaves;
+    if constexpr (sizeof(Acc) == sizeof(float)) leaves = leaf_values_f32_.data(); else leaves = leaf_values_.data();
+    for (index_t k = 0; k < K; ++k) acc[k] = static_cast<Acc>(base_[static_cast<size_t>(k)]);
+    const PackedNode* nodes = nodes_.data();
+    for (size_t t = 0; t < roots_.size(); ++t) {
+      std::int32_t i = roots_[t];
+      while (!(flags_of(nodes[i]) & kLeaf)) {
+        const PackedNode& n = nodes[i];
+        const double v = prep(static_cast<double>(x[static_cast<index_t>(feature_of(n)) * stride]));
+        bool left;
+        if (flags_of(n) & kSpecial) left = go_left_special(n, v);
+        else left = (v <= n.threshold) | ((v != v) & static_cast<bool>(flags_of(n) & kNanLeft));
+        i = n.child + 1 - static_cast<std::int32_t>(left);
+      }
+      const Acc* lv = leaves + static_cast<index_t>(leaf_slot_[static_cast<size_t>(i)]) * leaf_dim_;
+      if (leaf_dim_ == 1) acc[out_col_[t]] += lv[0]; else for (index_t k = 0; k < K; ++k) acc[k] += lv[k];
+    }
+    finish_row(acc, out, divide);
+  };
+  if (K <= 64) {
+    if (acc_f32_) { float acc[64]; walk(acc); } else { double acc[64]; walk(acc); }
+  } else {
+    if (acc_f32_) { std::vector<float> acc(static_cast<size_t>(K)); walk(acc.data()); }
+    else { std::vector<double> acc(static_cast<size_t>(K)); walk(acc.data()); }
+  }
+}
+
+template void Ensemble::predict<float>(View2D<const float>, const double*, double*, index_t, index_t, int, bool) const;
+template void Ensemble::predict<double>(View2D<const double>, const double*, double*, index_t, index_t, int, bool) const;
+template void Ensemble::predict_row<float>(const float*, index_t, double*, bool) const;
+template void Ensemble::predict_row<double>(const double*, index_t, double*, bool) const;
+
+namespace {
+
+void link_row(int link, double a, double* v, index_t k) {
+  switch (static_cast<Link>(link)) {
+    case Link::kIdentity:
+      return;
+    case Link::kSigmoid:
+      for (index_t j = 0; j < k; ++j) v[j] = 1.0 / (1.0 + std::exp(-a * v[j]));
+      return;
+    case Link::kExp:
+      for (index_t j = 0; j < k; ++j) v[j] = std::exp(v[j]);
+      return;
+    case Link::kSoftmax: {
+      double m = v[0];
+      for (index_t j = 1; j < k; ++j) m = std::max(m, v[j]);
+      double s = 0.0;
+      for (index_t j = 0; j < k; ++j) { v[j] = std::exp(v[j] - m); s += v[j]; }
+      for (index_t j = 0; j < k; ++j) v[j] /= s;
+      return;
+    }
+    case Link::kSigmoidF32:
+      for (index_t j = 0; j < k; ++j) {
+        const float x = std::min(-static_cast<float>(v[j]), 88.7f);
+        v[j] = static_cast<double>(1.0f / (std::exp(x) + 1.0f + 1e-16f));
+      }
+      return;
+    case Link::kExpF32:
+      for (index_t j = 0; j < k; ++j) v[j] = static_cast<double>(std::exp(static_cast<float>(v[j])));
+      return;
+    case Link::kSoftmaxF32: {
+      // XGBoost: float exps, summed in double, divided by the sum rounded to float.
+      float m = static_cast<float>(v[0]);
+      for (index_t j = 1; j < k; ++j) m = std::max(m, static_cast<float>(v[j]));
+      double s = 0.0;
+      for (index_t j = 0; j < k; ++j) s += static_cast<double>(std::exp(static_cast<float>(v[j]) - m));
+      const float sf = static_cast<float>(s);
+      for (index_t j = 0; j < k; ++j) v[j] = static_cast<double>(std::exp(static_cast<float>(v[j]) - m) / sf);
+      return;
+    }
+  }
+  throw std::invalid_argument("unknown link");
+}
+
+}  // namespace
+
+void apply_link(int link, double param, double* values, index_t rows, index_t k, int n_threads) {
+  require(link >= 0 && link <= 6, "unknown link");
+  parallel_for(rows, n_threads, 4096, [&](index_t b, index_t e, index_t) {
+    for (index_t r = b; r < e; ++r) link_row(link, param, values + r * k, k);
+  });
+}
+
+}  // namespace forgeline::trees

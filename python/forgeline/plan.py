@@ -1,0 +1,311 @@
+"""Plan: the compiled form of a fitted pipeline, as plain data.
+
+The preprocessing half is a :class:`FeaturePlan`: a list of *groups*. A group reads one
+input column into a register, applies a chain of unary ops (each replicating one elementwise
+step of the source library, in the same order, so results are bit-identical), then emits the
+register into one output slot (``scalar``), sets one of several one-hot slots (``onehot``) or
+writes a table value (``lookup``). The native executor runs all groups over row blocks.
+
+The model half is any :class:`~forgeline.models.base.NativeModel`; :class:`Plan` ties the two
+together with the schema. Everything round-trips through ``to_parts`` / ``from_parts``
+(JSON-safe dict + numeric arrays), which is what a bundle stores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _frame
+from ._native import core, resolve_threads
+from .errors import BundleError, DataError
+
+OP_CODES = {
+    "impute": 1, "add": 2, "sub": 3, "mul": 4, "div": 5, "log1p": 6, "clip": 7,
+    "searchsorted_right": 8, "code_of": 9, "expm1": 10, "sqrt": 11, "abs": 12, "log": 13,
+    "exp": 14, "isnan": 15, "replace_inf": 16,
+}
+EMITS = {"scalar": 0, "onehot": 1, "lookup": 2}
+SOURCE_FLOAT64, SOURCE_CODES = 0, 2
+ONEHOT_ZEROS, ONEHOT_RAISE = -1, -2
+MAX_GROUPS = 1_000_000
+MAX_TABLE = 50_000_000
+
+
+@dataclass
+class OpSpec:
+    """One unary op: ``name`` from ``OP_CODES``; ``a``/``b`` scalars; ``table`` for
+    ``searchsorted_right`` and ``code_of``."""
+
+    name: str
+    a: float = 0.0
+    b: float = 0.0
+    table: tuple | None = None
+
+    def describe(self) -> str:
+        if self.table is not None:
+            return f"{self.name}[{len(self.table)}]"
+        if self.name in ("log1p", "expm1", "sqrt", "abs", "log", "exp", "isnan", "replace_inf"):
+            return self.name
+        if self.name == "clip":
+            return f"clip({self.a:.6g}, {self.b:.6g})"
+        return f"{self.name}({self.a:.6g})"
+
+
+@dataclass
+class Group:
+    """One input column's chain of ops and how its result is emitted.
+
+    ``onehot_map``: table index (0 unseen, 1 missing, 2+code) -> local slot, ``ONEHOT_ZEROS``
+    or ``ONEHOT_RAISE``; local slots are 0..width-1. ``lookup``: values by the same index.
+    ``origin`` names the transformer that produced the group (for errors and explain_plan).
+    """
+
+    source: str
+    ops: list[OpSpec] = field(default_factory=list)
+    emit: str = "scalar"
+    width: int = 1
+    onehot_map: list[int] | None = None
+    lookup: list[float] | None = None
+    unseen_error: int = 0  # lookup only: bit 0 unseen raises, bit 1 missing raises
+    origin: str = "input"
+
+    def clone(self) -> Group:
+        return Group(self.source, list(self.ops), self.emit, self.width,
+                     None if self.onehot_map is None else list(self.onehot_map),
+                     None if self.lookup is None else list(self.lookup), self.unseen_error,
+                     self.origin)
+
+
+@dataclass(frozen=True)
+class Sym:
+    """One output column of the preprocessing: slot ``slot`` of group ``group``."""
+
+    group: int
+    slot: int = 0
+
+
+class FeaturePlan:
+    """Groups over the schema's input columns, producing ``len(outputs)`` feature columns."""
+
+    def __init__(self, inputs: list[tuple[str, str]], groups: list[Group], outputs: list[Sym],
+                 feature_names: list[str]):
+        self.inputs = list(inputs)  # (name, kind) of each input column the program reads
+        self.groups = groups
+        self.outputs = outputs
+        self.feature_names = list(feature_names)
+        self._program = None
+
+    @property
+    def n_features(self) -> int:
+        return len(self.outputs)
+
+    def pruned(self) -> FeaturePlan:
+        """The same plan with only the groups and inputs that some output uses."""
+        used = sorted({s.group for s in self.outputs})
+        remap = {g: i for i, g in enumerate(used)}
+        groups = [self.groups[g] for g in used]
+        sources = {g.source for g in groups}
+        inputs = [(n, k) for n, k in self.inputs if n in sources]
+        outputs = [Sym(remap[s.group], s.slot) for s in self.outputs]
+        return FeaturePlan(inputs, groups, outputs, self.feature_names)
+
+    # ------------------------------------------------------------------ native program
+    def _pack(self) -> dict[str, np.ndarray]:
+        """Prune unused groups, resolve output positions, and flatten into arrays."""
+        col_index = {name: i for i, (name, _) in enumerate(self.inputs)}
+        kinds = {name: k for name, k in self.inputs}
+        # positions of each (group, local slot) in the output
+        where: dict[tuple[int, int], list[int]] = {}
+        for pos, s in enumerate(self.outputs):
+            where.setdefault((s.group, s.slot), []).append(pos)
+        arr: dict[str, list] = {k: [] for k in (
+            "src", "src_kind", "op_begin", "op_end", "emit", "slot", "tab_off", "tab_len",
+            "unseen_error", "op_code", "op_off", "op_len", "op_a", "op_b")}
+        dtab: list[float] = []
+        itab: list[int] = []
+        used = sorted({s.group for s in self.outputs})
+        for gi in used:
+            g = self.groups[gi]
+            # a scalar/lookup group used at several positions is emitted once per position
+            positions = ([where.get((gi, 0), [])] if g.emit != "onehot" else [[None]])
+            for plist in positions:
+                for pos in plist:
+                    arr["src"].append(col_index[g.source])
+                    arr["src_kind"].append(SOURCE_CODES if kinds[g.source] == _frame.CATEGORICAL
+                                           else SOURCE_FLOAT64)
+                    arr["op_begin"].append(len(arr["op_code"]))
+                    for op in g.ops:
+                        arr["op_code"].append(OP_CODES[op.name])
+                        arr["op_a"].append(float(op.a))
+                        arr["op_b"].append(float(op.b))
+                        if op.table is not None:
+                            arr["op_off"].append(len(dtab))
+                            arr["op_len"].append(len(op.table))
+                            dtab.extend(float(v) for v in op.table)
+                        else:
+                            arr["op_off"].append(0)
+                            arr["op_len"].append(0)
+                    arr["op_end"].append(len(arr["op_code"]))
+                    arr["emit"].append(EMITS[g.emit])
+                    arr["unseen_error"].append(int(g.unseen_error))
+                    if g.emit == "onehot":
+                        arr["slot"].append(0)
+                        arr["tab_off"].append(len(itab))
+                        arr["tab_len"].append(len(g.onehot_map))
+                        for local in g.onehot_map:
+                            if local < 0:
+                                itab.append(local)
+                            else:
+                                ps = where.get((gi, local), [])
+                                # a one-hot slot used twice is rare (duplicated columns); the
+                                # first position gets it and later ones are refused at compile
+                                itab.append(ps[0] if ps else ONEHOT_ZEROS)
+                    elif g.emit == "lookup":
+                        arr["slot"].append(pos)
+                        arr["tab_off"].append(len(dtab))
+                        arr["tab_len"].append(len(g.lookup))
+                        dtab.extend(float(v) for v in g.lookup)
+                    else:
+                        arr["slot"].append(pos)
+                        arr["tab_off"].append(0)
+                        arr["tab_len"].append(0)
+        out = {k: np.asarray(v, dtype=np.float64 if k in ("op_a", "op_b") else np.int32)
+               for k, v in arr.items()}
+        out["dtab"] = np.asarray(dtab, dtype=np.float64)
+        out["itab"] = np.asarray(itab, dtype=np.int32)
+        return out
+
+    def program(self):
+        if self._program is None:
+            packed = self._pack()
+            self._program = core.FeatureProgram(self.n_features, **packed)
+        return self._program
+
+    def run(self, frame: _frame.Frame, n_threads: int | None = None, start: int = 0,
+            stop: int | None = None) -> np.ndarray:
+        """Feature matrix (stop - start, n_features) float64 for rows [start, stop) of a
+        validated frame."""
+        stop = frame.n_rows if stop is None else stop
+        cols, kinds = [], []
+        for name, kind in self.inputs:
+            v = frame[name].values[start:stop]
+            if kind == _frame.CATEGORICAL:
+                kinds.append(SOURCE_CODES)
+            else:
+                if v.dtype != np.float64:
+                    v = v.astype(np.float64)
+                kinds.append(SOURCE_FLOAT64)
+            cols.append(v)
+        try:
+            return self.program().run(cols, np.asarray(kinds, dtype=np.int32), stop - start,
+                                      resolve_threads(n_threads))
+        except ValueError as exc:
+            if "unknown category in plan group" in str(exc):
+                raise self._unknown_category_error(frame, str(exc)) from None
+            raise
+
+    def _unknown_category_error(self, frame, msg: str) -> DataError:
+        # Map the native group index back to the column for the message.
+        packed_idx = int(msg.rsplit(" ", 1)[-1])
+        used = sorted({s.group for s in self.outputs})
+        names = []
+        for gi in used:
+            g = self.groups[gi]
+            n = 1 if g.emit == "onehot" else max(1, len([s for s in self.outputs if s.group == gi]))
+            names.extend([g] * n)
+        g = names[packed_idx] if packed_idx < len(names) else None
+        col = g.source if g else "?"
+        origin = g.origin if g else "?"
+        return DataError(f"column {col!r} has a category unseen at fit time and {origin} uses "
+                         "handle_unknown='error'", column=col)
+
+    def describe(self) -> list[str]:
+        """One line per used group: source, ops and emit."""
+        lines = []
+        used = sorted({s.group for s in self.outputs})
+        for gi in used:
+            g = self.groups[gi]
+            chain = " -> ".join(op.describe() for op in g.ops) or "identity"
+            extra = f" -> onehot[{g.width}]" if g.emit == "onehot" else (
+                f" -> lookup[{len(g.lookup)}]" if g.emit == "lookup" else "")
+            lines.append(f"{g.source}: {chain}{extra}    ({g.origin})")
+        return lines
+
+    # ------------------------------------------------------------------ persistence
+    def to_parts(self) -> tuple[dict, dict[str, np.ndarray]]:
+        groups = []
+        for g in self.groups:
+            groups.append({
+                "source": g.source, "emit": g.emit, "width": g.width,
+                "unseen_error": int(g.unseen_error), "origin": g.origin,
+                "ops": [{"name": o.name, "a": o.a, "b": o.b,
+                         **({"table": [float(t) for t in o.table]} if o.table is not None else {})}
+                        for o in g.ops],
+                **({"onehot_map": [int(v) for v in g.onehot_map]} if g.onehot_map is not None else {}),
+                **({"lookup": [_json_float(v) for v in g.lookup]} if g.lookup is not None else {}),
+            })
+        meta = {"inputs": [list(x) for x in self.inputs], "groups": groups,
+                "outputs": [[s.group, s.slot] for s in self.outputs],
+                "feature_names": self.feature_names}
+        return meta, {}
+
+    @classmethod
+    def from_parts(cls, meta: dict, arrays: dict | None = None) -> FeaturePlan:
+        try:
+            inputs = [(str(n), str(k)) for n, k in meta["inputs"]]
+            if len(meta["groups"]) > MAX_GROUPS:
+                raise BundleError(f"plan has {len(meta['groups'])} groups, over the limit {MAX_GROUPS}")
+            groups = []
+            for g in meta["groups"]:
+                ops = []
+                for o in g["ops"]:
+                    if o["name"] not in OP_CODES:
+                        raise BundleError(f"unknown plan op {o['name']!r}")
+                    table = tuple(float(t) for t in o["table"]) if "table" in o else None
+                    ops.append(OpSpec(o["name"], float(o["a"]), float(o["b"]), table))
+                if g["emit"] not in EMITS:
+                    raise BundleError(f"unknown plan emit {g['emit']!r}")
+                groups.append(Group(
+                    str(g["source"]), ops, g["emit"], int(g["width"]),
+                    [int(v) for v in g["onehot_map"]] if "onehot_map" in g else None,
+                    [_parse_float(v) for v in g["lookup"]] if "lookup" in g else None,
+                    int(g["unseen_error"]), str(g["origin"])))
+            outputs = [Sym(int(a), int(b)) for a, b in meta["outputs"]]
+            names = [str(n) for n in meta["feature_names"]]
+        except BundleError:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BundleError(f"malformed feature plan in bundle: {exc!r}") from exc
+        known = {n for n, _ in inputs}
+        for s in outputs:
+            if not 0 <= s.group < len(groups):
+                raise BundleError("feature plan output refers to a missing group")
+        for s in outputs:
+            g = groups[s.group]
+            if not 0 <= s.slot < (g.width if g.emit == "onehot" else 1):
+                raise BundleError("feature plan output refers to a missing slot")
+        for g in groups:
+            if g.source not in known:
+                raise BundleError(f"feature plan reads unknown input column {g.source!r}")
+            if g.emit == "onehot" and (g.onehot_map is None or any(
+                    not ONEHOT_RAISE <= v < g.width for v in g.onehot_map)):
+                raise BundleError("feature plan one-hot map is out of range")
+            if g.emit == "lookup" and not g.lookup:
+                raise BundleError("feature plan look-up table is missing")
+        plan = cls(inputs, groups, outputs, names)
+        try:
+            plan.program()  # the native side re-validates every index
+        except ValueError as exc:
+            raise BundleError(f"invalid feature plan in bundle: {exc}") from exc
+        return plan
+
+
+def _json_float(v: float):
+    v = float(v)
+    return v if np.isfinite(v) else ("nan" if np.isnan(v) else ("inf" if v > 0 else "-inf"))
+
+
+def _parse_float(v) -> float:
+    return float(v) if not isinstance(v, str) else float(v)

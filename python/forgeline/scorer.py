@@ -1,0 +1,404 @@
+"""Scorer: a compiled plan (schema + native feature program + native model) ready to score.
+
+A Scorer is immutable after construction and safe to share between threads: every call
+validates its own input, and the native kernels release the GIL. Scoring runs over row
+chunks of ``chunk_rows`` rows, so memory stays bounded by the chunk, not the input.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import numpy as np
+
+from . import _frame
+from ._native import core
+from ._version import __version__
+from .errors import BundleError, CompileError, DataError
+from .plan import FeaturePlan
+from .schema import Schema
+
+#: Upper bound on rows per scoring chunk. The actual chunk is sized so that its feature
+#: block (rows x features doubles) stays within CHUNK_BYTES, i.e. in cache, between the
+#: feature program writing it and the model reading it.
+CHUNK_ROWS = 65_536
+CHUNK_BYTES = 4 << 20
+_POOL = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool(n: int):
+    """A process-wide thread pool for chunk-parallel scoring (kernels release the GIL)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None or _POOL._max_workers < n:
+            from concurrent.futures import ThreadPoolExecutor
+
+            _POOL = ThreadPoolExecutor(max_workers=n, thread_name_prefix="forgeline")
+        return _POOL
+BUNDLE_KIND = "scorer"
+_MISSING = object()
+
+
+class Scorer:
+    """Score data with a compiled model. Build one with :func:`forgeline.compile` or
+    :func:`forgeline.load`.
+
+    Attributes
+    ----------
+    schema : Schema
+        Input columns, kinds and vocabularies, checked on every call.
+    features : FeaturePlan
+        The native preprocessing program.
+    model : NativeModel or None
+        The native model; None for a transform-only scorer.
+    profile : forgeline.Profile or None
+        Reference profile fitted on the compile sample (inputs and model outputs).
+    metadata : dict
+        forgeline version, source library and version, creation time, sample size, feature
+        names and ``classes_``.
+    """
+
+    def __init__(self, schema: Schema, features: FeaturePlan, model=None, *, profile=None,
+                 metadata: dict | None = None):
+        self.schema = schema
+        self.features = features
+        self.model = model
+        self.profile = profile
+        self.metadata = dict(metadata or {})
+        self._monitor = None
+        self._monitor_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def classes_(self):
+        return None if self.model is None else self.model.classes_
+
+    @property
+    def feature_names_out(self) -> list[str]:
+        return list(self.features.feature_names)
+
+    def __repr__(self) -> str:
+        model = "transform-only" if self.model is None else type(self.model).__name__
+        return (f"Scorer({model}; {len(self.schema)} input columns -> "
+                f"{self.features.n_features} features; source={self.metadata.get('source')})")
+
+    # ------------------------------------------------------------------ scoring
+    def _validate(self, X) -> _frame.Frame:
+        return self.schema.validate(X)
+
+    def _chunk_rows(self) -> int:
+        per_row = 8 * max(self.features.n_features, 1)
+        return int(min(CHUNK_ROWS, max(512, CHUNK_BYTES // per_row)))
+
+    def _map_chunks(self, frame: _frame.Frame, fn, n_threads) -> list:
+        """fn(feature_block, n_threads) over cache-sized row chunks, in row order.
+
+        Chunks run on a thread pool, each single-threaded, so a chunk's features are still
+        in that core's cache when its model runs. Every chunk is computed the same way
+        whatever the thread count, so results do not depend on it.
+        """
+        n = frame.n_rows
+        step = self._chunk_rows()
+        bounds = [(a, min(n, a + step)) for a in range(0, max(n, 1), step)]
+        threads = resolve_threads_count(n_threads)
+        if len(bounds) == 1 or threads == 1:
+            return [fn(self.features.run(frame, n_threads, a, b), n_threads) for a, b in bounds]
+
+        def one(ab):
+            a, b = ab
+            return fn(self.features.run(frame, 1, a, b), 1)
+        return list(_pool(threads).map(one, bounds))
+
+    def _require_model(self, what: str):
+        if self.model is None:
+            raise CompileError(f"this Scorer has no model (transform-only); {what} is not available")
+        return self.model
+
+    def _row_spec(self):
+        spec = self.__dict__.get("_row_spec_cache")
+        if spec is None:
+            spec = []
+            for name, kind in self.features.inputs:
+                vocab = None
+                if kind == _frame.CATEGORICAL:
+                    vocab = {v: i for i, v in enumerate(self.schema[name].vocabulary or ())}
+                spec.append((name, kind, vocab))
+            self.__dict__["_row_spec_cache"] = spec
+        return spec
+
+    def _row_features(self, X) -> np.ndarray | None:
+        """Features for one row given as a mapping of scalars: the low-latency path.
+
+        Returns None when ``X`` is anything else (or needs the general path to report a
+        problem), so behaviour is the same as the general path, only faster.
+        """
+        if not isinstance(X, dict) or not X:
+            return None
+        vals = []
+        for name, kind, vocab in self._row_spec():
+            v = X.get(name, _MISSING)
+            if v is _MISSING or isinstance(v, (list, tuple, np.ndarray, str)) and kind != _frame.CATEGORICAL:
+                return None
+            if v is None or (isinstance(v, float) and v != v):
+                vals.append(np.nan)
+            elif kind == _frame.CATEGORICAL:
+                if isinstance(v, (list, tuple, np.ndarray)):
+                    return None
+                vals.append(vocab.get(v, _frame.UNSEEN_CODE))
+            elif kind == _frame.DATETIME:
+                return None
+            else:
+                vals.append(v)
+        try:
+            row = np.array([vals], dtype=np.float64)
+        except (TypeError, ValueError):
+            return None
+        return self.features.program().run_rows(row, 1)
+
+    def _model_call(self, X, method: str, n_threads, monitor: bool):
+        model = self._require_model(method)
+        if not monitor:
+            block = self._row_features(X)
+            if block is not None:
+                return getattr(model, method)(block, n_threads=1)
+        frame = self._validate(X)
+        call = getattr(model, method)
+        parts = self._map_chunks(frame, lambda block, nt: call(block, n_threads=nt), n_threads)
+        out = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
+        if monitor:
+            self._accumulate(frame, out)
+        return out
+
+    def predict(self, X, *, n_threads: int | None = None, monitor: bool = False) -> np.ndarray:
+        """Predictions as the source model's ``predict`` gives them (labels for classifiers).
+
+        Parameters
+        ----------
+        X
+            Any input forgeline accepts (pandas, polars, pyarrow, numpy, dict); checked
+            against :attr:`schema`.
+        n_threads : int, optional
+            Native threads (None = all cores). Results do not depend on it.
+        monitor : bool
+            Also accumulate ``X`` into the current-data profile used by :meth:`drift`.
+        """
+        return self._model_call(X, "predict", n_threads, monitor)
+
+    def predict_proba(self, X, *, n_threads: int | None = None, monitor: bool = False) -> np.ndarray:
+        """Class probabilities, shape (n_rows, n_classes)."""
+        return self._model_call(X, "predict_proba", n_threads, monitor)
+
+    def predict_raw(self, X, *, n_threads: int | None = None, monitor: bool = False) -> np.ndarray:
+        """Raw margins / decision values before the link function."""
+        return self._model_call(X, "predict_raw", n_threads, monitor)
+
+    def transform(self, X, *, n_threads: int | None = None) -> np.ndarray:
+        """The feature matrix the model sees (the plan without the model)."""
+        frame = self._validate(X)
+        return self.features.run(frame, n_threads)
+
+    def score(self, X, *, n_threads: int | None = None, monitor: bool = False):
+        """All outputs as a table: ``prediction``, raw margins and class probabilities.
+
+        Returns a pandas DataFrame when ``X`` is one, otherwise a pyarrow Table.
+        """
+        import pyarrow as pa
+
+        model = self._require_model("score")
+        frame = self._validate(X)
+        is_clf = model.classes_ is not None
+
+        def outputs(block, nt):
+            return (model.predict_raw(block, n_threads=nt), model.predict(block, n_threads=nt),
+                    model.predict_proba(block, n_threads=nt) if is_clf else None)
+        parts = self._map_chunks(frame, outputs, n_threads)
+        raw_parts = [p[0] for p in parts]
+        pred_parts = [p[1] for p in parts]
+        proba_parts = [p[2] for p in parts]
+        raw = np.concatenate(raw_parts, axis=0)
+        cols = {"prediction": np.concatenate(pred_parts, axis=0)}
+        if raw.ndim == 1:
+            cols["raw"] = raw
+        else:
+            for k in range(raw.shape[1]):
+                cols[f"raw_{k}"] = raw[:, k]
+        if is_clf:
+            proba = np.concatenate(proba_parts, axis=0)
+            for k, c in enumerate(model.classes_):
+                cols[f"proba_{c}"] = proba[:, k]
+        if monitor:
+            self._accumulate(frame, proba if is_clf else cols["prediction"])
+        table = pa.table(cols)
+        if _frame._module_root(X) == "pandas":
+            return table.to_pandas()
+        return table
+
+    # ------------------------------------------------------------------ drift
+    def _accumulate(self, frame: _frame.Frame, outputs: np.ndarray) -> None:
+        from .drift import Profile
+
+        part = Profile.fit(frame, prediction=_prediction_column(outputs))
+        with self._monitor_lock:
+            self._monitor = part if self._monitor is None else self._monitor.merge(part)
+
+    @property
+    def monitored(self):
+        """Profile of all data scored with ``monitor=True`` since the last :meth:`reset_monitor`."""
+        return self._monitor
+
+    def reset_monitor(self) -> None:
+        with self._monitor_lock:
+            self._monitor = None
+
+    def drift(self, current=None, **options):
+        """Compare ``current`` (a frame or Profile; default: the data scored with
+        ``monitor=True``) against the reference profile. Options go to :func:`forgeline.compare`.
+        """
+        from .drift import compare
+
+        if self.profile is None:
+            raise DataError("this Scorer has no reference profile (compile it with a sample)")
+        if current is None:
+            current = self._monitor
+            if current is None:
+                raise DataError("no current data: pass a frame, or score with monitor=True first")
+        elif not _is_profile(current):
+            frame = self._validate(current)
+            pred = None
+            if self.model is not None and self.profile_has_prediction():
+                outputs = self._model_call(current, "predict_proba" if self.model.classes_ is not None
+                                           else "predict", options.get("n_threads"), False)
+                pred = _prediction_column(outputs)
+            from .drift import Profile
+
+            current = Profile.fit(frame, prediction=pred,
+                                  **({"sample_size": options.pop("sample_size")}
+                                     if "sample_size" in options else {}))
+        return compare(self.profile, current, **options)
+
+    def profile_has_prediction(self) -> bool:
+        p = self.profile
+        return p is not None and "__prediction__" in getattr(p, "columns", {})
+
+    # ------------------------------------------------------------------ persistence
+    def explain_plan(self) -> str:
+        """The native ops, one line per group, before the model."""
+        lines = [f"inputs: {len(self.schema)} columns -> {self.features.n_features} features"]
+        lines += ["  " + line for line in self.features.describe()]
+        if self.model is not None:
+            lines.append(f"model: {type(self.model).__name__} ({self.model.task}, "
+                         f"{self.model.n_features} features)")
+        return "\n".join(lines)
+
+    def to_parts(self) -> tuple[dict, dict[str, np.ndarray]]:
+        fmeta, farrays = self.features.to_parts()
+        arrays = {f"features.{k}": v for k, v in farrays.items()}
+        body = {"kind": BUNDLE_KIND, "forgeline_version": __version__,
+                "schema": self.schema.to_dict(), "features": fmeta,
+                "metadata": _json_safe(self.metadata), "model": None, "profile": None}
+        if self.model is not None:
+            mmeta, marrays = self.model.to_parts()
+            body["model"] = mmeta
+            arrays.update({f"model.{k}": v for k, v in marrays.items()})
+        if self.profile is not None:
+            pmeta, parrays = self.profile.to_parts()
+            body["profile"] = pmeta
+            arrays.update({f"profile.{k}": v for k, v in parrays.items()})
+        return body, arrays
+
+    @classmethod
+    def from_parts(cls, body: dict, arrays: dict[str, np.ndarray]) -> Scorer:
+        if not isinstance(body, dict) or body.get("kind") != BUNDLE_KIND:
+            raise BundleError("bundle does not hold a forgeline Scorer")
+
+        def sub(prefix):
+            return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+        try:
+            schema = Schema.from_dict(body["schema"])
+        except (KeyError, ValueError) as exc:
+            raise BundleError(f"bundle schema is invalid: {exc}") from exc
+        features = FeaturePlan.from_parts(body.get("features"), sub("features."))
+        missing = [n for n, _ in features.inputs if n not in schema]
+        if missing:
+            raise BundleError(f"feature plan reads columns the schema lacks: {missing}")
+        model = None
+        if body.get("model") is not None:
+            from .models import model_from_parts
+
+            model = model_from_parts(body["model"], sub("model."))
+            if model.n_features != features.n_features:
+                raise BundleError(f"model expects {model.n_features} features but the plan "
+                                  f"produces {features.n_features}")
+        profile = None
+        if body.get("profile") is not None:
+            from .drift import Profile
+
+            profile = Profile.from_parts(body["profile"], sub("profile."))
+        return cls(schema, features, model, profile=profile, metadata=body.get("metadata") or {})
+
+    def save(self, path) -> None:
+        """Write the scorer to one ``.forge`` file (a zip of a JSON manifest and ``.npy``
+        arrays; no pickle). Written atomically: a crash never leaves a partial file."""
+        from .bundle import write_bundle
+
+        body, arrays = self.to_parts()
+        # Member names in the zip are plain indices; the logical names (which may hold "/"
+        # and other characters a file name should not) travel in the manifest.
+        names = sorted(arrays)
+        body["array_names"] = {f"a{i}": n for i, n in enumerate(names)}
+        write_bundle(path, body, {f"a{i}": arrays[n] for i, n in enumerate(names)})
+
+
+def load(path, **limits) -> Scorer:
+    """Load a Scorer saved with :meth:`Scorer.save`.
+
+    Checks the format version, member paths, sizes and SHA-256 checksums; never executes
+    code. Needs only forgeline, numpy and pyarrow: no sklearn, LightGBM, XGBoost or torch.
+
+    Raises
+    ------
+    BundleError
+        For a missing, truncated, corrupted or tampered file, or one from a newer forgeline.
+    """
+    from .bundle import read_bundle
+
+    body, stored = read_bundle(path, **limits)
+    names = body.get("array_names", {}) if isinstance(body, dict) else {}
+    if not isinstance(names, dict) or set(names) != set(stored) or \
+            not all(isinstance(v, str) for v in names.values()):
+        raise BundleError("bundle array index does not match its members")
+    return Scorer.from_parts(body, {names[k]: v for k, v in stored.items()})
+
+
+def resolve_threads_count(n_threads: int | None) -> int:
+    """The concrete thread count for a public ``n_threads`` argument."""
+    if n_threads is None or n_threads <= 0:
+        return int(core.default_num_threads())
+    return int(n_threads)
+
+
+def _prediction_column(outputs: np.ndarray) -> np.ndarray:
+    """The one column drift monitoring tracks: P(class 1) for binary, max proba for
+    multiclass, the value itself for regression."""
+    out = np.asarray(outputs)
+    if out.ndim == 2:
+        return out[:, 1] if out.shape[1] == 2 else out.max(axis=1)
+    return out.astype(np.float64, copy=False)
+
+
+def _is_profile(obj) -> bool:
+    return type(obj).__name__ == "Profile"
+
+
+def _json_safe(obj):
+    return json.loads(json.dumps(obj, default=_json_default))
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)

@@ -1,0 +1,214 @@
+"""Pipeline and ColumnTransformer for forgeline transformers, fused into one native pass.
+
+``Pipeline`` chains transformers; at ``transform`` time consecutive elementwise steps are
+fused (``SimpleImputer -> Log1p -> StandardScaler`` becomes one op list per column).
+``ColumnTransformer`` runs every branch's programs in a single kernel call that writes
+straight into one output matrix. Both are also plain sklearn-style estimators.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from .._frame import NUMERIC
+from .._native import resolve_threads
+from ..errors import InputError, SchemaError
+from . import _engine as eng
+from ._base import _Base, check_is_fitted, wrap_output
+from ._common import NativeTransformer, _column_names
+
+
+def _fusable(progs) -> bool:
+    return all(p.emit == eng.EMIT_VALUE and p.source != eng.SRC_CODE for p in progs)
+
+
+class Pipeline(_Base):
+    """A chain of forgeline transformers, fused natively at transform time.
+
+    Parameters
+    ----------
+    steps : list of (name, transformer)
+    n_threads : int or None
+    """
+
+    def __init__(self, steps, *, n_threads=None):
+        self.steps = steps
+        self.n_threads = n_threads
+
+    def _check(self):
+        if not self.steps:
+            raise InputError("Pipeline needs at least one step")
+        for name, t in self.steps:
+            if not isinstance(t, (NativeTransformer, Pipeline)):
+                raise InputError(f"step {name!r} is not a forgeline transformer: "
+                                 f"{type(t).__name__}")
+
+    def fit(self, X, y=None):
+        """Fit each step on the previous step's output."""
+        self._check()
+        Xt = X
+        for i, (_, t) in enumerate(self.steps):
+            if i:  # later steps see what sklearn would: the first step's memory layout
+                t._layout_hint = self.steps[0][1]._pairwise_sums
+            t.fit(Xt, y)
+            if i + 1 < len(self.steps):
+                Xt = t._columns_out(Xt)
+        first = self.steps[0][1]
+        self.n_features_in_ = first.n_features_in_
+        if hasattr(first, "feature_names_in_"):
+            self.feature_names_in_ = first.feature_names_in_
+        return self
+
+    def _plan(self, X, sources):
+        check_is_fitted(self)
+        progs, n_rows = self.steps[0][1]._plan(X, sources)
+        for _, t in self.steps[1:]:
+            if _fusable(progs) and t._input_kind == NUMERIC:
+                progs = t._programs(progs, None)
+            else:  # materialise and continue from the intermediate columns
+                out, fired = eng.run(sources, progs, n_rows, resolve_threads(self.n_threads))
+                self._raise(fired)
+                progs, _ = t._plan(out, sources)
+        return progs, n_rows
+
+    def _raise(self, fired):
+        if fired:
+            self.steps[0][1]._raise_fired(fired)
+
+    def transform(self, X):
+        """Transform X through every step in one fused native pass where possible."""
+        sources = eng.Sources()
+        progs, n_rows = self._plan(X, sources)
+        out, fired = eng.run(sources, progs, n_rows, resolve_threads(self.n_threads))
+        self._raise(fired)
+        return wrap_output(self, out, self.get_feature_names_out(), getattr(X, "index", None))
+
+    def _columns_out(self, X) -> dict:
+        sources = eng.Sources()
+        progs, n_rows = self._plan(X, sources)
+        out = np.empty((eng.width_of(progs), n_rows)).T
+        out, fired = eng.run(sources, progs, n_rows, resolve_threads(self.n_threads), out=out)
+        self._raise(fired)
+        return dict(zip([str(n) for n in self.get_feature_names_out()], out.T))
+
+    def get_feature_names_out(self, input_features=None):
+        """Output names of the last step."""
+        names = input_features
+        for _, t in self.steps:
+            names = t.get_feature_names_out(names)
+        return names
+
+    @property
+    def _input_kind(self):
+        return self.steps[0][1]._input_kind
+
+
+def make_pipeline(*steps, n_threads=None) -> Pipeline:
+    """A :class:`Pipeline` with steps named after their lower-cased class names."""
+    return Pipeline([(type(s).__name__.lower(), s) for s in steps], n_threads=n_threads)
+
+
+def _subset(X, cols):
+    root = type(X).__module__.split(".", 1)[0]
+    if isinstance(X, np.ndarray):
+        idx = [int(c) for c in cols]
+        return X[:, idx]
+    if root == "pandas":
+        return X[list(cols)]
+    if root == "polars":
+        return X.select(list(cols))
+    if hasattr(X, "select") and hasattr(X, "column_names"):
+        return X.select(list(cols))
+    if isinstance(X, Mapping):
+        return {c: X[c] for c in cols}
+    raise InputError(f"unsupported input type {type(X).__name__}")
+
+
+class ColumnTransformer(_Base):
+    """Apply forgeline transformers (or :class:`Pipeline`\\ s) to column subsets.
+
+    All branches run in one native kernel call that writes into one output matrix, in
+    parallel over row blocks with the GIL released. Output names follow sklearn's
+    ``verbose_feature_names_out=True`` (``"{branch}__{feature}"``).
+
+    Parameters
+    ----------
+    transformers : list of (name, transformer, columns)
+        ``columns`` are names (or integer positions for numpy input). A transformer may be a
+        list of transformers, meaning a :class:`Pipeline`.
+    remainder : "drop"
+    n_threads : int or None
+    """
+
+    def __init__(self, transformers, *, remainder="drop", verbose_feature_names_out=True,
+                 n_threads=None):
+        self.transformers = transformers
+        self.remainder = remainder
+        self.verbose_feature_names_out = verbose_feature_names_out
+        self.n_threads = n_threads
+
+    def _branches(self):
+        if self.remainder != "drop":
+            raise InputError("forgeline's ColumnTransformer supports remainder='drop' only")
+        out = []
+        for name, t, cols in self.transformers:
+            if isinstance(t, (list, tuple)):
+                t = make_pipeline(*t, n_threads=self.n_threads)
+            if not isinstance(t, (NativeTransformer, Pipeline)):
+                raise InputError(f"branch {name!r} is not a forgeline transformer")
+            out.append((name, t, list(cols)))
+        return out
+
+    def fit(self, X, y=None):
+        """Fit every branch on its columns."""
+        names, real = _column_names(X) if not isinstance(X, list) else ([], False)
+        self.transformers_ = []
+        for name, t, cols in self._branches():
+            t.fit(_subset(X, cols), y)
+            self.transformers_.append((name, t, cols))
+        self.n_features_in_ = len(names)
+        if real:
+            self.feature_names_in_ = np.asarray(names, dtype=object)
+        return self
+
+    def fit_transform(self, X, y=None, **kw):
+        return self.fit(X, y).transform(X)
+
+    def transform(self, X):
+        """Transform X: every branch, one native pass, one output matrix."""
+        check_is_fitted(self, "transformers_")
+        if isinstance(X, np.ndarray) and X.shape[1] != self.n_features_in_:
+            raise SchemaError(f"X has {X.shape[1]} features, but ColumnTransformer is expecting "
+                              f"{self.n_features_in_} features as input.")
+        sources = eng.Sources()
+        progs = []
+        n_rows = None
+        for _, t, cols in self.transformers_:
+            p, n = t._plan(_subset(X, cols), sources)
+            progs += p
+            n_rows = n
+        out, fired = eng.run(sources, progs, n_rows, resolve_threads(self.n_threads))
+        if fired:
+            self.transformers_[0][1]._raise_fired(fired) if isinstance(
+                self.transformers_[0][1], NativeTransformer) else None
+            from ..errors import DataError
+            raise DataError(f"Input contains invalid values in column {fired[0][0].name!r}",
+                            column=fired[0][0].name)
+        return wrap_output(self, out, self.get_feature_names_out(), getattr(X, "index", None))
+
+    def get_feature_names_out(self, input_features=None):
+        """Output names, ``"{branch}__{feature}"``."""
+        check_is_fitted(self, "transformers_")
+        out = []
+        for name, t, _ in self.transformers_:
+            for f in t.get_feature_names_out():
+                out.append(f"{name}__{f}" if self.verbose_feature_names_out else str(f))
+        return np.asarray(out, dtype=object)
+
+
+def make_column_transformer(*transformers, n_threads=None) -> ColumnTransformer:
+    """A :class:`ColumnTransformer` from ``(transformer, columns)`` pairs."""
+    return ColumnTransformer([(f"{type(t).__name__.lower()}-{i}", t, c)
+                              for i, (t, c) in enumerate(transformers)], n_threads=n_threads)

@@ -1,0 +1,172 @@
+"""Exactness of the drift statistics against scipy (rtol 1e-9, p-values included)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scipy import spatial, special, stats
+
+from forgeline.drift import _special, compare
+from forgeline.drift import stats as dstats
+
+RTOL = 1e-9
+# Statistics that can be (nearly) zero are compared with a tiny absolute tolerance too:
+# a difference of two O(1) terms cancels there and only absolute accuracy is meaningful.
+ATOL = 1e-12
+
+values = st.sampled_from([0.0, 1.0, -1.0, 2.5, 3.0, -7.25, 1e-3, 100.0, float("nan")])
+sample = st.one_of(
+    st.lists(values, min_size=1, max_size=25),
+    st.lists(st.one_of(st.floats(-1e3, 1e3, width=32), st.just(float("nan"))),
+             min_size=1, max_size=40),
+    st.integers(1, 12).map(lambda n: [4.0] * n),
+)
+
+
+def _valid(x):
+    x = np.asarray(x, dtype=np.float64)
+    return x[~np.isnan(x)]
+
+
+def _row(report, test):
+    rows = [r for r in report.results if r.test == test and r.kind == "numeric"]
+    assert len(rows) == 1
+    return rows[0]
+
+
+def _quiet(fn, *a, **k):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fn(*a, **k)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sample, sample)
+def test_numeric_tests_match_scipy(a, b):
+    x, y = _valid(a), _valid(b)
+    tests = ["ks", "wasserstein", "energy", "t_test", "cvm", "ad"]
+    rep = compare({"v": np.array(a)}, {"v": np.array(b)}, tests={"numeric": tests})
+    if x.size == 0 or y.size == 0:
+        assert all(math.isnan(_row(rep, t).statistic) for t in tests)
+        return
+    ks = _quiet(stats.ks_2samp, x, y)  # scipy warns when it falls back to asymp; so do we
+    r = _row(rep, "ks")
+    np.testing.assert_allclose(r.statistic, ks.statistic, rtol=RTOL)
+    np.testing.assert_allclose(r.p_value, ks.pvalue, rtol=RTOL)
+    np.testing.assert_allclose(_row(rep, "wasserstein").statistic,
+                               stats.wasserstein_distance(x, y), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(_row(rep, "energy").statistic, stats.energy_distance(x, y),
+                               rtol=RTOL, atol=ATOL)
+    tt = _quiet(stats.ttest_ind, x, y, equal_var=False)
+    r = _row(rep, "t_test")
+    np.testing.assert_allclose(r.statistic, tt.statistic, rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(r.p_value, tt.pvalue, rtol=RTOL)
+    if x.size >= 2 and y.size >= 2:
+        cvm = stats.cramervonmises_2samp(x, y)
+        r = _row(rep, "cvm")
+        np.testing.assert_allclose(r.statistic, cvm.statistic, rtol=RTOL, atol=ATOL)
+        np.testing.assert_allclose(r.p_value, cvm.pvalue, rtol=RTOL)
+    pooled = np.concatenate([x, y])
+    if pooled.size >= 4 and np.unique(pooled).size >= 2:
+        ad = _quiet(stats.anderson_ksamp, [x, y], variant="midrank")
+        r = _row(rep, "ad")
+        np.testing.assert_allclose(r.statistic, ad.statistic, rtol=RTOL, atol=ATOL)
+        np.testing.assert_allclose(r.p_value, ad.pvalue, rtol=RTOL)
+
+
+@pytest.mark.parametrize("n1,n2", [(10001, 50), (20000, 20000), (12000, 300), (15000, 900)])
+def test_ks_asymptotic_branch_matches_scipy(n1, n2):
+    rng = np.random.default_rng(n1 + n2)
+    for shift in (0.0, 0.05, 0.3):
+        x = rng.normal(size=n1)
+        y = rng.normal(shift, size=n2)
+        rep = compare({"v": x}, {"v": y}, tests=["ks"])
+        ref = stats.ks_2samp(x, y)
+        r = _row(rep, "ks")
+        np.testing.assert_allclose(r.statistic, ref.statistic, rtol=RTOL)
+        np.testing.assert_allclose(r.p_value, ref.pvalue, rtol=RTOL)
+        assert r.method == "asymp"
+
+
+@pytest.mark.parametrize("n", [5, 60, 140, 141, 1000, 30000, 200000])
+def test_kolmogorov_sf_matches_kstwo(n):
+    for x in np.linspace(0.0005, 0.95, 60):
+        e = stats.kstwo.sf(x, n)
+        if e > 1e-290:
+            np.testing.assert_allclose(_special.kolmogorov_sf(n, float(x)), e, rtol=RTOL)
+
+
+def test_special_functions():
+    for a, x in [(0.5, 0.1), (0.5, 30), (10, 3), (10, 25), (100, 130), (1000, 1100), (3.5, 700)]:
+        np.testing.assert_allclose(_special.gammaincc(a, x), special.gammaincc(a, x), rtol=RTOL)
+    for t, df in [(0.1, 3.3), (2, 10.5), (5, 100), (30, 4), (0.001, 1000), (8, 50000)]:
+        np.testing.assert_allclose(_special.t_sf_two_sided(t, df), 2 * stats.t.sf(t, df), rtol=RTOL)
+    from forgeline._native import core
+    for n in (10, 1000, 50000):
+        for x in (0.001, 0.01, 0.1, 0.6):
+            e = special.smirnov(n, x)
+            np.testing.assert_allclose(core._drift_smirnov_sf(n, x), e, rtol=RTOL)
+
+
+cat_counts = st.lists(st.integers(0, 40), min_size=1, max_size=8)
+
+
+@settings(max_examples=80, deadline=None)
+@given(cat_counts, cat_counts)
+def test_categorical_tests_match_scipy(rc, cc):
+    k = max(len(rc), len(cc))
+    rc = np.array(rc + [0] * (k - len(rc)))
+    cc = np.array(cc + [0] * (k - len(cc)))
+    if rc.sum() == 0 or cc.sum() == 0:
+        return
+    labels = [f"v{i}" for i in range(k)]
+    ref = {"c": np.repeat(labels, rc).astype(object)}
+    cur = {"c": np.repeat(labels, cc).astype(object)}
+    rep = compare(ref, cur, tests={"categorical": ["chi2", "js", "kl", "psi", "hellinger", "linf"]})
+    got = {r.test: r for r in rep.results if r.kind == "categorical"}
+    table = np.vstack([rc, cc])
+    table = table[:, table.sum(axis=0) > 0]
+    if table.shape[1] >= 2:
+        res = stats.chi2_contingency(table)
+        np.testing.assert_allclose(got["chi2"].statistic, res.statistic, rtol=RTOL, atol=ATOL)
+        np.testing.assert_allclose(got["chi2"].p_value, res.pvalue, rtol=RTOL)
+    # the categorical rows follow the reference's categories then the new ones
+    order = [i for i in range(k) if rc[i] > 0] + [i for i in range(k) if rc[i] == 0 and cc[i] > 0]
+    p = np.append(rc[order] / rc.sum(), 0.0)
+    q = np.append(cc[order] / cc.sum(), 0.0)
+    np.testing.assert_allclose(got["js"].statistic, spatial.distance.jensenshannon(p, q, base=2),
+                               rtol=RTOL, atol=ATOL)
+    fp, fq = np.where(p == 0, dstats.EPS, p), np.where(q == 0, dstats.EPS, q)
+    np.testing.assert_allclose(got["kl"].statistic, stats.entropy(fp, fq), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(got["psi"].statistic, np.sum((fq - fp) * np.log(fq / fp)),
+                               rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(got["linf"].statistic, np.max(np.abs(p - q)), rtol=RTOL)
+    np.testing.assert_allclose(got["hellinger"].statistic,
+                               np.sqrt(0.5 * np.sum((np.sqrt(p) - np.sqrt(q)) ** 2)), rtol=RTOL,
+                               atol=ATOL)
+
+
+def test_unseen_categories_counted():
+    ref = {"c": np.array(["a", "b", "a", "b"], dtype=object)}
+    cur = {"c": np.array(["a", "z", "z", "y", None], dtype=object)}
+    rep = compare(ref, cur, tests={"categorical": ["unseen"]})
+    r = next(r for r in rep.results if r.test == "unseen")
+    assert r.count == 3
+    assert r.statistic == pytest.approx(3 / 4)
+    miss = next(r for r in rep.results if r.test == "missing_rate")
+    assert miss.statistic == pytest.approx(1 / 5)
+
+
+def test_quality_out_of_range_and_columns():
+    ref = {"x": np.arange(10.0), "gone": np.zeros(10)}
+    cur = {"x": np.array([-1.0, 0.0, 5.0, 9.0, 12.0]), "new": np.ones(5)}
+    rep = compare(ref, cur)
+    by = {(r.column, r.test): r for r in rep.results}
+    assert by[("x", "out_of_range")].statistic == pytest.approx(2 / 5)
+    assert by[("gone", "missing_column")].drifted
+    assert by[("new", "new_column")].drifted
