@@ -13,6 +13,7 @@ import io
 import json
 import os
 import zipfile
+from pathlib import Path
 
 import numpy as np
 from hypothesis import HealthCheck, given, settings
@@ -199,3 +200,118 @@ def test_fuzz_npy_header_mutations(arr, data):
     out = arrays["a"]
     assert not out.dtype.hasobject and out.dtype.kind in "biufc"
     assert out.nbytes <= len(npy)
+
+
+# --------------------------------------------------------------------------- hostile content
+# The container is valid (checksums recomputed) but the content is hostile: what an attacker
+# who can recompute SHA-256 can do. Loading must raise a ForgelineError or give a Scorer
+# whose predictions succeed or raise a ForgelineError. Runs in a subprocess so that a crash
+# in the native code fails this test instead of killing the test run.
+
+_SYSTEMATIC = r'''
+import sys, copy, numpy as np, pandas as pd
+import forgeline as fl
+from forgeline.errors import ForgelineError
+from forgeline.scorer import Scorer
+
+scorer = fl.load(sys.argv[1])
+sample = pd.read_pickle(sys.argv[2]) if sys.argv[2].endswith(".pkl") else None
+body, arrays = scorer.to_parts()
+problems = []
+
+def attempt(label, b, a):
+    print("TRY", label, flush=True)
+    try:
+        s = Scorer.from_parts(b, a)
+    except ForgelineError:
+        return
+    except BaseException as exc:
+        problems.append(f"{label}: load raised {type(exc).__name__}: {str(exc)[:120]}")
+        return
+    for X in (sample, sample.iloc[:1]):
+        try:
+            s.predict_raw(X, n_threads=2)
+        except ForgelineError:
+            pass
+        except BaseException as exc:
+            problems.append(f"{label}: predict raised {type(exc).__name__}: {str(exc)[:120]}")
+
+def leaves(node, path=()):
+    if isinstance(node, dict):
+        for k in sorted(node):
+            yield from leaves(node[k], path + (k,))
+    elif isinstance(node, list):
+        for i, v in enumerate(node[:3]):
+            yield from leaves(v, path + (i,))
+    else:
+        yield path
+
+def set_path(root, path, value):
+    for p in path[:-1]:
+        root = root[p]
+    root[path[-1]] = value
+
+for path in list(leaves(body)):
+    if path[0] in ("metadata", "profile"):
+        continue
+    for value in (-1, 2**31, 10**12, 1e300, None, "x", [], {"a": 1}):
+        b = copy.deepcopy(body)
+        set_path(b, path, value)
+        attempt(f"body{list(path)}={value!r}", b, arrays)
+for top in ("metadata", "schema", "features", "model"):
+    for value in (5, [1], "x"):
+        b = copy.deepcopy(body)
+        b[top] = value
+        attempt(f"body[{top!r}]={value!r}", b, arrays)
+for name in sorted(arrays):
+    a0 = arrays[name]
+    variants = [("empty", a0[:0]), ("dtype-f4", a0.astype(np.float32)),
+                ("dtype-i8", a0.astype(np.int64) if a0.dtype.kind in "iub" else a0.astype(np.float64))]
+    if a0.size:
+        variants.append(("shorter", a0.reshape(-1)[:-1]))
+        for v in (-1, 2**31 - 1, 10**12):
+            a = a0.copy().reshape(-1)
+            if a.dtype.kind in "iu":
+                info = np.iinfo(a.dtype)
+                v = min(max(v, info.min), info.max)
+            a[a.size // 2] = v
+            variants.append((f"mid={v}", a.reshape(a0.shape)))
+        if a0.dtype.kind in "iu":  # index 0 is the first tree's root: a split node
+            for v in (-1, 2**31 - 1):
+                a = a0.copy().reshape(-1)
+                info = np.iinfo(a.dtype)
+                a[0] = min(max(v, info.min), info.max)
+                variants.append((f"first={a[0]}", a.reshape(a0.shape)))
+        if a0.dtype.kind == "f":
+            a = a0.copy().reshape(-1); a[0] = np.nan
+            variants.append(("nan", a.reshape(a0.shape)))
+    for label, a in variants:
+        arr = dict(arrays)
+        arr[name] = a
+        attempt(f"{name}:{label}", body, arr)
+print("PROBLEMS", len(problems))
+for p in problems:
+    print(p)
+'''
+
+
+def test_load_rejects_hostile_content(tmp_path, churn_scorer, churn_data):
+    import subprocess
+    import sys
+
+    import forgeline
+
+    from forgeline import _demo
+
+    path = tmp_path / "m.forge"
+    churn_scorer.save(path)
+    _, current = churn_data
+    current.drop(columns=[_demo.TARGET, _demo.ID]).iloc[:50].to_pickle(tmp_path / "x.pkl")
+    env = dict(os.environ, PYTHONPATH=str(Path(forgeline.__file__).resolve().parents[1]))
+    proc = subprocess.run([sys.executable, "-c", _SYSTEMATIC, str(path), str(tmp_path / "x.pkl")],
+                          capture_output=True, text=True, timeout=600, env=env)
+    tried = [ln for ln in proc.stdout.splitlines() if ln.startswith("TRY ")]
+    assert proc.returncode == 0, (f"crashed (exit {proc.returncode}) on {tried[-1:]}\n"
+                                  f"{proc.stderr[-2000:]}")
+    report = proc.stdout[proc.stdout.index("PROBLEMS"):]
+    assert report.startswith("PROBLEMS 0"), report
