@@ -432,6 +432,9 @@ def _npy_with_header(header: str, payload: bytes = b"") -> bytes:
      "unsupported dtype"),
     (_npy_with_header("__import__('os').system('true')"), "not a valid .npy"),
     (b"\x93NUMPY\x09\x00" + b"\0" * 20, "not a valid .npy"),
+    # header length cut short: numpy's tokenizer raises tokenize.TokenError (found by fuzzing)
+    (b"\x93NUMPY\x01\x00\x30\x00{'descr': '|b1', 'fortran_order': False, 'shape'" + b" " * 40,
+     "not a valid .npy"),
     (b"not an npy file at all", "not a valid .npy"),
     (b"", "not a valid .npy"),
 ])
