@@ -18,7 +18,7 @@ constexpr std::uint32_t kFeatureMask = 0xFFFFFFu;
 constexpr int kFlagShift = 24;
 // Rows per block: the prepared block (rows x features doubles) and the accumulators stay in
 // L1/L2 while every tree streams over it.
-constexpr index_t kBlockRows = 64;
+constexpr index_t kBlockRows = 256;
 // Rows traversed together in the branch-free inner loop (independent loads in flight).
 constexpr index_t kLanes = 8;
 constexpr index_t kGrain = 512;
@@ -214,6 +214,7 @@ void Ensemble::predict_block(View2D<const T> x, index_t r0, index_t r1, const do
       for (index_t l = 0; l < kLanes; ++l) idx[l] = root;
       const double* xr = xb + r * nf;
       for (int d = 0; d < depth; ++d) {
+        std::uint32_t active = 0;
         for (index_t l = 0; l < kLanes; ++l) {
           const PackedNode& n = nodes[idx[l]];
           const double v = xr[l * nf + feature_of(n)];
@@ -224,7 +225,10 @@ void Ensemble::predict_block(View2D<const T> x, index_t r0, index_t r1, const do
             left = (v <= n.threshold) | ((v != v) & static_cast<bool>(flags_of(n) & kNanLeft));
           }
           idx[l] = n.child + 1 - static_cast<std::int32_t>(left);
+          active |= ~n.feature_flags;
         }
+        // Stop once every lane sat on a leaf this step (leaf nodes carry kLeaf in their flags).
+        if (!(active & (kLeaf << kFlagShift))) break;
       }
       for (index_t l = 0; l < kLanes; ++l) {
         const Acc* lv = leaves + static_cast<index_t>(leaf_slot_[static_cast<size_t>(idx[l])]) * leaf_dim_;
