@@ -22,6 +22,8 @@ constexpr index_t kBlockRows = 256;
 // Rows traversed together in the branch-free inner loop (independent loads in flight).
 constexpr index_t kLanes = 8;
 constexpr index_t kGrain = 512;
+// Trees walked together for one row (latency path): more independent loads in flight.
+constexpr index_t kRowLanes = 8;
 
 template <class N>
 inline std::uint32_t flags_of(const N& n) { return n.feature_flags >> kFlagShift; }
@@ -305,7 +307,7 @@ void Ensemble::predict(View2D<const T> x, const double* base_margin, double* out
 
 template <class T>
 void Ensemble::predict_row(const T* x, index_t stride, double* out, bool divide) const {
-  // Latency path: prepare the row once, then walk kLanes trees at a time without branches
+  // Latency path: prepare the row once, then walk kRowLanes trees at a time without branches
   // (one row's trees are independent), adding their leaves in tree order.
   const index_t K = n_outputs_, nf = n_features_;
   double xs_small[256];
@@ -328,18 +330,18 @@ void Ensemble::predict_row(const T* x, index_t stride, double* out, bool divide)
     };
     const size_t n_trees = roots_.size();
     size_t t = 0;
-    std::int32_t idx[kLanes];
-    for (; t + kLanes <= n_trees; t += kLanes) {
+    std::int32_t idx[kRowLanes];
+    for (; t + kRowLanes <= n_trees; t += kRowLanes) {
       int depth = 0;
       bool special = false;
-      for (index_t l = 0; l < kLanes; ++l) {
+      for (index_t l = 0; l < kRowLanes; ++l) {
         idx[l] = roots_[t + static_cast<size_t>(l)];
         depth = std::max(depth, depth_[t + static_cast<size_t>(l)]);
         special = special || tree_special_[t + static_cast<size_t>(l)];
       }
       for (int d = 0; d < depth; ++d) {
         std::uint32_t active = 0;
-        for (index_t l = 0; l < kLanes; ++l) {
+        for (index_t l = 0; l < kRowLanes; ++l) {
           const PackedNode& n = nodes[idx[l]];
           const double v = xs[feature_of(n)];
           bool left;
@@ -351,7 +353,7 @@ void Ensemble::predict_row(const T* x, index_t stride, double* out, bool divide)
         }
         if (!(active & (kLeaf << kFlagShift))) break;
       }
-      for (index_t l = 0; l < kLanes; ++l) add(t + static_cast<size_t>(l), idx[l]);
+      for (index_t l = 0; l < kRowLanes; ++l) add(t + static_cast<size_t>(l), idx[l]);
     }
     for (; t < n_trees; ++t) {
       std::int32_t i = roots_[t];
