@@ -201,6 +201,29 @@ inline void Ensemble::finish_row(const Acc* acc, double* out, bool divide) const
   }
 }
 
+template <bool Special, index_t L, class Node, class V>
+inline void Ensemble::walk_lanes(const Node* nodes, std::int32_t* idx, const V* x, index_t lane_stride,
+                                 int depth) const {
+  // Branch-free lanes: leaves loop onto themselves, so stepping every lane until all of
+  // them sit on a leaf needs no per-lane "is leaf" branch. Lane l reads x + l * lane_stride.
+  for (int d = 0; d < depth; ++d) {
+    std::uint32_t active = 0;
+    for (index_t l = 0; l < L; ++l) {
+      const Node& n = nodes[idx[l]];
+      const V v = x[l * lane_stride + feature_of(n)];
+      bool left;
+      if (Special && FL_UNLIKELY(flags_of(n) & kSpecial)) {
+        left = go_left_special(flags_of(n), static_cast<size_t>(idx[l]), v, n.threshold);
+      } else {
+        left = (v <= n.threshold) | ((v != v) & static_cast<bool>(flags_of(n) & kNanLeft));
+      }
+      idx[l] = n.child + 1 - static_cast<std::int32_t>(left);
+      active |= ~n.feature_flags;
+    }
+    if (!(active & (kLeaf << kFlagShift))) break;
+  }
+}
+
 template <class T, class Acc, class V>
 void Ensemble::predict_block(View2D<const T> x, index_t r0, index_t r1, const double* base_margin,
                              double* out, index_t t0, index_t t1, V* xb, bool divide) const {
@@ -237,23 +260,8 @@ void Ensemble::predict_block(View2D<const T> x, index_t r0, index_t r1, const do
     for (; r + kLanes <= nr; r += kLanes) {
       for (index_t l = 0; l < kLanes; ++l) idx[l] = root;
       const V* xr = xb + r * nf;
-      for (int d = 0; d < depth; ++d) {
-        std::uint32_t active = 0;
-        for (index_t l = 0; l < kLanes; ++l) {
-          const Node& n = nodes[idx[l]];
-          const V v = xr[l * nf + feature_of(n)];
-          bool left;
-          if (FL_UNLIKELY(special && (flags_of(n) & kSpecial))) {
-            left = go_left_special(flags_of(n), static_cast<size_t>(idx[l]), v, n.threshold);
-          } else {
-            left = (v <= n.threshold) | ((v != v) & static_cast<bool>(flags_of(n) & kNanLeft));
-          }
-          idx[l] = n.child + 1 - static_cast<std::int32_t>(left);
-          active |= ~n.feature_flags;
-        }
-        // Stop once every lane sat on a leaf this step (leaf nodes carry kLeaf in their flags).
-        if (!(active & (kLeaf << kFlagShift))) break;
-      }
+      if (special) walk_lanes<true, kLanes>(nodes, idx, xr, nf, depth);
+      else walk_lanes<false, kLanes>(nodes, idx, xr, nf, depth);
       for (index_t l = 0; l < kLanes; ++l) {
         const Acc* lv = leaves + static_cast<index_t>(leaf_slot_[static_cast<size_t>(idx[l])]) * leaf_dim_;
         Acc* ar = a + (r + l) * K;
@@ -339,20 +347,8 @@ void Ensemble::predict_row(const T* x, index_t stride, double* out, bool divide)
         depth = std::max(depth, depth_[t + static_cast<size_t>(l)]);
         special = special || tree_special_[t + static_cast<size_t>(l)];
       }
-      for (int d = 0; d < depth; ++d) {
-        std::uint32_t active = 0;
-        for (index_t l = 0; l < kRowLanes; ++l) {
-          const PackedNode& n = nodes[idx[l]];
-          const double v = xs[feature_of(n)];
-          bool left;
-          if (FL_UNLIKELY(special && (flags_of(n) & kSpecial)))
-            left = go_left_special(flags_of(n), static_cast<size_t>(idx[l]), v, n.threshold);
-          else left = (v <= n.threshold) | ((v != v) & static_cast<bool>(flags_of(n) & kNanLeft));
-          idx[l] = n.child + 1 - static_cast<std::int32_t>(left);
-          active |= ~n.feature_flags;
-        }
-        if (!(active & (kLeaf << kFlagShift))) break;
-      }
+      if (special) walk_lanes<true, kRowLanes>(nodes, idx, xs, 0, depth);
+      else walk_lanes<false, kRowLanes>(nodes, idx, xs, 0, depth);
       for (index_t l = 0; l < kRowLanes; ++l) add(t + static_cast<size_t>(l), idx[l]);
     }
     for (; t < n_trees; ++t) {

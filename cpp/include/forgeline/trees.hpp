@@ -117,6 +117,8 @@ class Ensemble {
   template <class Acc>
   void finish_row(const Acc* acc, double* out, bool divide) const;
   bool go_left_special(std::uint32_t fl, size_t i, double x, double thr) const;
+  template <bool Special, index_t L, class Node, class V>
+  void walk_lanes(const Node* nodes, std::int32_t* idx, const V* x, index_t lane_stride, int depth) const;
   double prep(double v) const;
   float prep_f(float v) const;
   const NodeT<double>* node_array(double*) const { return nodes_.data(); }
