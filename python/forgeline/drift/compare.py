@@ -38,6 +38,7 @@ from .. import _frame
 from .._native import core, resolve_threads
 from ..errors import DriftError
 from . import _sketch, _special, stats
+from .metric import registered as _user_metrics
 from .profile import (CategoricalColumn, NumericColumn, Profile, _with_outputs, hist_counts,
                       numeric_values, quantile_edges)
 from .report import DriftReport, TestResult
@@ -214,11 +215,13 @@ def _resolve_tests(tests, kind: str, n: int) -> list[str]:
         chosen = tests.get(kind)
         return _resolve_tests(None, kind, n) if chosen is None else list(chosen)
     allowed = NUMERIC_TESTS if kind == "numeric" else CATEGORICAL_TESTS
-    return [t for t in tests if t in allowed]
+    user = _user_metrics()
+    return [t for t in tests if t in allowed or (t in user and user[t].kind == kind)]
 
 
 def _check_tests(tests) -> None:
-    known = set(NUMERIC_TESTS) | set(CATEGORICAL_TESTS)
+    user = _user_metrics()
+    known = set(NUMERIC_TESTS) | set(CATEGORICAL_TESTS) | set(user)
     if tests is None:
         return
     if isinstance(tests, str):
@@ -228,7 +231,8 @@ def _check_tests(tests) -> None:
         for k, v in tests.items():
             if k not in ("numeric", "categorical"):
                 raise DriftError(f"tests: unknown column kind {k!r} (use 'numeric' or 'categorical')")
-            allowed = NUMERIC_TESTS if k == "numeric" else CATEGORICAL_TESTS
+            allowed = (NUMERIC_TESTS if k == "numeric" else CATEGORICAL_TESTS) + tuple(
+                n for n, m in user.items() if m.kind == k)
             bad = [t for t in v if t not in allowed]
             if bad:
                 raise DriftError(f"tests: {bad} are not {k} tests; choose from {list(allowed)}")
@@ -283,8 +287,9 @@ def compare(reference, current, *, tests=None, columns: Sequence[str] | None = N
     if not 0.0 < float(drift_share) <= 1.0:
         raise DriftError(f"drift_share must be in (0, 1], got {drift_share!r}")
     thr = dict(DEFAULT_THRESHOLDS)
+    thr.update({n: m.threshold for n, m in _user_metrics().items()})
     for k, v in (thresholds or {}).items():
-        if k not in DEFAULT_THRESHOLDS:
+        if k not in thr:
             raise DriftError(f"thresholds: unknown test {k!r}")
         thr[k] = float(v)
     nt = resolve_threads(n_threads)
@@ -495,6 +500,13 @@ def _numeric_tests(name, r: _Num, c: _Num, chosen, thr, pair, charts, n_bins) ->
                 tt, pv = _special.cvm_2samp_pvalue(pair[6], r.n_valid, c.n_valid)
                 m = "exact" if max(r.n_valid, c.n_valid) <= 20 else "asymp"
                 out.append(_result(name, "numeric", t, tt, pv, thr, tt, m))
+        elif t in _user_metrics():
+            m = _user_metrics()[t]
+            a = r.sorted if r.exact else _pseudo_sample(r)
+            b = c.sorted if c.exact else _pseudo_sample(c)
+            val = m(np.ascontiguousarray(a, dtype=np.float64), np.ascontiguousarray(b, dtype=np.float64))
+            out.append(_result(name, "numeric", t, val, math.nan, thr, val,
+                               "exact" if exact else "sketch-sample"))
         elif t == "t_test":
             m1, v1, n1 = r.moments()
             m2, v2, n2 = c.moments()
@@ -503,6 +515,14 @@ def _numeric_tests(name, r: _Num, c: _Num, chosen, thr, pair, charts, n_bins) ->
             eff = (m2 - m1) / pooled if pooled and pooled > 0 else math.nan
             out.append(_result(name, "numeric", t, tt, pv, thr, eff, "exact"))
     return out
+
+
+def _pseudo_sample(side: _Num) -> np.ndarray:
+    q = (np.arange(2048) + 0.5) / 2048
+    if side.probe is not None:
+        thr, _, le = side.probe
+        return thr[np.clip(np.searchsorted(le, q * side.n_valid), 0, thr.size - 1)]
+    return _sketch.quantile(side.sketch, side.n_valid, q)
 
 
 def _cdf_on(side: _Num, x: np.ndarray) -> np.ndarray:
@@ -591,6 +611,9 @@ def _categorical_tests(name, r: _Cat, c: _Cat, chosen, thr, charts) -> list[Test
             out.append(_result(name, "categorical", t, share, math.nan, thr, share, "exact",
                                f"{unseen} unseen values in {len(keys) - n_ref_keys} categories",
                                count=unseen))
+        elif t in _user_metrics():
+            val = _user_metrics()[t](p, q)
+            out.append(_result(name, "categorical", t, val, math.nan, thr, val, "exact"))
         else:
             fn = {"psi": stats.psi, "js": stats.jensen_shannon, "kl": stats.kl,
                   "hellinger": stats.hellinger, "linf": stats.linf}[t]
