@@ -170,3 +170,35 @@ def test_quality_out_of_range_and_columns():
     assert by[("x", "out_of_range")].statistic == pytest.approx(2 / 5)
     assert by[("gone", "missing_column")].drifted
     assert by[("new", "new_column")].drifted
+
+
+def test_results_do_not_depend_on_thread_count():
+    rng = np.random.default_rng(7)
+    ref = {f"x{i}": rng.normal(size=3000) for i in range(70)}
+    cur = {f"x{i}": rng.normal(0.05, size=2000) for i in range(70)}
+    tests = {"numeric": ["ks", "wasserstein", "energy", "cvm", "ad", "psi"]}
+    a = compare(ref, cur, tests=tests, n_threads=1).to_frame()
+    b = compare(ref, cur, tests=tests, n_threads=2).to_frame()
+    assert a.equals(b)
+
+
+def test_datetime_and_boolean_columns():
+    import pandas as pd
+    ref = pd.DataFrame({"t": pd.date_range("2024-01-01", periods=50, freq="D"),
+                        "b": np.arange(50) % 2 == 0})
+    cur = pd.DataFrame({"t": pd.date_range("2024-03-01", periods=40, freq="D"),
+                        "b": np.arange(40) % 4 == 0})
+    rep = compare(ref, cur, tests={"numeric": ["ks"], "categorical": ["chi2"]})
+    ks = next(r for r in rep.results if r.column == "t" and r.test == "ks")
+    x = ref["t"].to_numpy().astype("int64").astype(float)
+    y = cur["t"].to_numpy().astype("int64").astype(float)
+    np.testing.assert_allclose(ks.p_value, stats.ks_2samp(x, y).pvalue, rtol=RTOL)
+    chi = next(r for r in rep.results if r.column == "b" and r.test == "chi2")
+    table = np.array([[25, 25], [30, 10]])
+    np.testing.assert_allclose(chi.p_value, stats.chi2_contingency(table).pvalue, rtol=RTOL)
+
+
+def test_bad_input_is_typed():
+    from forgeline import InputError
+    with pytest.raises(InputError):
+        compare(12345, {"x": np.ones(3)})

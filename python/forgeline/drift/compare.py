@@ -368,18 +368,32 @@ def _describe(reference, current, prediction, target):
         def cur_cols(names, nt, rs, p=current):  # noqa: ARG001
             return _sides_from_profile(p, names)
     else:
-        raw = _frame._raw_columns(current)[0] if not isinstance(current, _frame.Frame) else None
+        is_frame = isinstance(current, _frame.Frame)
         kinds = None
-        if raw is not None:
-            present = {n for n, _ in raw}
+        if not is_frame:
+            present = set(_column_names(current))
             kinds = {n: k for n, k in ref_kinds_raw.items() if n in present}
-        cframe = _with_outputs(_frame.to_frame(current, kinds=kinds) if raw is not None else current,
+        cframe = _with_outputs(current if is_frame else _frame.to_frame(current, kinds=kinds),
                                prediction, target)
         cur_kind = {c.name: _kind_of(c) for c in cframe.columns}
 
         def cur_cols(names, nt, rs, f=cframe):
             return _sides_from_frame(f, names, nt, rs)
     return ref_kind, cur_kind, ref_cols, cur_cols
+
+
+def _column_names(data) -> list[str]:
+    """Column names of a container without converting it."""
+    root = type(data).__module__.split(".", 1)[0]
+    if root in ("pandas", "polars") and hasattr(data, "columns"):
+        return [str(c) for c in data.columns]
+    if hasattr(data, "column_names"):
+        return list(data.column_names)
+    if isinstance(data, Mapping):
+        return [str(k) for k in data]
+    if isinstance(data, np.ndarray) and data.ndim == 2:
+        return [f"x{j}" for j in range(data.shape[1])]
+    return [n for n, _ in _frame._raw_columns(data)[0]]
 
 
 def _progress(progress, total):
