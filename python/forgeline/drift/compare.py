@@ -23,8 +23,11 @@ reproduce scipy (rtol 1e-9, p-values included). Against a profile whose column e
 ``sample_size``, KS uses the quantile sketch (``method="sketch"``): the statistic is within
 the sketch's certified rank error (:meth:`Profile.rank_error`, at most
 ``1 / (2 * sketch_size)`` for a fresh profile) of the exact one, and its p-value is the
-asymptotic one for the true sizes; Wasserstein and energy distance use the exact sample as
-a stand-in (``method="sample"``); AD and CvM are skipped (NaN, ``method="unavailable"``).
+asymptotic one for the true sizes; Wasserstein and energy distance are Riemann sums on the
+sketch points (``method="binned"``; the Wasserstein row's note carries a certified bound
+on its error, see :func:`_binned_cdf_distances`); AD and CvM are skipped (NaN,
+``method="unavailable"``). Current columns are then not sorted: one native pass counts
+their values at the sketch points and histogram edges, so those counts are exact.
 """
 
 from __future__ import annotations
@@ -477,14 +480,18 @@ def _numeric_tests(name, r: _Num, c: _Num, chosen, thr, pair, charts, n_bins) ->
                 out.append(_result(name, "numeric", t, d, pv, thr, d, "sketch",
                                    f"|D - D_exact| <= {bound:.3g}"))
         elif t in ("wasserstein", "energy"):
+            wnote = ""
             if exact:
                 l1, l2 = pair[4], pair[5]
             else:
-                l1, l2 = _binned_cdf_distances(r, c)
+                l1, l2, wb = _binned_cdf_distances(r, c)
+                if t == "wasserstein":
+                    wnote = f"|W - W_exact| <= {wb:.6g}"
+
             stat = l1 if t == "wasserstein" else math.sqrt(2.0) * math.sqrt(l2)
             eff = stat / ref_std if ref_std and ref_std > 0 else math.nan
             res_t = _result(name, "numeric", t, stat, math.nan, thr, eff,
-                            "exact" if exact else "binned")
+                            "exact" if exact else "binned", wnote)
             # the decision uses the reference-std normalised distance (scale-free)
             res_t.drifted = bool(eff >= thr[t]) if not math.isnan(eff) else bool(stat > 0)
             out.append(res_t)
@@ -545,16 +552,40 @@ def _cdf_on(side: _Num, x: np.ndarray) -> np.ndarray:
     return _sketch.cdf_mid(side.sketch, side.n_valid, x)
 
 
-def _binned_cdf_distances(r: _Num, c: _Num) -> tuple[float, float]:
-    """Wasserstein-1 and squared-L2 CDF distance on the sketch grid (a Riemann sum of the
-    CDF difference on the reference's sketch points, each CDF taken at the left end)."""
+def _side_bounds(side: _Num, x: np.ndarray):
+    """Counts (le_lo, le_hi, lt_hi) of a side at points x: exact for exact/probed sides."""
+    if side.exact or side.probe is not None:
+        le = side.count_at(x, "right")
+        return le, le, side.count_at(x, "left")
+    _, lt_hi, le_lo, le_hi = _sketch._bounds_at(side.sketch, side.n_valid, x)
+    return le_lo, le_hi, lt_hi
+
+
+def _binned_cdf_distances(r: _Num, c: _Num) -> tuple[float, float, float]:
+    """Wasserstein-1 and squared-L2 CDF distance as Riemann sums of the CDF difference on
+    the sketch points (left ends), plus a certified bound on the Wasserstein error.
+
+    On each gap [x_k, x_k+1) a side's true CDF lies in [le_lo(x_k), lt_hi(x_k+1)] / n and
+    the estimate inside that range, so the error is at most the sum over gaps of
+    dx_k * (width_ref + width_cur), plus the mass either side holds outside [x_0, x_K]
+    times the distance to the outermost value.
+    """
     pts = r.sketch["values"] if not (r.exact or r.probe is not None) else c.sketch["values"]
     x = pts[np.isfinite(pts)]
     if x.size < 2:
-        return math.nan, math.nan
+        return math.nan, math.nan, math.nan
     diff = _cdf_on(r, x[:-1]) - _cdf_on(c, x[:-1])
     dx = np.diff(x)
-    return float(np.sum(np.abs(diff) * dx)), float(np.sum(diff * diff * dx))
+    bound = 0.0
+    for side in (r, c):
+        le_lo, le_hi, lt_hi = _side_bounds(side, x)
+        width = (np.maximum(lt_hi[1:], le_hi[:-1]) - le_lo[:-1]) / side.n_valid
+        bound += float(np.sum(width * dx))
+    lo_all, hi_all = min(r.min, c.min), max(r.max, c.max)
+    below = max(_side_bounds(s, x[:1])[2][0] / s.n_valid for s in (r, c))
+    above = max(1.0 - _side_bounds(s, x[-1:])[0][0] / s.n_valid for s in (r, c))
+    bound += below * max(x[0] - lo_all, 0.0) + above * max(hi_all - x[-1], 0.0)
+    return float(np.sum(np.abs(diff) * dx)), float(np.sum(diff * diff * dx)), bound
 
 
 def _ks_asymp(d, n1, n2):
