@@ -31,7 +31,7 @@ constexpr int kKS = 1, kCdf = 2, kCvm = 4, kAD = 8;
 void bind_drift(py::module_& m) {
   m.def(
       "_drift_sort_valid",
-      [](const std::vector<DArr>& cols, int n_threads) {
+      [](const std::vector<DArr>& cols, int n_threads, bool moments) {
         auto views = views_of(cols);
         std::vector<py::array_t<double>> outs;
         std::vector<double*> ptrs;
@@ -44,7 +44,7 @@ void bind_drift(py::module_& m) {
           // Safe to drop the GIL: kernels touch only the buffers of `cols` (kept alive by
           // the argument list) and of `outs` (owned here); no Python object is touched.
           py::gil_scoped_release release;
-          drift::sort_valid_many(views, ptrs, stats, n_threads);
+          drift::sort_valid_many(views, ptrs, stats, n_threads, moments);
         }
         py::array_t<double> st({static_cast<py::ssize_t>(views.size()), py::ssize_t{9}});
         auto s = st.mutable_unchecked<2>();
@@ -65,7 +65,7 @@ void bind_drift(py::module_& m) {
         }
         return py::make_tuple(sorted, st);
       },
-      py::arg("cols"), py::arg("n_threads") = 0,
+      py::arg("cols"), py::arg("n_threads") = 0, py::arg("moments") = true,
       "Sort each column's non-NaN values (radix sort) and summarise it; columns in parallel.\n"
       "Returns (list of sorted arrays, stats[k, 9]) with stats columns n_valid, n_missing,\n"
       "n_zero, n_inf, min, max, mean, m2, n_finite.");

@@ -28,12 +28,12 @@ struct ColumnStats {
 // Copies the non-NaN values of x into out (which must hold x.size values), sorts them
 // ascending (LSD radix sort on the IEEE bit pattern; -0.0 sorts before +0.0, which compares
 // equal in every statistic) and returns the number written. Also fills stats.
-index_t sort_valid(View1D<const double> x, double* out, ColumnStats& stats);
+index_t sort_valid(View1D<const double> x, double* out, ColumnStats& stats, bool moments = true);
 
 // Sorts and summarises many columns in parallel (one column per task). out[j] must hold
-// cols[j].size values; n_out[j] receives the count written.
+// cols[j].size values; stats[j].n_valid receives the count written.
 void sort_valid_many(const std::vector<View1D<const double>>& cols, const std::vector<double*>& out,
-                     std::vector<ColumnStats>& stats, int n_threads);
+                     std::vector<ColumnStats>& stats, int n_threads, bool moments = true);
 
 // Two-sample Kolmogorov-Smirnov statistic as scipy.stats.ks_2samp computes it: the
 // difference of right-continuous ECDFs i/n1 - j/n2 at every pooled value. Returns

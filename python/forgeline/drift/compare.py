@@ -183,7 +183,7 @@ def _sides_from_frame(frame: _frame.Frame, names: list[str], n_threads: int,
         num = [c for c in num if c.name not in done]
     if num:
         raws = [numeric_values(c) for c in num]
-        sorted_cols, st = core._drift_sort_valid(raws, n_threads)
+        sorted_cols, st = core._drift_sort_valid(raws, n_threads, False)
         for j, c in enumerate(num):
             out[c.name] = _Num(sorted_cols[j], True, len(c), int(st[j, 1]), st[j, 4], st[j, 5],
                                raw=raws[j])
