@@ -276,7 +276,8 @@ def compare(reference, current, *, tests=None, columns: Sequence[str] | None = N
         Current model outputs / labels, compared with the profile's ``__prediction__`` and
         ``__target__`` columns.
     progress : bool or callable, optional
-        True shows a tqdm bar (if tqdm is installed); a callable gets ``(done, total)``.
+        True shows a tqdm bar (if tqdm is installed); a callable gets ``(done, total)``;
+        None (default) shows a bar for 256 columns or more on an interactive terminal.
     n_threads : int, optional
         Threads for native kernels (None: all cores).
 
@@ -400,6 +401,10 @@ def _column_names(data) -> list[str]:
 
 
 def _progress(progress, total):
+    if progress is None:
+        # auto: a bar only for long comparisons on an interactive terminal
+        import sys
+        progress = total >= 256 and bool(getattr(sys.stderr, "isatty", lambda: False)())
     if callable(progress):
         done = [0]
 
