@@ -163,6 +163,36 @@ void bind_drift(py::module_& m) {
       "[k, 7]: n_valid, n_missing, n_finite, min, max, sum(x - shift), sum((x - shift)^2).");
 
   m.def(
+      "_drift_ks_unsorted",
+      [](const std::vector<DArr>& a, const std::vector<DArr>& b, int n_threads) {
+        if (a.size() != b.size()) throw std::invalid_argument("a and b must have the same length");
+        auto va = views_of(a), vb = views_of(b);
+        const auto k = static_cast<py::ssize_t>(va.size());
+        std::vector<drift::KSUnsorted> res(va.size());
+        {
+          // Safe to drop the GIL: reads the argument buffers, writes only `res`.
+          py::gil_scoped_release release;
+          parallel_for(static_cast<index_t>(k), n_threads, 1, [&](index_t b0, index_t e0, index_t) {
+            for (index_t j = b0; j < e0; ++j)
+              res[static_cast<size_t>(j)] = drift::ks_unsorted(va[static_cast<size_t>(j)], vb[static_cast<size_t>(j)]);
+          });
+        }
+        py::array_t<double> out({k, py::ssize_t{11}});
+        auto o = out.mutable_unchecked<2>();
+        for (py::ssize_t j = 0; j < k; ++j) {
+          const auto& r = res[static_cast<size_t>(j)];
+          const double v[11] = {r.ok ? 1.0 : 0.0, r.max_plus, r.max_minus,
+                                static_cast<double>(r.n1), static_cast<double>(r.n1_missing), r.min1, r.max1,
+                                static_cast<double>(r.n2), static_cast<double>(r.n2_missing), r.min2, r.max2};
+          for (int c = 0; c < 11; ++c) o(j, c) = v[c];
+        }
+        return out;
+      },
+      py::arg("a"), py::arg("b"), py::arg("n_threads") = 0,
+      "Exact KS statistic of unsorted pairs (NaN skipped), one pair per task. Columns: ok,\n"
+      "max_plus, max_minus, n1, n1_missing, min1, max1, n2, n2_missing, min2, max2.");
+
+  m.def(
       "_drift_ks_exact",
       [](index_t n1, index_t n2, index_t h) {
         if (n1 <= 0 || n2 <= 0 || h < 0) throw std::invalid_argument("_drift_ks_exact: bad sizes");

@@ -78,4 +78,16 @@ struct ProbeStats {
 void probe_counts(View1D<const double> x, const double* t, index_t k, double shift,
                   std::int64_t* lt, std::int64_t* le, ProbeStats& st);
 
+// Exact two-sample KS statistic (same values as ks_sorted) without sorting either sample:
+// both are counted into value-range buckets, the ECDF difference is exact at bucket ends,
+// and only buckets whose count bounds could beat the best difference are gathered, sorted
+// and walked. ok = false (nothing computed) when a sample is empty or holds +-inf.
+struct KSUnsorted {
+  bool ok = false;
+  double max_plus = 0.0, max_minus = 0.0;
+  index_t n1 = 0, n1_missing = 0, n2 = 0, n2_missing = 0;
+  double min1 = 0.0, max1 = 0.0, min2 = 0.0, max2 = 0.0;
+};
+KSUnsorted ks_unsorted(View1D<const double> a, View1D<const double> b);
+
 }  // namespace forgeline::drift

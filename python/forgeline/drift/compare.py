@@ -93,7 +93,7 @@ class _Num:
 
     def count_at(self, x: np.ndarray, side: str) -> np.ndarray:
         """Exact counts of values < x (side='left') or <= x ('right')."""
-        if self.exact:
+        if self.sorted is not None:
             return np.searchsorted(self.sorted, x, side)
         thr, lt, le = self.probe
         i = np.searchsorted(thr, x)
@@ -102,7 +102,7 @@ class _Num:
         return (lt if side == "left" else le)[i]
 
     def hist(self, edges: np.ndarray) -> tuple[np.ndarray, bool]:
-        if self.exact:
+        if self.sorted is not None:
             return hist_counts(self.sorted, edges), True
         if self.probe is not None:
             cut = self.count_at(edges, "left")
@@ -150,6 +150,54 @@ class _Cat:
     @classmethod
     def from_column(cls, col: _frame.Column) -> _Cat:
         return cls.from_profile(CategoricalColumn.from_column(col, 1 << 62))
+
+
+FAST_TESTS = {"ks", "psi", "js", "kl", "hellinger", "t_test"}
+FAST_MIN_ROWS = 2000
+
+
+def _edges_unsorted(v: np.ndarray, n_bins: int) -> np.ndarray:
+    """quantile_edges() of an unsorted, finite, NaN-free array via partial sorting."""
+    n = v.size
+    pos = np.linspace(0, 1, n_bins + 1)[1:-1] * (n - 1)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, n - 1)
+    kth = np.unique(np.concatenate([lo, hi]))
+    part = np.partition(v, kth)
+    e = part[lo] + (part[hi] - part[lo]) * (pos - lo)
+    return np.unique(e)
+
+
+def _fast_sides(rframe, cframe, names, n_bins, nt):
+    """Both sides raw, KS and histogram tests only: exact KS from the bucketed kernel and
+    exact histogram counts from the rank probe, with no full sort of either column."""
+    rv = [numeric_values(rframe[n]) for n in names]
+    cv = [numeric_values(cframe[n]) for n in names]
+    res = core._drift_ks_unsorted(rv, cv, nt)
+    keep = [j for j in range(len(names)) if res[j, 0] == 1.0]
+    if not keep:
+        return {}, {}, {}
+    thr, edges = [], []
+    for j in keep:
+        v = rv[j]
+        v = v[~np.isnan(v)] if res[j, 4] else v
+        e = _edges_unsorted(v, n_bins)
+        edges.append(e)
+        thr.append(np.unique(np.concatenate([e, [res[j, 5], res[j, 6]]])))
+    zeros = [0.0] * len(keep)
+    lr, er, _ = core._drift_probe([rv[j] for j in keep], thr, zeros, nt)
+    lc, ec, _ = core._drift_probe([cv[j] for j in keep], thr, zeros, nt)
+    rs, cs, pair = {}, {}, {}
+    for i, j in enumerate(keep):
+        n = names[j]
+        rs[n] = _Num(None, True, rframe.n_rows, int(res[j, 4]), res[j, 5], res[j, 6],
+                     edges=edges[i], raw=rv[j], probe=(thr[i], lr[i], er[i]))
+        cs[n] = _Num(None, True, cframe.n_rows, int(res[j, 8]), res[j, 9], res[j, 10],
+                     raw=cv[j], probe=(thr[i], lc[i], ec[i]))
+        row = np.full(8, np.nan)
+        row[0], row[1] = res[j, 1], res[j, 2]
+        pair[n] = row
+    return rs, cs, pair
 
 
 def _probe_thresholds(r: _Num) -> np.ndarray:
@@ -298,7 +346,7 @@ def compare(reference, current, *, tests=None, columns: Sequence[str] | None = N
         thr[k] = float(v)
     nt = resolve_threads(n_threads)
 
-    ref_kind, cur_kind, ref_cols, cur_cols = _describe(reference, current, prediction, target)
+    ref_kind, cur_kind, ref_cols, cur_cols, frames = _describe(reference, current, prediction, target)
     common = [n for n in ref_kind if n in cur_kind]
     if columns is not None:
         unknown = [c for c in columns if c not in ref_kind and c not in cur_kind]
@@ -328,9 +376,20 @@ def compare(reference, current, *, tests=None, columns: Sequence[str] | None = N
     batch = 64
     for start in range(0, len(same), batch):
         names = same[start:start + batch]
-        rs = ref_cols(names, nt)
-        cs = cur_cols(names, nt, rs)
-        pair = _native_pairs(names, rs, cs, tests, nt)
+        frs, fcs, fpair = {}, {}, {}
+        if frames is not None:
+            rows = min(frames[0].n_rows, frames[1].n_rows)
+            fast = [n for n in names if ref_kind[n] == "numeric" and rows >= FAST_MIN_ROWS
+                    and set(_resolve_tests(tests, "numeric", rows)) <= FAST_TESTS]
+            if fast:
+                frs, fcs, fpair = _fast_sides(frames[0], frames[1], fast, n_bins, nt)
+        rest = [n for n in names if n not in frs]
+        rs = ref_cols(rest, nt)
+        cs = cur_cols(rest, nt, rs)
+        pair = _native_pairs(rest, rs, cs, tests, nt)
+        rs.update(frs)
+        cs.update(fcs)
+        pair.update(fpair)
         for n in names:
             r, c = rs[n], cs[n]
             size = min(r.n_valid, c.n_valid)
@@ -383,7 +442,9 @@ def _describe(reference, current, prediction, target):
 
         def cur_cols(names, nt, rs, f=cframe):
             return _sides_from_frame(f, names, nt, rs)
-    return ref_kind, cur_kind, ref_cols, cur_cols
+    frames = (rframe, cframe) if not isinstance(reference, Profile) and not isinstance(
+        current, Profile) else None
+    return ref_kind, cur_kind, ref_cols, cur_cols, frames
 
 
 def _column_names(data) -> list[str]:
@@ -465,7 +526,7 @@ def _numeric_tests(name, r: _Num, c: _Num, chosen, thr, pair, charts, n_bins) ->
     ref_std = math.nan
     if any(t in ("wasserstein", "energy") for t in chosen) and r.moments()[2] > 1:
         ref_std = math.sqrt(r.moments()[1])
-    edges = r.edges if (not r.exact and r.edges is not None) else quantile_edges(r.sorted, n_bins)
+    edges = r.edges if r.edges is not None else quantile_edges(r.sorted, n_bins)
     hr, er = r.hist(edges)
     hc, ec = c.hist(edges)
     p, q = stats.proportions(hr), stats.proportions(hc)
