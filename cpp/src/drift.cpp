@@ -264,28 +264,62 @@ double smirnov_sf(index_t n, double x) {
   if (x >= 1.0) return 0.0;
   if (x <= 0.0) return 1.0;
   // Birnbaum-Tingey: x * sum_j C(n,j) (x + j/n)^(j-1) (1 - x - j/n)^(n-j), j < n(1-x).
-  // All terms are positive and, as a function of j, rise to one peak and fall, so the sum
-  // stops once past the peak the terms drop below 1e-20 of the total. log C(n, j) is
-  // accumulated in long double; the per-term logs are double (relative error ~1e-12 on
-  // the largest n, far inside the 1e-9 contract).
+  // All terms are positive and rise to a single peak in j, then fall. Only the terms within
+  // e^-60 of the peak matter (the rest add < 1e-20 relative), so the peak is located by a
+  // ternary search on the log-term, the significant range by binary searches, and that
+  // range is summed in fixed chunks (deterministic for any thread count).
   const double N = static_cast<double>(n), NX = N * x;
   const double log_x = std::log(x);
-  long double lcomb = 0.0L;
-  long double total = 0.0L;
-  double prev = 0.0;
-  for (index_t j = 0; j <= n; ++j) {
+  const long double lgn = std::lgamma(static_cast<long double>(N) + 1.0L);
+  index_t jmax = static_cast<index_t>(std::floor(N - NX));
+  while (jmax >= 0 && N - NX - static_cast<double>(jmax) <= 0.0) --jmax;
+  if (jmax < 0) return 0.0;
+  auto lcomb = [&](index_t j) {
+    const long double J = static_cast<long double>(j);
+    return lgn - std::lgamma(J + 1.0L) - std::lgamma(static_cast<long double>(N) - J + 1.0L);
+  };
+  auto logterm = [&](index_t j, long double lc) {
     const double J = static_cast<double>(j);
-    const double rest = N - NX - J;  // n * (1 - x - j/n)
-    if (rest <= 0.0) break;
-    const double up = NX + J;  // n * (x + j/n)
-    const double lt = static_cast<double>(lcomb) + (J - 1.0) * std::log(up / N) +
-                      (N - J) * std::log(rest / N) + log_x;
-    const double term = std::exp(lt);
-    total += term;
-    if (term < prev && term < 1e-20 * static_cast<double>(total)) break;
-    prev = term;
-    lcomb += std::log(static_cast<long double>(N - J) / static_cast<long double>(J + 1.0));
+    return static_cast<double>(lc) + (J - 1.0) * std::log((NX + J) / N) +
+           (N - J) * std::log((N - NX - J) / N) + log_x;
+  };
+  auto lt_at = [&](index_t j) { return logterm(j, lcomb(j)); };
+  index_t lo = 0, hi = jmax;
+  while (hi - lo > 2) {
+    const index_t m1 = lo + (hi - lo) / 3, m2 = hi - (hi - lo) / 3;
+    if (lt_at(m1) < lt_at(m2)) lo = m1 + 1; else hi = m2 - 1;
   }
+  index_t peak = lo;
+  for (index_t j = lo + 1; j <= hi; ++j) if (lt_at(j) > lt_at(peak)) peak = j;
+  const double floor_lt = lt_at(peak) - 60.0;
+  index_t a = 0, b = peak;  // first j in [0, peak] with logterm >= floor
+  while (a < b) {
+    const index_t m = a + (b - a) / 2;
+    if (lt_at(m) >= floor_lt) b = m; else a = m + 1;
+  }
+  const index_t first = a;
+  a = peak; b = jmax;  // last j in [peak, jmax] with logterm >= floor
+  while (a < b) {
+    const index_t m = a + (b - a + 1) / 2;
+    if (lt_at(m) >= floor_lt) a = m; else b = m - 1;
+  }
+  const index_t last = a;
+  constexpr index_t kGrain = 16384;
+  const index_t count = last - first + 1;
+  std::vector<long double> partial(static_cast<size_t>(num_chunks(count, kGrain)), 0.0L);
+  parallel_for(count, 0, kGrain, [&](index_t cb, index_t ce, index_t chunk) {
+    long double lc = lcomb(first + cb);
+    long double sum = 0.0L;
+    for (index_t t = cb; t < ce; ++t) {
+      const index_t j = first + t;
+      sum += std::exp(logterm(j, lc));
+      const long double J = static_cast<long double>(j);
+      lc += std::log((static_cast<long double>(N) - J) / (J + 1.0L));
+    }
+    partial[static_cast<size_t>(chunk)] = sum;
+  });
+  long double total = 0.0L;
+  for (long double v : partial) total += v;
   const double p = static_cast<double>(total);
   return std::min(1.0, std::max(0.0, p));
 }
