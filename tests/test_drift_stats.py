@@ -221,3 +221,22 @@ def test_unsorted_fast_path_matches_sorted_path_and_scipy(seed):
     q_fast = {r.test: r.statistic for r in fast.results if r.kind == "quality"}
     q_slow = {r.test: r.statistic for r in slow.results if r.kind == "quality"}
     assert q_fast == q_slow
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**31), st.integers(2000, 6000), st.integers(2000, 6000),
+       st.integers(-1, 3), st.floats(0, 0.3), st.floats(0, 0.2))
+def test_fast_ks_kernel_matches_scipy(seed, n1, n2, decimals, shift, nan_share):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_t(3, n1)
+    y = rng.standard_t(3, n2) + shift
+    if decimals >= 0:
+        x, y = np.round(x, decimals), np.round(y, decimals)
+    x[rng.random(n1) < nan_share] = np.nan
+    rep = compare({"v": x}, {"v": y}, tests=["ks"])
+    r = _row(rep, "ks")
+    if _valid(x).size == 0:
+        return
+    ks = _quiet(stats.ks_2samp, _valid(x), y)
+    np.testing.assert_allclose(r.statistic, ks.statistic, rtol=RTOL)
+    np.testing.assert_allclose(r.p_value, ks.pvalue, rtol=RTOL)
