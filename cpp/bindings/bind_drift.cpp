@@ -193,6 +193,40 @@ void bind_drift(py::module_& m) {
       "max_plus, max_minus, n1, n1_missing, min1, max1, n2, n2_missing, min2, max2.");
 
   m.def(
+      "_drift_order_stats",
+      [](const std::vector<DArr>& cols, const std::vector<py::array_t<index_t, py::array::c_style | py::array::forcecast>>& ranks,
+         int n_threads) {
+        if (cols.size() != ranks.size()) throw std::invalid_argument("cols and ranks differ in length");
+        auto vc = views_of(cols);
+        std::vector<py::array_t<double>> outs;
+        std::vector<double*> po;
+        std::vector<const index_t*> pr;
+        std::vector<index_t> nr;
+        for (const auto& r : ranks) {
+          if (r.ndim() != 1) throw std::invalid_argument("ranks must be 1-D");
+          outs.emplace_back(r.shape(0));
+          po.push_back(outs.back().mutable_data());
+          pr.push_back(r.data());
+          nr.push_back(static_cast<index_t>(r.shape(0)));
+        }
+        {
+          // Safe to drop the GIL: reads argument buffers, writes only the owned outputs.
+          py::gil_scoped_release release;
+          parallel_for(static_cast<index_t>(vc.size()), n_threads, 1, [&](index_t b0, index_t e0, index_t) {
+            for (index_t j = b0; j < e0; ++j) {
+              const auto u = static_cast<size_t>(j);
+              drift::order_stats(vc[u], pr[u], nr[u], po[u]);
+            }
+          });
+        }
+        py::list out;
+        for (auto& o : outs) out.append(o);
+        return out;
+      },
+      py::arg("cols"), py::arg("ranks"), py::arg("n_threads") = 0,
+      "Order statistics at the given 0-based ranks (among non-NaN values) of each column.");
+
+  m.def(
       "_drift_ks_exact",
       [](index_t n1, index_t n2, index_t h) {
         if (n1 <= 0 || n2 <= 0 || h < 0) throw std::invalid_argument("_drift_ks_exact: bad sizes");

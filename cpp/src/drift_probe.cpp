@@ -218,3 +218,69 @@ KSUnsorted ks_unsorted(View1D<const double> a, View1D<const double> b) {
 }
 
 }  // namespace forgeline::drift
+
+namespace forgeline::drift {
+
+void order_stats(View1D<const double> x, const index_t* ranks, index_t k, double* out) {
+  std::vector<double> vals;
+  index_t n = 0;
+  double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+  bool has_inf = false;
+  for (index_t i = 0; i < x.size; ++i) {
+    const double v = x[i];
+    if (std::isnan(v)) continue;
+    ++n;
+    has_inf |= std::isinf(v);
+    lo = std::min(lo, v);
+    hi = std::max(hi, v);
+  }
+  for (index_t r = 0; r < k; ++r) require(ranks[r] >= 0 && ranks[r] < n, "order_stats: rank out of range");
+  if (k == 0) return;
+  if (has_inf || !(hi > lo) || n < 64) {
+    vals.reserve(static_cast<size_t>(n));
+    for (index_t i = 0; i < x.size; ++i) if (!std::isnan(x[i])) vals.push_back(x[i]);
+    std::sort(vals.begin(), vals.end());
+    for (index_t r = 0; r < k; ++r) out[r] = vals[static_cast<size_t>(ranks[r])];
+    return;
+  }
+  // Value-range buckets (monotone in the value), then only the buckets holding a wanted
+  // rank are gathered and sorted.
+  const index_t nb = std::max<index_t>(16, n / 32);
+  const double scale = static_cast<double>(nb) / (hi - lo);
+  auto bucket = [&](double v) {
+    const double p = (v - lo) * scale;
+    return p >= static_cast<double>(nb) ? nb - 1 : static_cast<index_t>(p);
+  };
+  std::vector<index_t> start(static_cast<size_t>(nb) + 1, 0);
+  for (index_t i = 0; i < x.size; ++i) if (!std::isnan(x[i])) ++start[static_cast<size_t>(bucket(x[i])) + 1];
+  for (index_t b = 0; b < nb; ++b) start[static_cast<size_t>(b) + 1] += start[static_cast<size_t>(b)];
+  std::vector<index_t> which(static_cast<size_t>(k));
+  std::vector<std::uint8_t> want(static_cast<size_t>(nb), 0);
+  for (index_t r = 0; r < k; ++r) {
+    const index_t b = static_cast<index_t>(
+        std::upper_bound(start.begin(), start.end(), ranks[r]) - start.begin()) - 1;
+    which[static_cast<size_t>(r)] = b;
+    want[static_cast<size_t>(b)] = 1;
+  }
+  std::vector<index_t> off(static_cast<size_t>(nb) + 1, 0);
+  for (index_t b = 0; b < nb; ++b)
+    off[static_cast<size_t>(b) + 1] = off[static_cast<size_t>(b)] +
+        (want[static_cast<size_t>(b)] ? start[static_cast<size_t>(b) + 1] - start[static_cast<size_t>(b)] : 0);
+  vals.resize(static_cast<size_t>(off[static_cast<size_t>(nb)]));
+  std::vector<index_t> pos(off.begin(), off.end() - 1);
+  for (index_t i = 0; i < x.size; ++i) {
+    const double v = x[i];
+    if (std::isnan(v)) continue;
+    const auto b = static_cast<size_t>(bucket(v));
+    if (want[b]) vals[static_cast<size_t>(pos[b]++)] = v;
+  }
+  for (index_t b = 0; b < nb; ++b)
+    if (want[static_cast<size_t>(b)])
+      std::sort(vals.begin() + off[static_cast<size_t>(b)], vals.begin() + off[static_cast<size_t>(b) + 1]);
+  for (index_t r = 0; r < k; ++r) {
+    const auto b = static_cast<size_t>(which[static_cast<size_t>(r)]);
+    out[r] = vals[static_cast<size_t>(off[b] + (ranks[r] - start[b]))];
+  }
+}
+
+}  // namespace forgeline::drift

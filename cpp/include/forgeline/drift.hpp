@@ -90,4 +90,8 @@ struct KSUnsorted {
 };
 KSUnsorted ks_unsorted(View1D<const double> a, View1D<const double> b);
 
+// Order statistics (0-based ranks among the non-NaN values) of an unsorted column without
+// sorting it: value-range buckets locate each rank, and only those buckets are sorted.
+void order_stats(View1D<const double> x, const index_t* ranks, index_t k, double* out);
+
 }  // namespace forgeline::drift

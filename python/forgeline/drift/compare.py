@@ -162,16 +162,11 @@ FAST_TESTS = {"ks", "psi", "js", "kl", "hellinger", "t_test"}
 FAST_MIN_ROWS = 2000
 
 
-def _edges_unsorted(v: np.ndarray, n_bins: int) -> np.ndarray:
-    """quantile_edges() of an unsorted, finite, NaN-free array via partial sorting."""
-    n = v.size
+def _edge_ranks(n: int, n_bins: int):
     pos = np.linspace(0, 1, n_bins + 1)[1:-1] * (n - 1)
     lo = np.floor(pos).astype(np.int64)
     hi = np.minimum(lo + 1, n - 1)
-    kth = np.unique(np.concatenate([lo, hi]))
-    part = np.partition(v, kth)
-    e = part[lo] + (part[hi] - part[lo]) * (pos - lo)
-    return np.unique(e)
+    return pos, lo, hi
 
 
 def _fast_sides(rframe, cframe, names, n_bins, nt):
@@ -184,12 +179,17 @@ def _fast_sides(rframe, cframe, names, n_bins, nt):
     if not keep:
         return {}, {}, {}
     thr, edges = [], []
-    for j in keep:
-        v = rv[j]
-        v = v[~np.isnan(v)] if res[j, 4] else v
-        e = _edges_unsorted(v, n_bins)
+    # quantile_edges() without sorting: the needed order statistics come from the native
+    # bucket selection, then the same interpolation formula.
+    plans = [_edge_ranks(int(res[j, 3]), n_bins) for j in keep]
+    stats_at = core._drift_order_stats([rv[j] for j in keep],
+                                       [np.concatenate([lo, hi]) for _, lo, hi in plans], nt)
+    for (pos, lo, hi), vals in zip(plans, stats_at):
+        vlo, vhi = vals[:lo.size], vals[lo.size:]
+        e = np.unique(vlo + (vhi - vlo) * (pos - lo))
         edges.append(e)
-        thr.append(np.unique(np.concatenate([e, [res[j, 5], res[j, 6]]])))
+    for i, j in enumerate(keep):
+        thr.append(np.unique(np.concatenate([edges[i], [res[j, 5], res[j, 6]]])))
     zeros = [0.0] * len(keep)
     lr, er, _ = core._drift_probe([rv[j] for j in keep], thr, zeros, nt)
     lc, ec, _ = core._drift_probe([cv[j] for j in keep], thr, zeros, nt)
