@@ -111,6 +111,9 @@ struct F32x8 {
   FL_AVX2 static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
   FL_AVX2 static V neg_mask(V a) { return _mm256_cmp_ps(a, _mm256_setzero_ps(), _CMP_LT_OQ); }
   FL_AVX2 static V blend(V a, V b, V m) { return _mm256_blendv_ps(a, b, m); }
+  FL_AVX2 static V sub(V a, V b) { return _mm256_sub_ps(a, b); }
+  FL_AVX2 static V bor(V a, V b) { return _mm256_or_ps(a, b); }
+  FL_AVX2 static bool all_zero(V a) { return _mm256_testz_si256(_mm256_castps_si256(a), _mm256_castps_si256(a)); }
 };
 
 struct F64x4 {
@@ -127,6 +130,9 @@ struct F64x4 {
   FL_AVX2 static V mul(V a, V b) { return _mm256_mul_pd(a, b); }
   FL_AVX2 static V neg_mask(V a) { return _mm256_cmp_pd(a, _mm256_setzero_pd(), _CMP_LT_OQ); }
   FL_AVX2 static V blend(V a, V b, V m) { return _mm256_blendv_pd(a, b, m); }
+  FL_AVX2 static V sub(V a, V b) { return _mm256_sub_pd(a, b); }
+  FL_AVX2 static V bor(V a, V b) { return _mm256_or_pd(a, b); }
+  FL_AVX2 static bool all_zero(V a) { return _mm256_testz_si256(_mm256_castpd_si256(a), _mm256_castpd_si256(a)); }
 };
 
 template <class S>
@@ -235,6 +241,24 @@ FL_AVX2 typename S::T dot_avx2(const typename S::T* FL_RESTRICT x, const typenam
   for (int l = 0; l < L; ++l) s += lanes[l];
   for (; k < K; ++k) s += x[k] * w[k];
   return s;
+}
+
+// x - x is +0 for finite x and NaN otherwise; OR-ing the bit patterns keeps any NaN.
+template <class S>
+FL_AVX2 bool all_finite_avx2(const typename S::T* x, index_t n) {
+  using V = typename S::V;
+  constexpr int W = S::W;
+  V acc0 = S::zero(), acc1 = S::zero();
+  index_t j = 0;
+  for (; j + 2 * W <= n; j += 2 * W) {
+    const V a = S::load(x + j), b = S::load(x + j + W);
+    acc0 = S::bor(acc0, S::sub(a, a));
+    acc1 = S::bor(acc1, S::sub(b, b));
+  }
+  if (!S::all_zero(S::bor(acc0, acc1))) return false;
+  for (; j < n; ++j)
+    if (!std::isfinite(x[j])) return false;
+  return true;
 }
 
 template <class T>
@@ -433,7 +457,19 @@ void apply_activation(Act act, T alpha, T* y, index_t n, index_t cols, index_t l
   }
 }
 
+template <class T>
+bool all_finite(const T* x, index_t n) {
+#ifdef FL_X86_DISPATCH
+  if (active_isa() == 1) return all_finite_avx2<typename AvxOf<T>::S>(x, n);
+#endif
+  bool ok = true;
+  for (index_t j = 0; j < n; ++j) ok &= static_cast<bool>(std::isfinite(x[j]));
+  return ok;
+}
+
 template struct DenseLayer<float>;
+template bool all_finite<float>(const float*, index_t);
+template bool all_finite<double>(const double*, index_t);
 template struct DenseLayer<double>;
 template void apply_activation<float>(Act, float, float*, index_t, index_t, index_t);
 template void apply_activation<double>(Act, double, double*, index_t, index_t, index_t);

@@ -116,6 +116,14 @@ void softmax_row(T* row, index_t n) {
   for (index_t j = 0; j < n; ++j) row[j] = static_cast<T>(std::exp(row[j] - m) / s);
 }
 
+template <class In>
+bool row_finite(const In* row, index_t n, index_t stride) {
+  if (stride == 1) return all_finite(row, n);
+  bool ok = true;
+  for (index_t j = 0; j < n; ++j) ok &= static_cast<bool>(std::isfinite(row[j * stride]));
+  return ok;
+}
+
 template <class T>
 struct Scratch {
   std::vector<T> a, b, in;
@@ -135,12 +143,8 @@ index_t Network<T>::run_block(const In* x, index_t x_row_stride, index_t x_col_s
                               bool check_finite) const {
   index_t bad = -1;
   if (check_finite) {
-    for (index_t r = 0; r < n && bad < 0; ++r) {
-      const In* row = x + r * x_row_stride;
-      bool ok = true;
-      for (index_t j = 0; j < n_in_; ++j) ok &= static_cast<bool>(std::isfinite(row[j * x_col_stride]));
-      if (!ok) bad = r;
-    }
+    for (index_t r = 0; r < n && bad < 0; ++r)
+      if (!row_finite(x + r * x_row_stride, n_in_, x_col_stride)) bad = r;
   }
   Scratch<T>& s = scratch<T>();
   const size_t need = static_cast<size_t>(n * ld_);

@@ -74,6 +74,10 @@ struct DenseLayer {
 template <class T>
 void apply_activation(Act act, T alpha, T* y, index_t n, index_t cols, index_t ld);
 
+// True when none of the n contiguous values is NaN or infinite.
+template <class T>
+bool all_finite(const T* x, index_t n);
+
 // Instruction set in use: 1 = AVX2+FMA, 0 = portable. set_isa(-1) restores detection;
 // set_isa(0) forces the portable kernels (tests use it to cover both paths).
 int active_isa();
