@@ -218,7 +218,15 @@ template <class T>
 template <class In>
 index_t Network<T>::predict(View2D<const In> x, T* out, int n_threads, bool check_finite) const {
   require(x.cols == n_in_, "input has the wrong number of columns");
-  const index_t block = block_rows();
+  // Rows are independent and every row's arithmetic is fixed, so the block size is free
+  // to change with the batch: small batches are split across the threads instead of
+  // running as one block.
+  index_t block = block_rows();
+  const index_t threads = resolve_threads(n_threads);
+  if (x.rows >= 4 * kMR && threads > 1) {
+    const index_t share = (x.rows + threads - 1) / threads;
+    block = std::min(block, (share + kMR - 1) / kMR * kMR);
+  }
   std::vector<index_t> bad(static_cast<size_t>(num_chunks(x.rows, block)), -1);
   parallel_for(x.rows, n_threads, block, [&](index_t b, index_t e, index_t k) {
     const index_t r = run_block(x.data + b * x.row_stride, x.row_stride, x.col_stride, e - b, out + b * width_,
