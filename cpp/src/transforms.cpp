@@ -259,7 +259,7 @@ bool numpy_loops_set() { return g_log1p.fn.load() != nullptr && g_expm1.fn.load(
 
 namespace {
 
-constexpr index_t kBlock = 512;
+constexpr index_t kBlock = 256;
 constexpr index_t kBlockMax = kBlock;
 
 // Days since 1970-01-01 -> (year, month, day), Howard Hinnant's civil-from-days algorithm.
@@ -329,6 +329,60 @@ void yeo_johnson_block(double* buf, double* tmp, index_t m, double lmbda) {
 
 }  // namespace
 
+namespace {
+
+// Writes one program's block of values. Contig = unit column stride (the usual row-major
+// output), which lets the compiler vectorise the zero-fill of one-hot blocks.
+template <bool Contig>
+void emit_rows(const ColumnProgram& pr, const double* buf, const View1D<const std::int32_t>* codes,
+               index_t b, index_t m, double* base, index_t rs, index_t cs_rt, const double* tables,
+               const std::int32_t* maps, bool zeroed) {
+  const index_t cs = Contig ? 1 : cs_rt;
+  switch (pr.emit) {
+    case kEmitValue:
+      for (index_t i = 0; i < m; ++i) base[i * rs] = buf[i];
+      return;
+    case kEmitOneHot:
+      for (index_t i = 0; i < m; ++i) {
+        double* row = base + i * rs;
+        if (!zeroed)
+          for (index_t t = 0; t < pr.width; ++t) row[t * cs] = 0.0;
+        const double v = buf[i];
+        if (v >= 0 && v < static_cast<double>(pr.width)) row[static_cast<index_t>(v) * cs] = 1.0;
+      }
+      return;
+    case kEmitCodeOneHot: {
+      const std::int32_t* mp = maps + pr.toff;
+      for (index_t i = 0; i < m; ++i) {
+        double* row = base + i * rs;
+        if (!zeroed)
+          for (index_t t = 0; t < pr.width; ++t) row[t * cs] = 0.0;
+        const std::int64_t ci = static_cast<std::int64_t>((*codes)[b + i]) + 2;
+        if (ci < 0 || ci >= pr.tlen) throw std::out_of_range("category code out of range");
+        const std::int32_t s = mp[ci];
+        if (s >= 0) row[s * cs] = 1.0;
+      }
+      return;
+    }
+    case kEmitCodeLookup: {
+      const double* tb = tables + pr.toff;
+      const index_t w = pr.width;
+      for (index_t i = 0; i < m; ++i) {
+        double* row = base + i * rs;
+        const std::int64_t ci = static_cast<std::int64_t>((*codes)[b + i]) + 2;
+        if (ci < 0 || ci * w >= pr.tlen) throw std::out_of_range("category code out of range");
+        const double* src = tb + ci * w;
+        for (index_t t = 0; t < w; ++t) row[t * cs] = src[t];
+      }
+      return;
+    }
+    default:
+      throw std::invalid_argument("unknown emit kind " + std::to_string(pr.emit));
+  }
+}
+
+}  // namespace
+
 void run_program(const ProgramInputs& in, const std::vector<ColumnProgram>& progs,
                  const std::vector<OpSpec>& ops, const double* tables, const std::int32_t* maps,
                  View2D<double> out, std::int32_t* flags, int n_threads) {
@@ -339,6 +393,11 @@ void run_program(const ProgramInputs& in, const std::vector<ColumnProgram>& prog
     double buf[kBlock];
     double tmp[3 * kBlockMax];
     const index_t m = e - b;
+    // A dense row-major output block is one contiguous range: zero it front to back first.
+    // Touching fresh pages sequentially is several times faster than the scattered first
+    // touches of column-wise emits, and one-hot emitters then only write their 1s.
+    const bool zeroed = out.col_stride == 1 && out.row_stride == out.cols;
+    if (zeroed) std::fill(&out(b, 0), &out(b, 0) + m * out.cols, 0.0);
     for (size_t p = 0; p < progs.size(); ++p) {
       const ColumnProgram& pr = progs[p];
       if (pr.source == kSrcFloat) {
@@ -428,44 +487,10 @@ void run_program(const ProgramInputs& in, const std::vector<ColumnProgram>& prog
       }
       double* base = &out(b, pr.dst);
       const index_t rs = out.row_stride, cs = out.col_stride;
-      switch (pr.emit) {
-        case kEmitValue:
-          for (index_t i = 0; i < m; ++i) base[i * rs] = buf[i];
-          break;
-        case kEmitOneHot:
-          for (index_t i = 0; i < m; ++i) {
-            double* row = base + i * rs;
-            for (index_t t = 0; t < pr.width; ++t) row[t * cs] = 0.0;
-            const double v = buf[i];
-            if (v >= 0 && v < static_cast<double>(pr.width)) row[static_cast<index_t>(v) * cs] = 1.0;
-          }
-          break;
-        case kEmitCodeOneHot: {
-          const std::int32_t* mp = maps + pr.toff;
-          for (index_t i = 0; i < m; ++i) {
-            double* row = base + i * rs;
-            for (index_t t = 0; t < pr.width; ++t) row[t * cs] = 0.0;
-            const std::int64_t ci = static_cast<std::int64_t>((*codes)[b + i]) + 2;
-            if (ci < 0 || ci >= pr.tlen) throw std::out_of_range("category code out of range");
-            const std::int32_t s = mp[ci];
-            if (s >= 0) row[s * cs] = 1.0;
-          }
-          break;
-        }
-        case kEmitCodeLookup: {
-          const double* tb = tables + pr.toff;
-          const index_t w = pr.width;
-          for (index_t i = 0; i < m; ++i) {
-            double* row = base + i * rs;
-            const std::int64_t ci = static_cast<std::int64_t>((*codes)[b + i]) + 2;
-            if (ci < 0 || ci * w >= pr.tlen) throw std::out_of_range("category code out of range");
-            const double* src = tb + ci * w;
-            for (index_t t = 0; t < w; ++t) row[t * cs] = src[t];
-          }
-          break;
-        }
-        default:
-          throw std::invalid_argument("unknown emit kind " + std::to_string(pr.emit));
+      if (cs == 1) {
+        emit_rows<true>(pr, buf, codes, b, m, base, rs, 1, tables, maps, zeroed);
+      } else {
+        emit_rows<false>(pr, buf, codes, b, m, base, rs, cs, tables, maps, false);
       }
     }
   });
