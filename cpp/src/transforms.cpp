@@ -443,13 +443,13 @@ void run_program(const ProgramInputs& in, const std::vector<ColumnProgram>& prog
           case kCheckFinite: {
             bool bad = false;
             for (index_t i = 0; i < m; ++i) bad |= std::isinf(buf[i]);
-            if (bad) fl[p].store(1, std::memory_order_relaxed);
+            if (bad) fl[p].store(kCheckFinite, std::memory_order_relaxed);
             break;
           }
           case kCheckNan: {
             bool bad = false;
             for (index_t i = 0; i < m; ++i) bad |= std::isnan(buf[i]);
-            if (bad) fl[p].store(1, std::memory_order_relaxed);
+            if (bad) fl[p].store(kCheckNan, std::memory_order_relaxed);
             break;
           }
           case kBin: {

@@ -109,7 +109,7 @@ struct ProgramInputs {
 };
 
 // Runs every column program over all rows (parallel over fixed row blocks). `flags[p]` is set
-// to 1 when a check op of program p fired. `out` must be row-major with at least
+// to the op code of a check op of program p that fired (0 when none did). `out` must be row-major with at least
 // max(dst + width) columns; columns written by one-hot emitters are zeroed first.
 void run_program(const ProgramInputs& in, const std::vector<ColumnProgram>& progs,
                  const std::vector<OpSpec>& ops, const double* tables, const std::int32_t* maps,

@@ -149,8 +149,8 @@ class NativeTransformer(_Base):
         elif hasattr(X, "__array__") and not hasattr(X, "columns") and not isinstance(X, Mapping) \
                 and not hasattr(X, "column_names"):
             return self._coerce(np.asarray(X))
-        n = _n_rows(X)
         names, _ = _column_names(X)
+        n = _n_rows(X)
         if n == 0:
             raise DataError(f"Found array with 0 sample(s) (shape=({n}, {len(names)})) while a "
                             f"minimum of 1 is required by {type(self).__name__}.")
