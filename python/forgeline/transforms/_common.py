@@ -422,10 +422,25 @@ class NativeTransformer(_Base):
             raise BundleError(f"malformed {cls.__name__} parts: {exc}") from exc
         return obj
 
+    _not_per_feature = frozenset({"_indicator_features", "target_mean_", "classes_", "encodings_"})
+
     def _check_state(self) -> None:
         for name in self._required_state():
             if not hasattr(self, name):
                 raise BundleError(f"{type(self).__name__} parts lack {name!r}")
+        n = self.n_features_in_
+        for name in self._state:
+            v = getattr(self, name, None)
+            if name in self._not_per_feature or v is None:
+                continue
+            if isinstance(v, np.ndarray) and v.ndim != 1 and v.ndim != 0:
+                raise BundleError(f"{name} must be 1-D, got shape {v.shape}")
+            is_seq = isinstance(v, list) or (isinstance(v, np.ndarray) and v.ndim == 1)
+            if is_seq and len(v) != n:
+                raise BundleError(f"{name} has shape ({len(v)},) but the transformer has {n} "
+                                  "input features")
+            if isinstance(v, np.ndarray) and v.dtype.kind not in "biufO":
+                raise BundleError(f"{name} has unsupported dtype {v.dtype}")
 
     def _required_state(self) -> tuple:
         return ()
@@ -463,6 +478,11 @@ def _put(meta: dict, arrays: dict, name: str, value) -> None:
             else:
                 keys.append({"values": [_scalar(x) for x in v.tolist()]})
         meta[name] = {"list": keys}
+    elif isinstance(value, np.ndarray) and value.dtype == object and value.size and all(
+            isinstance(v, np.ndarray) for v in value):
+        sub: dict = {}
+        _put(sub, arrays, name, list(value))
+        meta[name] = {"objarray": sub[name]}
     elif isinstance(value, np.ndarray):
         meta[name] = {"values": [_scalar(x) for x in value.tolist()]}
     else:
@@ -485,6 +505,12 @@ def _get(spec: dict, arrays: Mapping, name: str):
         return a
     if "list" in spec:
         return [_get(s, arrays, name) for s in spec["list"]]
+    if "objarray" in spec:
+        items = _get(spec["objarray"], arrays, name)
+        out = np.empty(len(items), dtype=object)
+        for i, v in enumerate(items):
+            out[i] = np.asarray(v, dtype=np.float64)
+        return out
     if "values" in spec:
         vals = [np.nan if v is None else v for v in spec["values"]]
         return np.asarray(vals, dtype=object)
