@@ -497,4 +497,16 @@ void run_program(const ProgramInputs& in, const std::vector<ColumnProgram>& prog
   for (size_t p = 0; p < progs.size(); ++p) flags[p] = fl[p].load();
 }
 
+void run_udf(const std::vector<View1D<const double>>& cols, UdfBlock fn, double* out, index_t n,
+             int n_threads) {
+  const index_t k = static_cast<index_t>(cols.size());
+  parallel_for(n, n_threads, kBlock, [&](index_t b, index_t e, index_t) {
+    const index_t m = e - b;
+    std::vector<double> block(static_cast<size_t>(m * std::max<index_t>(k, 1)));
+    for (index_t c = 0; c < k; ++c)
+      for (index_t i = 0; i < m; ++i) block[static_cast<size_t>(c * m + i)] = cols[static_cast<size_t>(c)][b + i];
+    fn(block.data(), m, k, out + b);
+  });
+}
+
 }  // namespace forgeline::transforms
