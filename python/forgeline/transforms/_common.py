@@ -159,10 +159,16 @@ class NativeTransformer(_Base):
                             f"is required by {type(self).__name__}.")
         return X
 
-    def _read(self, X, reset: bool, vocabularies: dict | None = None) -> Frame:
-        """Validate X and convert it through ``_frame.to_frame``; set or check the schema."""
+    def _read(self, X, reset: bool, vocabularies: dict | None = None, select=None) -> Frame:
+        """Validate X and convert it through ``_frame.to_frame``; set or check the schema.
+
+        ``select`` restricts a named container to those columns without copying it (what a
+        ColumnTransformer branch sees).
+        """
         X = self._coerce(X)
         names, real = _column_names(X)
+        if select is not None:
+            names, real = [str(c) for c in select], True
         if reset:
             hint = getattr(self, "_layout_hint", None)
             self._pairwise_sums = sums_pairwise(X) if hint is None else hint
@@ -178,13 +184,15 @@ class NativeTransformer(_Base):
             fitted = getattr(self, "feature_names_in_", None)
             if fitted is not None and real:
                 columns = list(fitted)  # by name; extra columns are ignored
+            elif fitted is not None and select is not None:
+                columns = list(fitted)
             else:
                 if len(names) != self.n_features_in_:
                     raise SchemaError(
                         f"X has {len(names)} features, but {type(self).__name__} is expecting "
                         f"{self.n_features_in_} features as input.",
                         problems={"n_features": f"{len(names)} != {self.n_features_in_}"})
-                columns = None
+                columns = None if select is None else names
         # Categorical transformers let numeric columns stay numeric here and code them
         # against float vocabularies themselves (sklearn accepts float categories).
         kind = {NUMERIC: None, CATEGORICAL: None, DATETIME: DATETIME}[self._input_kind]
@@ -257,10 +265,10 @@ class NativeTransformer(_Base):
         self._raise_fired(fired)
         return wrap_output(self, out, self.get_feature_names_out(), getattr(X, "index", None))
 
-    def _plan(self, X, sources: eng.Sources):
+    def _plan(self, X, sources: eng.Sources, select=None):
         """Read X and return (programs computing the output from `sources`, n_rows)."""
         check_is_fitted(self)
-        frame = self._read(X, reset=False, vocabularies=self._vocabularies())
+        frame = self._read(X, reset=False, vocabularies=self._vocabularies(), select=select)
         ups = self._source_progs(frame, sources)
         return self._programs(ups, frame), frame.n_rows
 

@@ -61,9 +61,9 @@ class Pipeline(_Base):
             self.feature_names_in_ = first.feature_names_in_
         return self
 
-    def _plan(self, X, sources):
+    def _plan(self, X, sources, select=None):
         check_is_fitted(self)
-        progs, n_rows = self.steps[0][1]._plan(X, sources)
+        progs, n_rows = self.steps[0][1]._plan(X, sources, select=select)
         for _, t in self.steps[1:]:
             if _fusable(progs) and t._input_kind == NUMERIC:
                 progs = t._programs(progs, None)
@@ -186,7 +186,10 @@ class ColumnTransformer(_Base):
         progs = []
         n_rows = None
         for _, t, cols in self.transformers_:
-            p, n = t._plan(_subset(X, cols), sources)
+            if isinstance(X, np.ndarray):
+                p, n = t._plan(_subset(X, cols), sources)
+            else:  # read the branch's columns straight from X: no sub-frame copy
+                p, n = t._plan(X, sources, select=cols)
             progs += p
             n_rows = n
         out, fired = eng.run(sources, progs, n_rows, resolve_threads(self.n_threads))

@@ -123,9 +123,9 @@ class UDFTransformer(NativeTransformer):
     def _finalize(self, acc):
         pass
 
-    def _plan(self, X, sources):
+    def _plan(self, X, sources, select=None):
         from .._native import core
-        frame = self._read(X, reset=False)
+        frame = self._read(X, reset=False, select=select)
         cols = [np.ascontiguousarray(c.values, dtype=np.float64) for c in frame.columns]
         out = core._tf_udf(cols, self._udf().address(len(cols)), frame.n_rows, self._threads)
         src = sources.add(eng.SRC_FLOAT, out)
