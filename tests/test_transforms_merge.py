@@ -138,3 +138,22 @@ def test_sketch_exact_and_deterministic():
     a = ft.QuantileSketch(k=32, exact_limit=0).update(x)
     b = ft.QuantileSketch(k=32, exact_limit=0).update(x)
     assert_array_equal(a.quantiles([0.25, 0.75]), b.quantiles([0.25, 0.75]))
+
+
+def test_partial_states_pickle_and_merge_across_processes():
+    import pickle
+    X = _data(4000)
+    parts = [pickle.loads(pickle.dumps(ft.SimpleImputer(strategy="median", sketch_exact_limit=500)
+                                       .partial_fit(c))) for c in _chunks(X, 4)]
+    merged = parts[0]
+    for p in parts[1:]:
+        merged = merged.merge(p)
+    exact = ft.SimpleImputer(strategy="median").fit(X)
+    # sketch mode (exact_limit 500 < 1000 rows per part): within the stated rank error
+    for j in range(X.shape[1]):
+        col = np.sort(X[~np.isnan(X[:, j]), j])
+        lo = np.searchsorted(col, merged.statistics_[j], side="left")
+        hi = np.searchsorted(col, merged.statistics_[j], side="right")
+        bound = merged._acc["sk"][j].rank_error_bound()
+        assert lo - bound - 1 <= col.size / 2 <= hi + bound + 1  # ties span [lo, hi]
+    assert merged.statistics_.shape == exact.statistics_.shape
