@@ -82,7 +82,7 @@ def _code_numeric_columns(frame: Frame, vocabularies) -> Frame:
     return Frame(cols, frame.n_rows)
 
 
-def sums_pairwise(X) -> bool:
+def sums_pairwise(X, select=None) -> bool:
     """Whether numpy sums X's columns pairwise when sklearn reduces ``np.asarray(X)`` on axis 0.
 
     numpy sums a contiguous column pairwise, but reduces a C-ordered matrix row by row; the
@@ -95,6 +95,10 @@ def sums_pairwise(X) -> bool:
             return True
         return bool(X.flags.f_contiguous and not X.flags.c_contiguous)
     if type(X).__module__.split(".", 1)[0] == "pandas" and hasattr(X, "columns"):
+        if select is not None:  # X[select] is one consolidated block iff one dtype
+            if len(select) == 1:
+                return True
+            return len({str(t) for t in X.dtypes[list(select)]}) == 1
         if X.shape[1] == 1:
             return True
         try:
@@ -167,18 +171,20 @@ class NativeTransformer(_Base):
         """
         X = self._coerce(X)
         names, real = _column_names(X)
+        if reset and select is None:  # set by ColumnTransformer/Pipeline for one fit call
+            select = self.__dict__.pop("_fit_select_cols", None)
         if select is not None:
             names, real = [str(c) for c in select], True
         if reset:
+            columns = None if select is None else names
             hint = getattr(self, "_layout_hint", None)
-            self._pairwise_sums = sums_pairwise(X) if hint is None else hint
+            self._pairwise_sums = sums_pairwise(X, select) if hint is None else hint
             self.n_features_in_ = len(names)
             if real:
                 self.feature_names_in_ = np.asarray(names, dtype=object)
             elif hasattr(self, "feature_names_in_"):
                 del self.feature_names_in_
             self._in_names = names
-            columns = None
         else:
             check_is_fitted(self)
             fitted = getattr(self, "feature_names_in_", None)
