@@ -564,8 +564,9 @@ def _from_arrow(name, arr, float_dtype, kind, vocab) -> Column:
 
 
 def _numeric(name, arr, float_dtype, kind, src) -> Column:
-    target = _float_target(np.dtype(arr.type.to_pandas_dtype()) if pa.types.is_floating(arr.type)
-                           else np.dtype(np.float64), float_dtype)
+    # (arrow's to_pandas_dtype() would import pandas; the core must work without it)
+    target = _float_target(np.dtype(np.float32) if arr.type == pa.float32() else np.dtype(np.float64),
+                           float_dtype)
     want = pa.float32() if target == np.float32 else pa.float64()
     if arr.type != want:
         try:
