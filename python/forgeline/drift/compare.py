@@ -23,7 +23,9 @@ reproduce scipy (rtol 1e-9, p-values included). Against a profile whose column e
 ``sample_size``, KS uses the quantile sketch (``method="sketch"``): the statistic is within
 the sketch's certified rank error (:meth:`Profile.rank_error`, at most
 ``1 / (2 * sketch_size)`` for a fresh profile) of the exact one, and its p-value is the
-asymptotic one for the true sizes; Wasserstein and energy distance are Riemann sums on the
+asymptotic one for the true sizes (with a fresh 512-point sketch the bound is ~0.001,
+about the size of a null KS statistic at 1M rows, so raise ``sketch_size`` when KS p-values
+matter at that scale); Wasserstein and energy distance are Riemann sums on the
 sketch points (``method="binned"``; the Wasserstein row's note carries a certified bound
 on its error, see :func:`_binned_cdf_distances`); AD and CvM are skipped (NaN,
 ``method="unavailable"``). Current columns are then not sorted: one native pass counts
