@@ -77,6 +77,16 @@ def run(quick: bool) -> list[dict]:
             df = spark.read.parquet(str(d / "in.parquet"))
             cols = list(train.columns)
 
+            def floor_job():
+                # The same read and Arrow round trip through a Python worker, with no model:
+                # the Spark cost both engines pay.
+                df.mapInArrow(lambda it: (b.select([0]) for b in it),
+                              df.select(cols[0]).schema).write.format("noop") \
+                    .mode("overwrite").save()
+            t_floor = _timed(floor_job)
+            rows.append(row(wl, "Spark Arrow round trip, no model", t_floor,
+                            f"{n / t_floor:,.0f} rows/s (the floor both engines pay)"))
+
             def fl_job():
                 out = fls.score(df, str(d / "t2.forge"), output_cols=["proba_1"], passthrough=[])
                 out.write.format("noop").mode("overwrite").save()
