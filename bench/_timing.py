@@ -28,3 +28,11 @@ def per_call(fn, n: int = 2000) -> float:
 
 def row(workload: str, engine: str, seconds: float | None, note: str = "") -> dict:
     return {"workload": workload, "engine": engine, "seconds": seconds, "note": note}
+
+
+def print_rows(rows: list[dict]) -> None:
+    """Print section rows when a bench/peers_*.py file is run on its own."""
+    for r in rows:
+        s = r["seconds"]
+        secs = "skipped" if s is None else (f"{s * 1e6:.1f} us" if s < 1e-3 else f"{s:.4f} s")
+        print(f"{r['workload']:<62} {r['engine']:<36} {secs:>12}  {r.get('note', '')}")

@@ -21,7 +21,7 @@ import os
 import sys
 from pathlib import Path
 
-SECTIONS = ["trees", "transforms", "pipeline", "linear", "drift", "runtime"]
+SECTIONS = ["trees", "transforms", "pipeline", "batch", "linear", "drift", "tune", "spark", "runtime"]
 
 
 def _fmt(rows: list[dict]) -> str:
@@ -54,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             mod = importlib.import_module(f"peers_{name}")
         except ModuleNotFoundError as exc:
-            print(f"[{name}] section not available: {exc}", file=sys.stderr)
+            if exc.name != f"peers_{name}":
+                raise  # a section's own import failed: that is a bug, not a missing section
+            print(f"[{name}] section not written yet: {exc}", file=sys.stderr)
             continue
         rows.extend(mod.run(args.quick))
     print(_fmt(rows))

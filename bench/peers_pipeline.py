@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _timing import best_of, per_call, row  # noqa: E402
+from _timing import best_of, per_call, print_rows, row  # noqa: E402
 from peers_transforms import make_data, sklearn_ct  # noqa: E402  (one T2 definition)
 
 
@@ -131,6 +131,4 @@ def run(quick: bool) -> list[dict]:
 
 
 if __name__ == "__main__":
-    for r in run("--quick" in sys.argv):
-        secs = "skipped" if r["seconds"] is None else f"{r['seconds'] * 1e3:.3f} ms"
-        print(f"{r['workload']:<62} {r['engine']:<36} {secs:>14}  {r['note']}")
+    print_rows(run("--quick" in sys.argv))

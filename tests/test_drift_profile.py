@@ -193,3 +193,18 @@ def test_bad_parameters():
         Profile.fit({"x": np.ones(3)}, prediction=np.ones(4))
     with pytest.raises(DriftError, match="not a numeric"):
         Profile.fit({"x": np.ones(3)}).rank_error("nope")
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 10_000), st.floats(0.0, 1.0), st.sampled_from([16, 128, 512]))
+def test_binned_wasserstein_error_bound(seed, shift, size):
+    rng = np.random.default_rng(seed)
+    ref = rng.standard_t(4, size=15_000)
+    cur = rng.normal(shift, 1.3, size=4000)
+    p = Profile.fit({"x": ref}, sample_size=100, sketch_size=size)
+    row = next(r for r in compare(p, {"x": cur}, tests=["wasserstein"]).results
+               if r.test == "wasserstein")
+    bound = float(row.note.split("<=")[1])
+    exact = stats.wasserstein_distance(ref, cur)
+    assert row.method == "binned"
+    assert abs(row.statistic - exact) <= bound * (1 + 1e-5)

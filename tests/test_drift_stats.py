@@ -170,3 +170,73 @@ def test_quality_out_of_range_and_columns():
     assert by[("x", "out_of_range")].statistic == pytest.approx(2 / 5)
     assert by[("gone", "missing_column")].drifted
     assert by[("new", "new_column")].drifted
+
+
+def test_results_do_not_depend_on_thread_count():
+    rng = np.random.default_rng(7)
+    ref = {f"x{i}": rng.normal(size=3000) for i in range(70)}
+    cur = {f"x{i}": rng.normal(0.05, size=2000) for i in range(70)}
+    tests = {"numeric": ["ks", "wasserstein", "energy", "cvm", "ad", "psi"]}
+    a = compare(ref, cur, tests=tests, n_threads=1).to_frame()
+    b = compare(ref, cur, tests=tests, n_threads=2).to_frame()
+    assert a.equals(b)
+
+
+def test_datetime_and_boolean_columns():
+    import pandas as pd
+    ref = pd.DataFrame({"t": pd.date_range("2024-01-01", periods=50, freq="D"),
+                        "b": np.arange(50) % 2 == 0})
+    cur = pd.DataFrame({"t": pd.date_range("2024-03-01", periods=40, freq="D"),
+                        "b": np.arange(40) % 4 == 0})
+    rep = compare(ref, cur, tests={"numeric": ["ks"], "categorical": ["chi2"]})
+    ks = next(r for r in rep.results if r.column == "t" and r.test == "ks")
+    x = ref["t"].to_numpy().astype("int64").astype(float)
+    y = cur["t"].to_numpy().astype("int64").astype(float)
+    np.testing.assert_allclose(ks.p_value, stats.ks_2samp(x, y).pvalue, rtol=RTOL)
+    chi = next(r for r in rep.results if r.column == "b" and r.test == "chi2")
+    table = np.array([[25, 25], [30, 10]])
+    np.testing.assert_allclose(chi.p_value, stats.chi2_contingency(table).pvalue, rtol=RTOL)
+
+
+def test_bad_input_is_typed():
+    from forgeline import InputError
+    with pytest.raises(InputError):
+        compare(12345, {"x": np.ones(3)})
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_unsorted_fast_path_matches_sorted_path_and_scipy(seed):
+    rng = np.random.default_rng(seed)
+    n1, n2 = 2500 + 1000 * seed, 4000
+    x = np.round(rng.normal(size=n1), seed)  # heavy ties for small seeds
+    y = np.round(rng.normal(0.05 * seed, size=n2), seed)
+    x[rng.random(n1) < 0.03] = np.nan
+    fast = compare({"v": x}, {"v": y}, tests=["ks", "psi", "js", "t_test"])
+    slow = compare({"v": x}, {"v": y}, tests=["ks", "psi", "js", "t_test", "wasserstein"])
+    for test in ("ks", "psi", "js", "t_test"):
+        a, b = _row(fast, test), _row(slow, test)
+        assert a.statistic == b.statistic and (a.p_value == b.p_value or math.isnan(a.p_value))
+    ks = _quiet(stats.ks_2samp, _valid(x), y)
+    np.testing.assert_allclose(_row(fast, "ks").p_value, ks.pvalue, rtol=RTOL)
+    q_fast = {r.test: r.statistic for r in fast.results if r.kind == "quality"}
+    q_slow = {r.test: r.statistic for r in slow.results if r.kind == "quality"}
+    assert q_fast == q_slow
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**31), st.integers(2000, 6000), st.integers(2000, 6000),
+       st.integers(-1, 3), st.floats(0, 0.3), st.floats(0, 0.2))
+def test_fast_ks_kernel_matches_scipy(seed, n1, n2, decimals, shift, nan_share):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_t(3, n1)
+    y = rng.standard_t(3, n2) + shift
+    if decimals >= 0:
+        x, y = np.round(x, decimals), np.round(y, decimals)
+    x[rng.random(n1) < nan_share] = np.nan
+    rep = compare({"v": x}, {"v": y}, tests=["ks"])
+    r = _row(rep, "ks")
+    if _valid(x).size == 0:
+        return
+    ks = _quiet(stats.ks_2samp, _valid(x), y)
+    np.testing.assert_allclose(r.statistic, ks.statistic, rtol=RTOL)
+    np.testing.assert_allclose(r.p_value, ks.pvalue, rtol=RTOL)

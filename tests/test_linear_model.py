@@ -150,3 +150,14 @@ def test_mlp_kind_is_registered():
     back = model_from_parts(*m.to_parts())
     assert type(back) is MLPModel
     np.testing.assert_array_equal(back.predict(np.array([[1.0, -2, 0.5]])), [0.0])
+
+
+def test_empty_and_strided_inputs():
+    m = LinearModel.from_coef(np.ones((2, 6)), np.zeros(2), finite_only=True)
+    assert m.predict_raw(np.empty((0, 6))).shape == (0, 2)
+    X = np.random.default_rng(5).normal(size=(30, 12))[:, ::2]
+    np.testing.assert_array_equal(m.predict_raw(X), m.predict_raw(np.ascontiguousarray(X)))
+    X = X.copy(order="F")
+    X[7, 4] = np.inf
+    with pytest.raises(fl.DataError, match=r"infinity \(row 7, column 'x4'\)"):
+        m.predict_raw(X[:, :])

@@ -175,3 +175,17 @@ def test_round_trip_parts():
     assert type(back) is MLPModel and back.feature_names == list("abcde")
     X = np.random.default_rng(3).normal(size=(30, 5))
     assert np.array_equal(back.predict(X), m.predict(X))
+
+
+def test_frameworks_are_imported_lazily():
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np\n"
+            "from sklearn.linear_model import Ridge\n"
+            "from forgeline.models import import_model\n"
+            "m = import_model(Ridge().fit(np.eye(3), [1.0, 2.0, 3.0]))\n"
+            "assert 'torch' not in sys.modules and 'keras' not in sys.modules, "
+            "[k for k in ('torch', 'keras') if k in sys.modules]\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr

@@ -21,24 +21,18 @@ ESTIMATORS = [
     ft.TargetEncoder(),
 ]
 
-# Checks exempted, with the reason (kept few; every other sklearn check must pass).
-EXPECTED_FAILED = {
-    "TargetEncoder": {
-        # sklearn's own TargetEncoder is exempt from these too: fit_transform cross-fits on
-        # purpose, so it differs from fit().transform() by design.
-        "check_fit_check_is_fitted": "cross-fitting fit_transform",
-        "check_transformer_general": "fit_transform cross-fits (differs from transform)",
-        "check_transformer_preserve_dtypes": "fit_transform cross-fits",
-        "check_methods_sample_order_invariance": "fold assignment depends on row order",
-        "check_methods_subset_invariance": "fold assignment depends on row order",
-    },
-}
+# Checks exempted per class, with the reason. None are needed today: every sklearn check
+# passes for every transformer (TargetEncoder included, cross-fitting and all).
+EXPECTED_FAILED: dict[str, dict[str, str]] = {}
 
 
 def _expected_failed(est):
     return EXPECTED_FAILED.get(type(est).__name__, {})
 
 
+# sklearn's checks set `random_state`, which TargetEncoder deprecates exactly like sklearn's.
+@pytest.mark.filterwarnings("ignore:`TargetEncoder.shuffle` and `TargetEncoder.random_state`"
+                            ":FutureWarning")
 @parametrize_with_checks(ESTIMATORS, expected_failed_checks=_expected_failed)
 def test_sklearn_contract(estimator, check):
     check(estimator)

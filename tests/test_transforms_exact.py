@@ -246,6 +246,7 @@ def test_one_hot_encoder(kw):
     assert list(fl.get_feature_names_out()) == list(sk.get_feature_names_out())
     for a, b in zip(fl.categories_, sk.categories_):
         assert [str(x) for x in a] == [str(x) for x in b]
+        assert a.dtype == b.dtype
 
 
 @pytest.mark.parametrize("kw", [dict(), dict(handle_unknown="use_encoded_value", unknown_value=-1),

@@ -31,7 +31,7 @@ constexpr int kKS = 1, kCdf = 2, kCvm = 4, kAD = 8;
 void bind_drift(py::module_& m) {
   m.def(
       "_drift_sort_valid",
-      [](const std::vector<DArr>& cols, int n_threads) {
+      [](const std::vector<DArr>& cols, int n_threads, bool moments) {
         auto views = views_of(cols);
         std::vector<py::array_t<double>> outs;
         std::vector<double*> ptrs;
@@ -44,7 +44,7 @@ void bind_drift(py::module_& m) {
           // Safe to drop the GIL: kernels touch only the buffers of `cols` (kept alive by
           // the argument list) and of `outs` (owned here); no Python object is touched.
           py::gil_scoped_release release;
-          drift::sort_valid_many(views, ptrs, stats, n_threads);
+          drift::sort_valid_many(views, ptrs, stats, n_threads, moments);
         }
         py::array_t<double> st({static_cast<py::ssize_t>(views.size()), py::ssize_t{9}});
         auto s = st.mutable_unchecked<2>();
@@ -65,7 +65,7 @@ void bind_drift(py::module_& m) {
         }
         return py::make_tuple(sorted, st);
       },
-      py::arg("cols"), py::arg("n_threads") = 0,
+      py::arg("cols"), py::arg("n_threads") = 0, py::arg("moments") = true,
       "Sort each column's non-NaN values (radix sort) and summarise it; columns in parallel.\n"
       "Returns (list of sorted arrays, stats[k, 9]) with stats columns n_valid, n_missing,\n"
       "n_zero, n_inf, min, max, mean, m2, n_finite.");
@@ -161,6 +161,70 @@ void bind_drift(py::module_& m) {
       py::arg("cols"), py::arg("thresholds"), py::arg("shifts"), py::arg("n_threads") = 0,
       "Counts of values < and <= each threshold per column, without sorting, plus stats\n"
       "[k, 7]: n_valid, n_missing, n_finite, min, max, sum(x - shift), sum((x - shift)^2).");
+
+  m.def(
+      "_drift_ks_unsorted",
+      [](const std::vector<DArr>& a, const std::vector<DArr>& b, int n_threads) {
+        if (a.size() != b.size()) throw std::invalid_argument("a and b must have the same length");
+        auto va = views_of(a), vb = views_of(b);
+        const auto k = static_cast<py::ssize_t>(va.size());
+        std::vector<drift::KSUnsorted> res(va.size());
+        {
+          // Safe to drop the GIL: reads the argument buffers, writes only `res`.
+          py::gil_scoped_release release;
+          parallel_for(static_cast<index_t>(k), n_threads, 1, [&](index_t b0, index_t e0, index_t) {
+            for (index_t j = b0; j < e0; ++j)
+              res[static_cast<size_t>(j)] = drift::ks_unsorted(va[static_cast<size_t>(j)], vb[static_cast<size_t>(j)]);
+          });
+        }
+        py::array_t<double> out({k, py::ssize_t{11}});
+        auto o = out.mutable_unchecked<2>();
+        for (py::ssize_t j = 0; j < k; ++j) {
+          const auto& r = res[static_cast<size_t>(j)];
+          const double v[11] = {r.ok ? 1.0 : 0.0, r.max_plus, r.max_minus,
+                                static_cast<double>(r.n1), static_cast<double>(r.n1_missing), r.min1, r.max1,
+                                static_cast<double>(r.n2), static_cast<double>(r.n2_missing), r.min2, r.max2};
+          for (int c = 0; c < 11; ++c) o(j, c) = v[c];
+        }
+        return out;
+      },
+      py::arg("a"), py::arg("b"), py::arg("n_threads") = 0,
+      "Exact KS statistic of unsorted pairs (NaN skipped), one pair per task. Columns: ok,\n"
+      "max_plus, max_minus, n1, n1_missing, min1, max1, n2, n2_missing, min2, max2.");
+
+  m.def(
+      "_drift_order_stats",
+      [](const std::vector<DArr>& cols, const std::vector<py::array_t<index_t, py::array::c_style | py::array::forcecast>>& ranks,
+         int n_threads) {
+        if (cols.size() != ranks.size()) throw std::invalid_argument("cols and ranks differ in length");
+        auto vc = views_of(cols);
+        std::vector<py::array_t<double>> outs;
+        std::vector<double*> po;
+        std::vector<const index_t*> pr;
+        std::vector<index_t> nr;
+        for (const auto& r : ranks) {
+          if (r.ndim() != 1) throw std::invalid_argument("ranks must be 1-D");
+          outs.emplace_back(r.shape(0));
+          po.push_back(outs.back().mutable_data());
+          pr.push_back(r.data());
+          nr.push_back(static_cast<index_t>(r.shape(0)));
+        }
+        {
+          // Safe to drop the GIL: reads argument buffers, writes only the owned outputs.
+          py::gil_scoped_release release;
+          parallel_for(static_cast<index_t>(vc.size()), n_threads, 1, [&](index_t b0, index_t e0, index_t) {
+            for (index_t j = b0; j < e0; ++j) {
+              const auto u = static_cast<size_t>(j);
+              drift::order_stats(vc[u], pr[u], nr[u], po[u]);
+            }
+          });
+        }
+        py::list out;
+        for (auto& o : outs) out.append(o);
+        return out;
+      },
+      py::arg("cols"), py::arg("ranks"), py::arg("n_threads") = 0,
+      "Order statistics at the given 0-based ranks (among non-NaN values) of each column.");
 
   m.def(
       "_drift_ks_exact",

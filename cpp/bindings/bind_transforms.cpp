@@ -156,7 +156,23 @@ py::array_t<std::int32_t> run(const std::vector<f64>& floats, const std::vector<
 
 }  // namespace
 
+py::array_t<double> udf(const std::vector<f64>& cols, std::uintptr_t fn, index_t n, int n_threads) {
+  if (fn == 0) throw std::invalid_argument("udf: null function address");
+  auto v = views(cols, n);
+  py::array_t<double> out(static_cast<py::ssize_t>(n));
+  double* po = out.mutable_data();
+  {
+    // Safe: the compiled function is nopython code that touches only the block buffers;
+    // the input columns are kept alive by `cols`.
+    py::gil_scoped_release release;
+    tr::run_udf(v, reinterpret_cast<tr::UdfBlock>(fn), po, n, n_threads);
+  }
+  return out;
+}
+
 void bind_transforms(py::module_& m) {
+  m.def("_tf_udf", &udf, py::arg("cols"), py::arg("fn"), py::arg("n"), py::arg("n_threads") = 0,
+        "Run a compiled block UDF (address) over the columns; returns one value per row.");
   m.def(
       "_tf_set_numpy_loops",
       [](std::uintptr_t log1p, std::uintptr_t log1p_data, std::uintptr_t expm1,

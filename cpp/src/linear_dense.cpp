@@ -111,6 +111,9 @@ struct F32x8 {
   FL_AVX2 static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
   FL_AVX2 static V neg_mask(V a) { return _mm256_cmp_ps(a, _mm256_setzero_ps(), _CMP_LT_OQ); }
   FL_AVX2 static V blend(V a, V b, V m) { return _mm256_blendv_ps(a, b, m); }
+  FL_AVX2 static V sub(V a, V b) { return _mm256_sub_ps(a, b); }
+  FL_AVX2 static V bor(V a, V b) { return _mm256_or_ps(a, b); }
+  FL_AVX2 static bool all_zero(V a) { return _mm256_testz_si256(_mm256_castps_si256(a), _mm256_castps_si256(a)); }
 };
 
 struct F64x4 {
@@ -127,6 +130,9 @@ struct F64x4 {
   FL_AVX2 static V mul(V a, V b) { return _mm256_mul_pd(a, b); }
   FL_AVX2 static V neg_mask(V a) { return _mm256_cmp_pd(a, _mm256_setzero_pd(), _CMP_LT_OQ); }
   FL_AVX2 static V blend(V a, V b, V m) { return _mm256_blendv_pd(a, b, m); }
+  FL_AVX2 static V sub(V a, V b) { return _mm256_sub_pd(a, b); }
+  FL_AVX2 static V bor(V a, V b) { return _mm256_or_pd(a, b); }
+  FL_AVX2 static bool all_zero(V a) { return _mm256_testz_si256(_mm256_castpd_si256(a), _mm256_castpd_si256(a)); }
 };
 
 template <class S>
@@ -144,51 +150,77 @@ FL_AVX2 inline typename S::V epi_vec(typename S::V v, const typename S::T* bias,
   return v;
 }
 
-// MR rows x one panel (two vectors).
-template <class S, int MR>
-FL_AVX2 void tile_avx2(const typename S::T* FL_RESTRICT x, index_t ldx, const typename S::T* FL_RESTRICT wp,
-                       index_t K, typename S::T* FL_RESTRICT y, index_t ldy, const Epi<typename S::T>& e) {
+// Up to six rows x one panel (two vectors). The twelve accumulators are named variables,
+// not an array: GCC keeps an array of vectors in memory and stores it every iteration.
+// Rows past `mr` re-read row 0 (valid memory) and are simply not stored.
+#define FL_ROW_FMA(i)                          \
+  {                                            \
+    const V b = S::bcast(x##i + k);            \
+    a##i##0 = S::fma(b, w0, a##i##0);          \
+    a##i##1 = S::fma(b, w1, a##i##1);          \
+  }
+#define FL_ROW_STORE(i)                                           \
+  if (i < mr) {                                                   \
+    S::store(y + i * ldy, epi_vec<S>(a##i##0, e.bias, e, 0));     \
+    S::store(y + i * ldy + W, epi_vec<S>(a##i##1, e.bias, e, W)); \
+  }
+template <class S>
+FL_AVX2 void tile_avx2(const typename S::T* FL_RESTRICT x, index_t ldx, index_t mr,
+                       const typename S::T* FL_RESTRICT wp, index_t K, typename S::T* FL_RESTRICT y,
+                       index_t ldy, const Epi<typename S::T>& e) {
+  using T = typename S::T;
   using V = typename S::V;
   constexpr int W = S::W;
-  V c0[MR], c1[MR];
-  for (int r = 0; r < MR; ++r) c0[r] = c1[r] = S::zero();
+  const T* x0 = x;
+  const T* x1 = x + (mr > 1 ? ldx : 0);
+  const T* x2 = x + (mr > 2 ? 2 * ldx : 0);
+  const T* x3 = x + (mr > 3 ? 3 * ldx : 0);
+  const T* x4 = x + (mr > 4 ? 4 * ldx : 0);
+  const T* x5 = x + (mr > 5 ? 5 * ldx : 0);
+  V a00 = S::zero(), a01 = S::zero(), a10 = S::zero(), a11 = S::zero(), a20 = S::zero(), a21 = S::zero();
+  V a30 = S::zero(), a31 = S::zero(), a40 = S::zero(), a41 = S::zero(), a50 = S::zero(), a51 = S::zero();
   for (index_t k = 0; k < K; ++k) {
     const V w0 = S::load(wp + k * 2 * W);
     const V w1 = S::load(wp + k * 2 * W + W);
-    for (int r = 0; r < MR; ++r) {
-      const V a = S::bcast(x + r * ldx + k);
-      c0[r] = S::fma(a, w0, c0[r]);
-      c1[r] = S::fma(a, w1, c1[r]);
-    }
+    FL_ROW_FMA(0) FL_ROW_FMA(1) FL_ROW_FMA(2) FL_ROW_FMA(3) FL_ROW_FMA(4) FL_ROW_FMA(5)
   }
-  for (int r = 0; r < MR; ++r) {
-    S::store(y + r * ldy, epi_vec<S>(c0[r], e.bias, e, 0));
-    S::store(y + r * ldy + W, epi_vec<S>(c1[r], e.bias, e, W));
-  }
+  FL_ROW_STORE(0) FL_ROW_STORE(1) FL_ROW_STORE(2) FL_ROW_STORE(3) FL_ROW_STORE(4) FL_ROW_STORE(5)
 }
+#undef FL_ROW_FMA
+#undef FL_ROW_STORE
 
-// One row x NP panels: enough independent accumulators to hide FMA latency at batch 1.
-// Same per-output order as tile_avx2, so batch-1 rows equal batch rows bit for bit.
-template <class S, int NP>
-FL_AVX2 void row_avx2(const typename S::T* FL_RESTRICT x, const typename S::T* FL_RESTRICT wp,
-                      index_t K, typename S::T* FL_RESTRICT y, const Epi<typename S::T>& e) {
+// One row x up to four panels: eight independent accumulators hide the FMA latency at
+// batch 1. Same per-output order as tile_avx2, so batch-1 rows equal batch rows bit for bit.
+// Panels past `np` re-read panel 0 and are not stored.
+#define FL_PANEL_FMA(p)                                               \
+  a##p##0 = S::fma(b, S::load(w##p + k * 2 * W), a##p##0);            \
+  a##p##1 = S::fma(b, S::load(w##p + k * 2 * W + W), a##p##1);
+#define FL_PANEL_STORE(p)                                                          \
+  if (p < np) {                                                                    \
+    S::store(y + p * 2 * W, epi_vec<S>(a##p##0, e.bias, e, p * 2 * W));           \
+    S::store(y + p * 2 * W + W, epi_vec<S>(a##p##1, e.bias, e, p * 2 * W + W));   \
+  }
+template <class S>
+FL_AVX2 void row_avx2(const typename S::T* FL_RESTRICT x, const typename S::T* FL_RESTRICT wp, index_t K,
+                      index_t np, typename S::T* FL_RESTRICT y, const Epi<typename S::T>& e) {
+  using T = typename S::T;
   using V = typename S::V;
   constexpr int W = S::W;
-  const index_t pstride = K * 2 * W;
-  V c[NP][2];
-  for (int p = 0; p < NP; ++p) c[p][0] = c[p][1] = S::zero();
+  const index_t ps = K * 2 * W;
+  const T* w0 = wp;
+  const T* w1 = wp + (np > 1 ? ps : 0);
+  const T* w2 = wp + (np > 2 ? 2 * ps : 0);
+  const T* w3 = wp + (np > 3 ? 3 * ps : 0);
+  V a00 = S::zero(), a01 = S::zero(), a10 = S::zero(), a11 = S::zero();
+  V a20 = S::zero(), a21 = S::zero(), a30 = S::zero(), a31 = S::zero();
   for (index_t k = 0; k < K; ++k) {
-    const V a = S::bcast(x + k);
-    for (int p = 0; p < NP; ++p) {
-      c[p][0] = S::fma(a, S::load(wp + p * pstride + k * 2 * W), c[p][0]);
-      c[p][1] = S::fma(a, S::load(wp + p * pstride + k * 2 * W + W), c[p][1]);
-    }
+    const V b = S::bcast(x + k);
+    FL_PANEL_FMA(0) FL_PANEL_FMA(1) FL_PANEL_FMA(2) FL_PANEL_FMA(3)
   }
-  for (int p = 0; p < NP; ++p) {
-    S::store(y + p * 2 * W, epi_vec<S>(c[p][0], e.bias, e, p * 2 * W));
-    S::store(y + p * 2 * W + W, epi_vec<S>(c[p][1], e.bias, e, p * 2 * W + W));
-  }
+  FL_PANEL_STORE(0) FL_PANEL_STORE(1) FL_PANEL_STORE(2) FL_PANEL_STORE(3)
 }
+#undef FL_PANEL_FMA
+#undef FL_PANEL_STORE
 
 template <class S>
 FL_AVX2 typename S::T dot_avx2(const typename S::T* FL_RESTRICT x, const typename S::T* FL_RESTRICT w, index_t K) {
@@ -211,6 +243,24 @@ FL_AVX2 typename S::T dot_avx2(const typename S::T* FL_RESTRICT x, const typenam
   return s;
 }
 
+// x - x is +0 for finite x and NaN otherwise; OR-ing the bit patterns keeps any NaN.
+template <class S>
+FL_AVX2 bool all_finite_avx2(const typename S::T* x, index_t n) {
+  using V = typename S::V;
+  constexpr int W = S::W;
+  V acc0 = S::zero(), acc1 = S::zero();
+  index_t j = 0;
+  for (; j + 2 * W <= n; j += 2 * W) {
+    const V a = S::load(x + j), b = S::load(x + j + W);
+    acc0 = S::bor(acc0, S::sub(a, a));
+    acc1 = S::bor(acc1, S::sub(b, b));
+  }
+  if (!S::all_zero(S::bor(acc0, acc1))) return false;
+  for (; j < n; ++j)
+    if (!std::isfinite(x[j])) return false;
+  return true;
+}
+
 template <class T>
 struct AvxOf;
 template <>
@@ -230,33 +280,28 @@ FL_AVX2 void gemm_avx2(const DenseLayer<T>& L, const T* x, index_t ldx, index_t 
   const index_t panels = L.out_pad / NR;
   const T* sc = L.scale.empty() ? nullptr : L.scale.data();
   const T* sh = L.shift.empty() ? nullptr : L.shift.data();
-  for (index_t r0 = 0; r0 < n; r0 += kMR) {
+  // Full row tiles go panel by panel: one K x NR weight panel stays in L1 while the
+  // block's rows stream past it (the order of the tiles does not change any sum).
+  const index_t full = n / kMR * kMR;
+  for (index_t p = 0; p < panels && full > 0; ++p) {
+    const Epi<T> e{L.bias.data() + p * NR, sc ? sc + p * NR : nullptr, sh ? sh + p * NR : nullptr, L.act, L.alpha};
+    const T* wp = L.w.data() + p * K * NR;
+    for (index_t r0 = 0; r0 < full; r0 += kMR) tile_avx2<S>(x + r0 * ldx, ldx, kMR, wp, K, y + r0 * ldy + p * NR, ldy, e);
+  }
+  for (index_t r0 = full; r0 < n; r0 += kMR) {
     const index_t mr = std::min(kMR, n - r0);
     const T* xr = x + r0 * ldx;
     T* yr = y + r0 * ldy;
     if (mr == 1) {
-      index_t p = 0;
-      for (; p + 4 <= panels; p += 4) {
+      for (index_t p = 0; p < panels; p += 4) {
         const Epi<T> e{L.bias.data() + p * NR, sc ? sc + p * NR : nullptr, sh ? sh + p * NR : nullptr, L.act, L.alpha};
-        row_avx2<S, 4>(xr, L.w.data() + p * K * NR, K, yr + p * NR, e);
-      }
-      for (; p < panels; ++p) {
-        const Epi<T> e{L.bias.data() + p * NR, sc ? sc + p * NR : nullptr, sh ? sh + p * NR : nullptr, L.act, L.alpha};
-        row_avx2<S, 1>(xr, L.w.data() + p * K * NR, K, yr + p * NR, e);
+        row_avx2<S>(xr, L.w.data() + p * K * NR, K, std::min<index_t>(4, panels - p), yr + p * NR, e);
       }
       continue;
     }
     for (index_t p = 0; p < panels; ++p) {
       const Epi<T> e{L.bias.data() + p * NR, sc ? sc + p * NR : nullptr, sh ? sh + p * NR : nullptr, L.act, L.alpha};
-      const T* wp = L.w.data() + p * K * NR;
-      T* yp = yr + p * NR;
-      switch (mr) {
-        case 6: tile_avx2<S, 6>(xr, ldx, wp, K, yp, ldy, e); break;
-        case 5: tile_avx2<S, 5>(xr, ldx, wp, K, yp, ldy, e); break;
-        case 4: tile_avx2<S, 4>(xr, ldx, wp, K, yp, ldy, e); break;
-        case 3: tile_avx2<S, 3>(xr, ldx, wp, K, yp, ldy, e); break;
-        default: tile_avx2<S, 2>(xr, ldx, wp, K, yp, ldy, e); break;
-      }
+      tile_avx2<S>(xr, ldx, mr, L.w.data() + p * K * NR, K, yr + p * NR, ldy, e);
     }
   }
 }
@@ -412,7 +457,19 @@ void apply_activation(Act act, T alpha, T* y, index_t n, index_t cols, index_t l
   }
 }
 
+template <class T>
+bool all_finite(const T* x, index_t n) {
+#ifdef FL_X86_DISPATCH
+  if (active_isa() == 1) return all_finite_avx2<typename AvxOf<T>::S>(x, n);
+#endif
+  bool ok = true;
+  for (index_t j = 0; j < n; ++j) ok &= static_cast<bool>(std::isfinite(x[j]));
+  return ok;
+}
+
 template struct DenseLayer<float>;
+template bool all_finite<float>(const float*, index_t);
+template bool all_finite<double>(const double*, index_t);
 template struct DenseLayer<double>;
 template void apply_activation<float>(Act, float, float*, index_t, index_t, index_t);
 template void apply_activation<double>(Act, double, double*, index_t, index_t, index_t);

@@ -116,6 +116,14 @@ void softmax_row(T* row, index_t n) {
   for (index_t j = 0; j < n; ++j) row[j] = static_cast<T>(std::exp(row[j] - m) / s);
 }
 
+template <class In>
+bool row_finite(const In* row, index_t n, index_t stride) {
+  if (stride == 1) return all_finite(row, n);
+  bool ok = true;
+  for (index_t j = 0; j < n; ++j) ok &= static_cast<bool>(std::isfinite(row[j * stride]));
+  return ok;
+}
+
 template <class T>
 struct Scratch {
   std::vector<T> a, b, in;
@@ -135,12 +143,8 @@ index_t Network<T>::run_block(const In* x, index_t x_row_stride, index_t x_col_s
                               bool check_finite) const {
   index_t bad = -1;
   if (check_finite) {
-    for (index_t r = 0; r < n && bad < 0; ++r) {
-      const In* row = x + r * x_row_stride;
-      bool ok = true;
-      for (index_t j = 0; j < n_in_; ++j) ok &= static_cast<bool>(std::isfinite(row[j * x_col_stride]));
-      if (!ok) bad = r;
-    }
+    for (index_t r = 0; r < n && bad < 0; ++r)
+      if (!row_finite(x + r * x_row_stride, n_in_, x_col_stride)) bad = r;
   }
   Scratch<T>& s = scratch<T>();
   const size_t need = static_cast<size_t>(n * ld_);
@@ -214,7 +218,15 @@ template <class T>
 template <class In>
 index_t Network<T>::predict(View2D<const In> x, T* out, int n_threads, bool check_finite) const {
   require(x.cols == n_in_, "input has the wrong number of columns");
-  const index_t block = block_rows();
+  // Rows are independent and every row's arithmetic is fixed, so the block size is free
+  // to change with the batch: small batches are split across the threads instead of
+  // running as one block.
+  index_t block = block_rows();
+  const index_t threads = resolve_threads(n_threads);
+  if (x.rows >= 4 * kMR && threads > 1) {
+    const index_t share = (x.rows + threads - 1) / threads;
+    block = std::min(block, (share + kMR - 1) / kMR * kMR);
+  }
   std::vector<index_t> bad(static_cast<size_t>(num_chunks(x.rows, block)), -1);
   parallel_for(x.rows, n_threads, block, [&](index_t b, index_t e, index_t k) {
     const index_t r = run_block(x.data + b * x.row_stride, x.row_stride, x.col_stride, e - b, out + b * width_,

@@ -120,6 +120,35 @@ void column_moments(const std::vector<View1D<const double>>& cols, Moments* out,
   });
 }
 
+namespace {
+
+// Puts the order statistics at the sorted positions [want, want_end) of a[begin, end) in place
+// (each a[i] for i in want is what a full sort would put there). Divide and conquer on the
+// middle wanted position: O(n log k) for k positions instead of O(n k).
+void multi_select(double* a, std::int64_t begin, std::int64_t end, const std::int64_t* want,
+                  const std::int64_t* want_end) {
+  while (want < want_end) {
+    if (want_end - want == 1 || end - begin <= 1) {
+      for (const std::int64_t* w = want; w < want_end; ++w) {
+        if (*w == begin) {
+          std::iter_swap(a + begin, std::min_element(a + begin, a + end));
+        } else {
+          std::nth_element(a + begin, a + *w, a + end);
+        }
+        begin = *w + 1;
+      }
+      return;
+    }
+    const std::int64_t* mid = want + (want_end - want) / 2;
+    std::nth_element(a + begin, a + *mid, a + end);
+    multi_select(a, *mid + 1, end, mid + 1, want_end);
+    end = *mid;
+    want_end = mid;
+  }
+}
+
+}  // namespace
+
 void column_quantiles(const std::vector<View1D<const double>>& cols, View2D<const std::int64_t> lo,
                       View2D<const std::int64_t> hi, View2D<const double> gamma, View2D<double> out,
                       int n_threads) {
@@ -142,14 +171,8 @@ void column_quantiles(const std::vector<View1D<const double>>& cols, View2D<cons
       }
       std::sort(need.begin(), need.end());
       need.erase(std::unique(need.begin(), need.end()), need.end());
-      // Select the needed order statistics left to right, each search narrowed to the part
-      // of the buffer after the previous one: about n log(k) work instead of a full sort.
-      auto first = buf.begin();
-      for (std::int64_t idx : need) {
-        require(idx < n, "quantile index out of range");
-        std::nth_element(first, buf.begin() + idx, buf.end());
-        first = buf.begin() + idx + 1;
-      }
+      for (std::int64_t idx : need) require(idx < n, "quantile index out of range");
+      multi_select(buf.data(), 0, n, need.data(), need.data() + need.size());
       for (index_t q = 0; q < k; ++q) {
         const std::int64_t l = lo(c, q), h = hi(c, q);
         if (l < 0 || h < 0) {
@@ -259,7 +282,7 @@ bool numpy_loops_set() { return g_log1p.fn.load() != nullptr && g_expm1.fn.load(
 
 namespace {
 
-constexpr index_t kBlock = 512;
+constexpr index_t kBlock = 256;
 constexpr index_t kBlockMax = kBlock;
 
 // Days since 1970-01-01 -> (year, month, day), Howard Hinnant's civil-from-days algorithm.
@@ -329,6 +352,60 @@ void yeo_johnson_block(double* buf, double* tmp, index_t m, double lmbda) {
 
 }  // namespace
 
+namespace {
+
+// Writes one program's block of values. Contig = unit column stride (the usual row-major
+// output), which lets the compiler vectorise the zero-fill of one-hot blocks.
+template <bool Contig>
+void emit_rows(const ColumnProgram& pr, const double* buf, const View1D<const std::int32_t>* codes,
+               index_t b, index_t m, double* base, index_t rs, index_t cs_rt, const double* tables,
+               const std::int32_t* maps, bool zeroed) {
+  const index_t cs = Contig ? 1 : cs_rt;
+  switch (pr.emit) {
+    case kEmitValue:
+      for (index_t i = 0; i < m; ++i) base[i * rs] = buf[i];
+      return;
+    case kEmitOneHot:
+      for (index_t i = 0; i < m; ++i) {
+        double* row = base + i * rs;
+        if (!zeroed)
+          for (index_t t = 0; t < pr.width; ++t) row[t * cs] = 0.0;
+        const double v = buf[i];
+        if (v >= 0 && v < static_cast<double>(pr.width)) row[static_cast<index_t>(v) * cs] = 1.0;
+      }
+      return;
+    case kEmitCodeOneHot: {
+      const std::int32_t* mp = maps + pr.toff;
+      for (index_t i = 0; i < m; ++i) {
+        double* row = base + i * rs;
+        if (!zeroed)
+          for (index_t t = 0; t < pr.width; ++t) row[t * cs] = 0.0;
+        const std::int64_t ci = static_cast<std::int64_t>((*codes)[b + i]) + 2;
+        if (ci < 0 || ci >= pr.tlen) throw std::out_of_range("category code out of range");
+        const std::int32_t s = mp[ci];
+        if (s >= 0) row[s * cs] = 1.0;
+      }
+      return;
+    }
+    case kEmitCodeLookup: {
+      const double* tb = tables + pr.toff;
+      const index_t w = pr.width;
+      for (index_t i = 0; i < m; ++i) {
+        double* row = base + i * rs;
+        const std::int64_t ci = static_cast<std::int64_t>((*codes)[b + i]) + 2;
+        if (ci < 0 || ci * w >= pr.tlen) throw std::out_of_range("category code out of range");
+        const double* src = tb + ci * w;
+        for (index_t t = 0; t < w; ++t) row[t * cs] = src[t];
+      }
+      return;
+    }
+    default:
+      throw std::invalid_argument("unknown emit kind " + std::to_string(pr.emit));
+  }
+}
+
+}  // namespace
+
 void run_program(const ProgramInputs& in, const std::vector<ColumnProgram>& progs,
                  const std::vector<OpSpec>& ops, const double* tables, const std::int32_t* maps,
                  View2D<double> out, std::int32_t* flags, int n_threads) {
@@ -339,6 +416,11 @@ void run_program(const ProgramInputs& in, const std::vector<ColumnProgram>& prog
     double buf[kBlock];
     double tmp[3 * kBlockMax];
     const index_t m = e - b;
+    // A dense row-major output block is one contiguous range: zero it front to back first.
+    // Touching fresh pages sequentially is several times faster than the scattered first
+    // touches of column-wise emits, and one-hot emitters then only write their 1s.
+    const bool zeroed = out.col_stride == 1 && out.row_stride == out.cols;
+    if (zeroed) std::fill(&out(b, 0), &out(b, 0) + m * out.cols, 0.0);
     for (size_t p = 0; p < progs.size(); ++p) {
       const ColumnProgram& pr = progs[p];
       if (pr.source == kSrcFloat) {
@@ -384,13 +466,13 @@ void run_program(const ProgramInputs& in, const std::vector<ColumnProgram>& prog
           case kCheckFinite: {
             bool bad = false;
             for (index_t i = 0; i < m; ++i) bad |= std::isinf(buf[i]);
-            if (bad) fl[p].store(1, std::memory_order_relaxed);
+            if (bad) fl[p].store(kCheckFinite, std::memory_order_relaxed);
             break;
           }
           case kCheckNan: {
             bool bad = false;
             for (index_t i = 0; i < m; ++i) bad |= std::isnan(buf[i]);
-            if (bad) fl[p].store(1, std::memory_order_relaxed);
+            if (bad) fl[p].store(kCheckNan, std::memory_order_relaxed);
             break;
           }
           case kBin: {
@@ -428,48 +510,26 @@ void run_program(const ProgramInputs& in, const std::vector<ColumnProgram>& prog
       }
       double* base = &out(b, pr.dst);
       const index_t rs = out.row_stride, cs = out.col_stride;
-      switch (pr.emit) {
-        case kEmitValue:
-          for (index_t i = 0; i < m; ++i) base[i * rs] = buf[i];
-          break;
-        case kEmitOneHot:
-          for (index_t i = 0; i < m; ++i) {
-            double* row = base + i * rs;
-            for (index_t t = 0; t < pr.width; ++t) row[t * cs] = 0.0;
-            const double v = buf[i];
-            if (v >= 0 && v < static_cast<double>(pr.width)) row[static_cast<index_t>(v) * cs] = 1.0;
-          }
-          break;
-        case kEmitCodeOneHot: {
-          const std::int32_t* mp = maps + pr.toff;
-          for (index_t i = 0; i < m; ++i) {
-            double* row = base + i * rs;
-            for (index_t t = 0; t < pr.width; ++t) row[t * cs] = 0.0;
-            const std::int64_t ci = static_cast<std::int64_t>((*codes)[b + i]) + 2;
-            if (ci < 0 || ci >= pr.tlen) throw std::out_of_range("category code out of range");
-            const std::int32_t s = mp[ci];
-            if (s >= 0) row[s * cs] = 1.0;
-          }
-          break;
-        }
-        case kEmitCodeLookup: {
-          const double* tb = tables + pr.toff;
-          const index_t w = pr.width;
-          for (index_t i = 0; i < m; ++i) {
-            double* row = base + i * rs;
-            const std::int64_t ci = static_cast<std::int64_t>((*codes)[b + i]) + 2;
-            if (ci < 0 || ci * w >= pr.tlen) throw std::out_of_range("category code out of range");
-            const double* src = tb + ci * w;
-            for (index_t t = 0; t < w; ++t) row[t * cs] = src[t];
-          }
-          break;
-        }
-        default:
-          throw std::invalid_argument("unknown emit kind " + std::to_string(pr.emit));
+      if (cs == 1) {
+        emit_rows<true>(pr, buf, codes, b, m, base, rs, 1, tables, maps, zeroed);
+      } else {
+        emit_rows<false>(pr, buf, codes, b, m, base, rs, cs, tables, maps, false);
       }
     }
   });
   for (size_t p = 0; p < progs.size(); ++p) flags[p] = fl[p].load();
+}
+
+void run_udf(const std::vector<View1D<const double>>& cols, UdfBlock fn, double* out, index_t n,
+             int n_threads) {
+  const index_t k = static_cast<index_t>(cols.size());
+  parallel_for(n, n_threads, kBlock, [&](index_t b, index_t e, index_t) {
+    const index_t m = e - b;
+    std::vector<double> block(static_cast<size_t>(m * std::max<index_t>(k, 1)));
+    for (index_t c = 0; c < k; ++c)
+      for (index_t i = 0; i < m; ++i) block[static_cast<size_t>(c * m + i)] = cols[static_cast<size_t>(c)][b + i];
+    fn(block.data(), m, k, out + b);
+  });
 }
 
 }  // namespace forgeline::transforms

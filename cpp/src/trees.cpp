@@ -18,13 +18,25 @@ constexpr std::uint32_t kFeatureMask = 0xFFFFFFu;
 constexpr int kFlagShift = 24;
 // Rows per block: the prepared block (rows x features doubles) and the accumulators stay in
 // L1/L2 while every tree streams over it.
-constexpr index_t kBlockRows = 64;
+constexpr index_t kBlockRows = 256;
 // Rows traversed together in the branch-free inner loop (independent loads in flight).
 constexpr index_t kLanes = 8;
 constexpr index_t kGrain = 512;
+// Trees walked together for one row (latency path): more independent loads in flight.
+constexpr index_t kRowLanes = 8;
 
-inline std::uint32_t flags_of(const PackedNode& n) { return n.feature_flags >> kFlagShift; }
-inline std::uint32_t feature_of(const PackedNode& n) { return n.feature_flags & kFeatureMask; }
+template <class N>
+inline std::uint32_t flags_of(const N& n) { return n.feature_flags >> kFlagShift; }
+template <class N>
+inline std::uint32_t feature_of(const N& n) { return n.feature_flags & kFeatureMask; }
+
+// Largest float <= t (NaN stays NaN): for float x, x <= t  <=>  x <= down_f32(t).
+inline float down_f32(double t) {
+  if (std::isnan(t)) return std::numeric_limits<float>::quiet_NaN();
+  float f = static_cast<float>(t);
+  if (static_cast<double>(f) > t) f = std::nextafter(f, -std::numeric_limits<float>::infinity());
+  return f;
+}
 
 constexpr std::uint32_t kSpecial = kCategorical | kZeroMissing;
 
@@ -148,6 +160,14 @@ Ensemble::Ensemble(const EnsembleSpec& s)
     tree_special_.push_back(special ? 1 : 0);
   }
   leaf_values_f32_.assign(leaf_values_.begin(), leaf_values_.end());
+  fnodes_.reserve(nodes_.size());
+  for (const auto& n : nodes_) fnodes_.push_back({down_f32(n.threshold), n.feature_flags, n.child});
+}
+
+inline float Ensemble::prep_f(float v) const {
+  if (input_mode_ == static_cast<int>(InputMode::kLightGBM))
+    return std::fabs(v) <= static_cast<float>(kZeroThreshold) ? 0.0f : v;
+  return v;
 }
 
 inline double Ensemble::prep(double v) const {
@@ -156,11 +176,9 @@ inline double Ensemble::prep(double v) const {
   return v;
 }
 
-bool Ensemble::go_left_special(const PackedNode& n, double x) const {
-  const std::uint32_t fl = flags_of(n);
+bool Ensemble::go_left_special(std::uint32_t fl, size_t i, double x, double thr) const {
   if (std::isnan(x)) return fl & kNanLeft;
   if (fl & kCategorical) {
-    const size_t i = static_cast<size_t>(&n - nodes_.data());
     bool negative = cat_rule_ == static_cast<int>(CatRule::kTruncate) ? x <= -1.0 : x < 0.0;
     if (cat_rule_ == static_cast<int>(CatRule::kIntegral)) negative = negative || x != std::trunc(x);
     const double nbits = 32.0 * cat_nw_[i];
@@ -171,7 +189,7 @@ bool Ensemble::go_left_special(const PackedNode& n, double x) const {
   }
   // kZeroMissing: inputs in LightGBM's zero window were already mapped to 0.0 by prep().
   if (x == 0.0) return fl & kDefaultLeft;
-  return x <= n.threshold;
+  return x <= thr;
 }
 
 template <class Acc>
@@ -183,12 +201,42 @@ inline void Ensemble::finish_row(const Acc* acc, double* out, bool divide) const
   }
 }
 
-template <class T, class Acc>
+template <bool Special, index_t L, class Node, class V>
+inline void Ensemble::walk_lanes(const Node* nodes, std::int32_t* idx, const V* x, index_t lane_stride,
+                                 int depth) const {
+  // Branch-free lanes: leaves loop onto themselves, so stepping every lane until all of
+  // them sit on a leaf needs no per-lane "is leaf" branch. Lane l reads x + l * lane_stride.
+  for (int d = 0; d < depth; ++d) {
+    std::uint32_t active = 0;
+    for (index_t l = 0; l < L; ++l) {
+      const Node& n = nodes[idx[l]];
+      const V v = x[l * lane_stride + feature_of(n)];
+      bool left;
+      if (Special && FL_UNLIKELY(flags_of(n) & kSpecial)) {
+        left = go_left_special(flags_of(n), static_cast<size_t>(idx[l]), v, n.threshold);
+      } else {
+        left = (v <= n.threshold) | ((v != v) & static_cast<bool>(flags_of(n) & kNanLeft));
+      }
+      idx[l] = n.child + 1 - static_cast<std::int32_t>(left);
+      active |= ~n.feature_flags;
+    }
+    if (!(active & (kLeaf << kFlagShift))) break;
+  }
+}
+
+template <class T, class Acc, class V>
 void Ensemble::predict_block(View2D<const T> x, index_t r0, index_t r1, const double* base_margin,
-                             double* out, index_t t0, index_t t1, double* xb, bool divide) const {
+                             double* out, index_t t0, index_t t1, V* xb, bool divide) const {
   const index_t nr = r1 - r0, nf = n_features_, K = n_outputs_;
-  for (index_t r = 0; r < nr; ++r)
-    for (index_t f = 0; f < nf; ++f) xb[r * nf + f] = prep(static_cast<double>(x(r0 + r, f)));
+  if constexpr (sizeof(V) == sizeof(float)) {
+    for (index_t r = 0; r < nr; ++r)
+      for (index_t f = 0; f < nf; ++f) xb[r * nf + f] = prep_f(static_cast<float>(x(r0 + r, f)));
+  } else {
+    for (index_t r = 0; r < nr; ++r)
+      for (index_t f = 0; f < nf; ++f) xb[r * nf + f] = prep(static_cast<double>(x(r0 + r, f)));
+  }
+  using Node = NodeT<V>;
+  const Node* nodes = node_array(static_cast<V*>(nullptr));
   Acc acc[kBlockRows * 8];
   std::vector<Acc> acc_big;
   Acc* a = acc;
@@ -199,7 +247,6 @@ void Ensemble::predict_block(View2D<const T> x, index_t r0, index_t r1, const do
   for (index_t r = 0; r < nr; ++r)
     for (index_t k = 0; k < K; ++k)
       a[r * K + k] = static_cast<Acc>(base_margin ? base_margin[(r0 + r) * K + k] : base_[static_cast<size_t>(k)]);
-  const PackedNode* nodes = nodes_.data();
   const Acc* leaves = nullptr;
   if constexpr (sizeof(Acc) == sizeof(float)) leaves = leaf_values_f32_.data(); else leaves = leaf_values_.data();
   for (index_t t = t0; t < t1; ++t) {
@@ -212,20 +259,9 @@ void Ensemble::predict_block(View2D<const T> x, index_t r0, index_t r1, const do
     // Branch-free lanes: leaves loop onto themselves, so `depth` steps reach every leaf.
     for (; r + kLanes <= nr; r += kLanes) {
       for (index_t l = 0; l < kLanes; ++l) idx[l] = root;
-      const double* xr = xb + r * nf;
-      for (int d = 0; d < depth; ++d) {
-        for (index_t l = 0; l < kLanes; ++l) {
-          const PackedNode& n = nodes[idx[l]];
-          const double v = xr[l * nf + feature_of(n)];
-          bool left;
-          if (FL_UNLIKELY(special && (flags_of(n) & kSpecial))) {
-            left = go_left_special(n, v);
-          } else {
-            left = (v <= n.threshold) | ((v != v) & static_cast<bool>(flags_of(n) & kNanLeft));
-          }
-          idx[l] = n.child + 1 - static_cast<std::int32_t>(left);
-        }
-      }
+      const V* xr = xb + r * nf;
+      if (special) walk_lanes<true, kLanes>(nodes, idx, xr, nf, depth);
+      else walk_lanes<false, kLanes>(nodes, idx, xr, nf, depth);
       for (index_t l = 0; l < kLanes; ++l) {
         const Acc* lv = leaves + static_cast<index_t>(leaf_slot_[static_cast<size_t>(idx[l])]) * leaf_dim_;
         Acc* ar = a + (r + l) * K;
@@ -233,13 +269,13 @@ void Ensemble::predict_block(View2D<const T> x, index_t r0, index_t r1, const do
       }
     }
     for (; r < nr; ++r) {
-      const double* xr = xb + r * nf;
+      const V* xr = xb + r * nf;
       std::int32_t i = root;
       while (!(flags_of(nodes[i]) & kLeaf)) {
-        const PackedNode& n = nodes[i];
-        const double v = xr[feature_of(n)];
+        const Node& n = nodes[i];
+        const V v = xr[feature_of(n)];
         bool left;
-        if (flags_of(n) & kSpecial) left = go_left_special(n, v);
+        if (flags_of(n) & kSpecial) left = go_left_special(flags_of(n), static_cast<size_t>(i), v, n.threshold);
         else left = (v <= n.threshold) | ((v != v) & static_cast<bool>(flags_of(n) & kNanLeft));
         i = n.child + 1 - static_cast<std::int32_t>(left);
       }
@@ -256,38 +292,76 @@ void Ensemble::predict(View2D<const T> x, const double* base_margin, double* out
                        index_t t1, int n_threads, bool divide) const {
   require(x.cols == n_features_, "wrong number of feature columns");
   require(t0 >= 0 && t0 <= t1 && t1 <= n_trees(), "tree range out of bounds");
+  // float32 nodes are exact whenever the compared values are float32 numbers: always for
+  // kFloat32 mode, and for LightGBM mode when the input itself is float32.
+  const bool f32 = (input_mode_ == static_cast<int>(InputMode::kFloat32) ||
+                   (input_mode_ == static_cast<int>(InputMode::kLightGBM) && sizeof(T) == sizeof(float)));
   parallel_for(x.rows, n_threads, kGrain, [&](index_t b, index_t e, index_t) {
-    std::vector<double> xb(static_cast<size_t>(kBlockRows * std::max<index_t>(n_features_, 1)));
+    const size_t nb = static_cast<size_t>(kBlockRows * std::max<index_t>(n_features_, 1));
+    std::vector<double> xb(f32 ? 0 : nb);
+    std::vector<float> xf(f32 ? nb : 0);
     for (index_t r = b; r < e; r += kBlockRows) {
       const index_t re = std::min(e, r + kBlockRows);
-      if (acc_f32_) predict_block<T, float>(x, r, re, base_margin, out, t0, t1, xb.data(), divide);
-      else predict_block<T, double>(x, r, re, base_margin, out, t0, t1, xb.data(), divide);
+      if (f32) {
+        if (acc_f32_) predict_block<T, float, float>(x, r, re, base_margin, out, t0, t1, xf.data(), divide);
+        else predict_block<T, double, float>(x, r, re, base_margin, out, t0, t1, xf.data(), divide);
+      } else {
+        if (acc_f32_) predict_block<T, float, double>(x, r, re, base_margin, out, t0, t1, xb.data(), divide);
+        else predict_block<T, double, double>(x, r, re, base_margin, out, t0, t1, xb.data(), divide);
+      }
     }
   });
 }
 
 template <class T>
 void Ensemble::predict_row(const T* x, index_t stride, double* out, bool divide) const {
-  // Traverses straight from the caller's buffer: no block copy for one row.
-  const index_t K = n_outputs_;
+  // Latency path: prepare the row once, then walk kRowLanes trees at a time without branches
+  // (one row's trees are independent), adding their leaves in tree order.
+  const index_t K = n_outputs_, nf = n_features_;
+  double xs_small[256];
+  std::vector<double> xs_big;
+  double* xs = xs_small;
+  if (nf > 256) {
+    xs_big.resize(static_cast<size_t>(nf));
+    xs = xs_big.data();
+  }
+  for (index_t f = 0; f < nf; ++f) xs[f] = prep(static_cast<double>(x[f * stride]));
+  const PackedNode* nodes = nodes_.data();
   auto walk = [&](auto* acc) {
     using Acc = std::remove_pointer_t<decltype(acc)>;
     const Acc* leaves;
     if constexpr (sizeof(Acc) == sizeof(float)) leaves = leaf_values_f32_.data(); else leaves = leaf_values_.data();
     for (index_t k = 0; k < K; ++k) acc[k] = static_cast<Acc>(base_[static_cast<size_t>(k)]);
-    const PackedNode* nodes = nodes_.data();
-    for (size_t t = 0; t < roots_.size(); ++t) {
+    auto add = [&](size_t t, std::int32_t i) {
+      const Acc* lv = leaves + static_cast<index_t>(leaf_slot_[static_cast<size_t>(i)]) * leaf_dim_;
+      if (leaf_dim_ == 1) acc[out_col_[t]] += lv[0]; else for (index_t k = 0; k < K; ++k) acc[k] += lv[k];
+    };
+    const size_t n_trees = roots_.size();
+    size_t t = 0;
+    std::int32_t idx[kRowLanes];
+    for (; t + kRowLanes <= n_trees; t += kRowLanes) {
+      int depth = 0;
+      bool special = false;
+      for (index_t l = 0; l < kRowLanes; ++l) {
+        idx[l] = roots_[t + static_cast<size_t>(l)];
+        depth = std::max(depth, depth_[t + static_cast<size_t>(l)]);
+        special = special || tree_special_[t + static_cast<size_t>(l)];
+      }
+      if (special) walk_lanes<true, kRowLanes>(nodes, idx, xs, 0, depth);
+      else walk_lanes<false, kRowLanes>(nodes, idx, xs, 0, depth);
+      for (index_t l = 0; l < kRowLanes; ++l) add(t + static_cast<size_t>(l), idx[l]);
+    }
+    for (; t < n_trees; ++t) {
       std::int32_t i = roots_[t];
       while (!(flags_of(nodes[i]) & kLeaf)) {
         const PackedNode& n = nodes[i];
-        const double v = prep(static_cast<double>(x[static_cast<index_t>(feature_of(n)) * stride]));
+        const double v = xs[feature_of(n)];
         bool left;
-        if (flags_of(n) & kSpecial) left = go_left_special(n, v);
+        if (flags_of(n) & kSpecial) left = go_left_special(flags_of(n), static_cast<size_t>(i), v, n.threshold);
         else left = (v <= n.threshold) | ((v != v) & static_cast<bool>(flags_of(n) & kNanLeft));
         i = n.child + 1 - static_cast<std::int32_t>(left);
       }
-      const Acc* lv = leaves + static_cast<index_t>(leaf_slot_[static_cast<size_t>(i)]) * leaf_dim_;
-      if (leaf_dim_ == 1) acc[out_col_[t]] += lv[0]; else for (index_t k = 0; k < K; ++k) acc[k] += lv[k];
+      add(t, i);
     }
     finish_row(acc, out, divide);
   };

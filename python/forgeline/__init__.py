@@ -23,11 +23,32 @@ from .errors import (
 from .schema import ColumnSpec, Schema
 from .scorer import Scorer, load
 from .compile import compile  # noqa: A004  (the public entry point shadows the builtin here)
+from .drift import DriftReport, Profile, compare
+
+# Submodules that pull in optional libraries (sklearn for the transformers' base classes,
+# numba for udfs, optuna/mlflow for tuning) load on first use, so `import forgeline` stays
+# light and works with only numpy and pyarrow installed.
+_LAZY = {"transforms": "forgeline.transforms", "tune": "forgeline.tune",
+         "integrations": "forgeline.integrations", "models": "forgeline.models",
+         "drift": "forgeline.drift"}
+
+
+def __getattr__(name: str):
+    import importlib
+
+    if name in _LAZY:
+        return importlib.import_module(_LAZY[name])
+    if name == "udf":
+        from .transforms import udf
+
+        return udf
+    raise AttributeError(f"module 'forgeline' has no attribute {name!r}")
 
 __all__ = [
     "__version__",
     "BundleError", "CompileError", "DataError", "DriftError", "ExtensionNotBuiltError",
     "ForgelineError", "InputError", "LimitError", "NotFittedError", "SchemaError",
     "UnsupportedModelError",
-    "ColumnSpec", "Schema", "Scorer", "compile", "load",
+    "ColumnSpec", "Schema", "Scorer", "compile", "load", "Profile", "compare", "DriftReport",
+    "transforms", "tune", "udf",
 ]

@@ -168,7 +168,14 @@ def _raw_columns(data) -> tuple[list[tuple[str, object]], np.ndarray | None]:
         _check_unique(data.column_names)
         return [(n, data.column(j)) for j, n in enumerate(data.column_names)], None
     if _is_polars_frame(data):
-        table = data.to_arrow()
+        # polars' to_arrow() panics (a BaseException) on a NUL in a column name; refuse first
+        bad = [c for c in data.columns if "\x00" in c]
+        if bad:
+            raise InputError(f"column name {bad[0]!r} contains a NUL character", column=bad[0])
+        try:
+            table = data.to_arrow()
+        except Exception as exc:
+            raise InputError(f"polars DataFrame cannot be converted to Arrow: {exc}") from exc
         _check_unique(table.column_names)
         return [(n, table.column(j)) for j, n in enumerate(table.column_names)], None
     if isinstance(data, np.ndarray):
@@ -226,10 +233,7 @@ def to_frame(data, *, float_dtype=None, kinds: Mapping[str, str] | None = None,
     columns : sequence of str, optional
         Convert only these columns, in this order; a missing one raises SchemaError.
     """
-    if float_dtype is not None:
-        float_dtype = np.dtype(float_dtype)
-        if float_dtype not in (np.float32, np.float64):
-            raise InputError(f"float_dtype must be float32 or float64, not {float_dtype}")
+    float_dtype = check_float_dtype(float_dtype)
     raw, matrix = _raw_columns(data)
     if columns is not None:
         by_name = dict(raw)
@@ -263,7 +267,32 @@ def to_frame(data, *, float_dtype=None, kinds: Mapping[str, str] | None = None,
     return Frame(out, n_rows, matrix)
 
 
+def check_float_dtype(float_dtype) -> np.dtype | None:
+    """Normalise the public ``float_dtype`` argument (None, float32 or float64)."""
+    if float_dtype is None:
+        return None
+    try:
+        dt = np.dtype(float_dtype)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"float_dtype must be float32 or float64, not {float_dtype!r}") from exc
+    if dt not in (np.float32, np.float64):
+        raise InputError(f"float_dtype must be float32 or float64, not {dt}")
+    return dt
+
+
 def _convert(name: str, values, float_dtype, kind: str | None, vocab) -> Column:
+    col = _convert_any(name, values, float_dtype, kind, vocab)
+    if col.kind == BOOLEAN:
+        v = col.values
+        bad = ~(np.isnan(v) | (v == 0) | (v == 1))
+        if bad.any():
+            raise SchemaError(f"column {name!r} should be boolean but holds {v[bad][0]!r}; only "
+                              "0/1, True/False or missing are allowed", column=name,
+                              problems={name: f"non-boolean value {v[bad][0]!r}"})
+    return col
+
+
+def _convert_any(name: str, values, float_dtype, kind: str | None, vocab) -> Column:
     if kind is not None and kind not in KINDS:
         raise InputError(f"unknown column kind {kind!r} for column {name!r}", column=name)
     if _module_root(values) == "pandas":
@@ -285,7 +314,7 @@ def _convert(name: str, values, float_dtype, kind: str | None, vocab) -> Column:
         raise InputError(f"column {name!r} cannot be read as a 1-D array: {exc}", column=name) from exc
     if arr.dtype == object:
         return _from_arrow(name, _numpy_to_arrow(name, arr), float_dtype, kind, vocab)
-    return _convert(name, arr, float_dtype, kind, vocab)
+    return _convert_any(name, arr, float_dtype, kind, vocab)
 
 
 def _float_target(src: np.dtype, float_dtype) -> np.dtype:
@@ -305,7 +334,8 @@ def _from_numpy(name, arr: np.ndarray, float_dtype, kind, vocab) -> Column | Non
         if kind == DATETIME:
             raise _kind_error(name, DATETIME, str(arr.dtype))
         target = _float_target(arr.dtype, float_dtype)
-        vals = np.ascontiguousarray(arr, dtype=target)
+        with np.errstate(over="ignore"):  # float64 beyond float32's range -> inf, as numpy casts
+            vals = np.ascontiguousarray(arr, dtype=target)
         valid = None
         if k == "f":
             nan = np.isnan(vals)
@@ -315,7 +345,7 @@ def _from_numpy(name, arr: np.ndarray, float_dtype, kind, vocab) -> Column | Non
     if k == "M":
         if kind not in (None, DATETIME):
             raise _kind_error(name, kind, str(arr.dtype))
-        ns = arr.astype("datetime64[ns]").view(np.int64)
+        ns = _datetime64_to_ns(name, arr)
         nat = ns == NAT
         return Column(name, DATETIME, np.ascontiguousarray(ns), None,
                       ~nat if nat.any() else None, str(arr.dtype))
@@ -324,10 +354,40 @@ def _from_numpy(name, arr: np.ndarray, float_dtype, kind, vocab) -> Column | Non
     raise InputError(f"column {name!r} has unsupported dtype {arr.dtype}", column=name)
 
 
+_NS_PER_UNIT = {"W": 604_800 * 10**9, "D": 86_400 * 10**9, "h": 3_600 * 10**9, "m": 60 * 10**9,
+                "s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
+# 2262-04 is month 3507 after 1970-01 and 1677-10 month -3507: the whole months in ns range.
+_NS_RANGE_MONTHS = 3507
+
+
+def _datetime64_to_ns(name, arr: np.ndarray) -> np.ndarray:
+    """int64 nanoseconds. numpy's cast wraps around silently outside 1677-09-21..2262-04-11,
+    so the range is checked first, in the source unit, without any multiplication."""
+    unit, count = np.datetime_data(arr.dtype)
+    if unit in ("Y", "M"):
+        bound, step = _NS_RANGE_MONTHS, count * (12 if unit == "Y" else 1)
+    elif unit in _NS_PER_UNIT:
+        bound, step = 2**63 - 1, _NS_PER_UNIT[unit] * count  # int64 min is NaT: symmetric
+    else:  # ps, fs, as, generic: always inside the ns range
+        return arr.astype("datetime64[ns]").view(np.int64)
+    hi = bound // step
+    v = arr.view(np.int64)
+    bad = (v != NAT) & ((v < -hi) | (v > hi))
+    if bad.any():
+        raise InputError(f"column {name!r}: datetime {arr[bad][0]} is outside the nanosecond "
+                         "range (1677-09-21 to 2262-04-11)", column=name)
+    return arr.astype("datetime64[ns]").view(np.int64)
+
+
 def _numpy_to_arrow(name, arr: np.ndarray) -> pa.Array:
+    if arr.dtype.kind == "U" and arr.size and (np.strings.find(arr, "\x00") >= 0).any():
+        # pyarrow cuts numpy str_ values at the first NUL ("a\x00b" -> "a"); objects are intact
+        arr = arr.astype(object)
     try:
         return pa.array(arr, from_pandas=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+    # Arrow raises plain OverflowError for ints beyond int64/uint64 and Unicode errors for
+    # lone surrogates; ArrowInvalid/ArrowTypeError are ValueError/TypeError subclasses.
+    except (pa.ArrowException, OverflowError, ValueError, TypeError) as exc:
         raise InputError(
             f"column {name!r} has unsupported values (dtype {arr.dtype}, e.g. mixed types): {exc}",
             column=name) from exc
@@ -388,7 +448,7 @@ def _from_pandas_categorical(name, s, float_dtype, kind, vocab) -> Column:
 def _pandas_to_arrow(name, s) -> pa.ChunkedArray | pa.Array:
     try:
         arr = pa.array(s, from_pandas=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+    except (pa.ArrowException, OverflowError, ValueError, TypeError) as exc:
         raise InputError(
             f"column {name!r} has unsupported dtype {s.dtype} (mixed or non-tabular values): {exc}",
             column=name) from exc
@@ -407,7 +467,7 @@ def _categories_as_arrow(name, arr):
     if pa.types.is_string(t):
         return arr
     if pa.types.is_integer(t):
-        return arr.cast(pa.int64())
+        return _to_int64_categories(name, arr)
     if pa.types.is_boolean(t):
         return arr.cast(pa.string())
     if pa.types.is_null(t):
@@ -416,12 +476,24 @@ def _categories_as_arrow(name, arr):
                      "(use strings or integers)", column=name)
 
 
+def _to_int64_categories(name, arr):
+    try:
+        return arr.cast(pa.int64())
+    except pa.ArrowInvalid as exc:
+        raise SchemaError(f"column {name!r}: integer categories outside the int64 range",
+                          column=name, problems={name: "category outside the int64 range"}) from exc
+
+
 def _index_in(name, values, vocab: tuple) -> np.ndarray:
     """Positions of ``values`` in ``vocab`` as int32; UNSEEN_CODE where absent, MISSING_CODE for nulls."""
     if len(values) == 0:
         return np.empty(0, dtype=np.int32)
     if vocab and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in vocab):
-        vset = pa.array(vocab, type=pa.int64())
+        try:
+            vset = pa.array(vocab, type=pa.int64())
+        except (OverflowError, pa.ArrowInvalid) as exc:
+            raise SchemaError(f"column {name!r}: vocabulary holds integers outside the int64 range",
+                              column=name, problems={name: "vocabulary outside the int64 range"}) from exc
         if not pa.types.is_integer(values.type):
             if pa.types.is_floating(values.type):
                 try:
@@ -434,7 +506,7 @@ def _index_in(name, values, vocab: tuple) -> np.ndarray:
                 vset = vset.cast(pa.string())
                 values = values.cast(pa.string())
         else:
-            values = values.cast(pa.int64())
+            values = _to_int64_categories(name, values)
     else:
         vset = pa.array([str(v) for v in vocab], type=pa.string())
         if not pa.types.is_string(values.type):
@@ -477,6 +549,8 @@ def _from_arrow(name, arr, float_dtype, kind, vocab) -> Column:
             raise _kind_error(name, DATETIME, src)
         return _numeric(name, arr, float_dtype, kind or (BOOLEAN if pa.types.is_boolean(t) else NUMERIC), src)
     if is_str:
+        if pa.types.is_string_view(t):
+            arr = arr.cast(pa.large_string())  # utf8_trim_whitespace etc. have no view kernels
         if kind in (NUMERIC, BOOLEAN):
             return _numeric(name, _parse_numbers(name, arr, kind), float_dtype, kind, src)
         if kind == DATETIME:
@@ -490,8 +564,9 @@ def _from_arrow(name, arr, float_dtype, kind, vocab) -> Column:
 
 
 def _numeric(name, arr, float_dtype, kind, src) -> Column:
-    target = _float_target(np.dtype(arr.type.to_pandas_dtype()) if pa.types.is_floating(arr.type)
-                           else np.dtype(np.float64), float_dtype)
+    # (arrow's to_pandas_dtype() would import pandas; the core must work without it)
+    target = _float_target(np.dtype(np.float32) if arr.type == pa.float32() else np.dtype(np.float64),
+                           float_dtype)
     want = pa.float32() if target == np.float32 else pa.float64()
     if arr.type != want:
         try:
@@ -541,14 +616,12 @@ def _parse_datetimes(name, arr) -> pa.Array:
 
 def _datetime(name, arr, src) -> Column:
     t = arr.type
-    if pa.types.is_date(t):
-        arr = pc.cast(arr, pa.timestamp("ns"))
-    elif pa.types.is_timestamp(t) and (t.unit != "ns" or t.tz is not None):
+    if pa.types.is_date(t) or (pa.types.is_timestamp(t) and (t.unit != "ns" or t.tz is not None)):
         try:
             arr = pc.cast(arr, pa.timestamp("ns"))
         except pa.ArrowInvalid as exc:
-            raise InputError(f"column {name!r}: timestamps out of the nanosecond range",
-                             column=name) from exc
+            raise InputError(f"column {name!r}: datetimes outside the nanosecond range "
+                             "(1677-09-21 to 2262-04-11)", column=name) from exc
     ints = pc.fill_null(arr.cast(pa.int64()), NAT).to_numpy(zero_copy_only=False)
     valid = None
     if arr.null_count:

@@ -132,7 +132,9 @@ def score_file(scorer, input_path: str, output_path: str, *, batch_size: int = 6
     n_in = n_out = n_rej = 0
     t0 = time.perf_counter()
     try:
-        for batch in dset.to_batches(columns=cols, batch_size=batch_size):
+        # small read-ahead keeps peak memory bounded by a few batches / one row group
+        for batch in dset.to_batches(columns=cols, batch_size=batch_size, batch_readahead=2,
+                                     fragment_readahead=1):
             if batch.num_rows == 0:
                 continue
             n_in += batch.num_rows

@@ -41,6 +41,18 @@ class DataError(InputError):
     ``handle_unknown="error"``, empty frames where rows are needed."""
 
 
+class ParameterError(InputError):
+    """A parameter name that the estimator does not have (``tune.search`` spaces, ...).
+
+    ``unknown`` lists the offending names, ``valid`` every name the estimator accepts.
+    """
+
+    def __init__(self, message: str, unknown=(), valid=()):
+        super().__init__(message)
+        self.unknown = list(unknown)
+        self.valid = list(valid)
+
+
 class NotFittedError(ForgelineError, ValueError, AttributeError):
     """An estimator was used before ``fit``. Also an ``AttributeError`` and ``ValueError``,
     like scikit-learn's own ``NotFittedError``."""
@@ -79,5 +91,5 @@ class DriftError(ForgelineError, ValueError):
 __all__ = [
     "ForgelineError", "ExtensionNotBuiltError", "InputError", "SchemaError", "DataError",
     "NotFittedError", "CompileError", "UnsupportedModelError", "BundleError", "LimitError",
-    "DriftError",
+    "DriftError", "ParameterError",
 ]

@@ -268,15 +268,15 @@ class FeaturePlan:
                 if g["emit"] not in EMITS:
                     raise BundleError(f"unknown plan emit {g['emit']!r}")
                 groups.append(Group(
-                    str(g["source"]), ops, g["emit"], int(g["width"]),
-                    [int(v) for v in g["onehot_map"]] if "onehot_map" in g else None,
+                    str(g["source"]), ops, g["emit"], _int(g["width"], 1, MAX_TABLE),
+                    [_int(v, ONEHOT_RAISE, MAX_TABLE) for v in g["onehot_map"]] if "onehot_map" in g else None,
                     [_parse_float(v) for v in g["lookup"]] if "lookup" in g else None,
-                    int(g["unseen_error"]), str(g["origin"])))
-            outputs = [Sym(int(a), int(b)) for a, b in meta["outputs"]]
+                    _int(g["unseen_error"], 0, 3), str(g["origin"])))
+            outputs = [Sym(_int(a, 0, MAX_GROUPS), _int(b, 0, MAX_TABLE)) for a, b in meta["outputs"]]
             names = [str(n) for n in meta["feature_names"]]
         except BundleError:
             raise
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise BundleError(f"malformed feature plan in bundle: {exc!r}") from exc
         known = {n for n, _ in inputs}
         for s in outputs:
@@ -300,6 +300,13 @@ class FeaturePlan:
         except ValueError as exc:
             raise BundleError(f"invalid feature plan in bundle: {exc}") from exc
         return plan
+
+
+def _int(v, lo: int, hi: int) -> int:
+    """An integer field of an untrusted plan, range-checked before any native code sees it."""
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise BundleError(f"feature plan field {v!r} is not an integer in [{lo}, {hi}]")
+    return v
 
 
 def _json_float(v: float):

@@ -64,6 +64,9 @@ class ColumnSpec:
                     isinstance(v, (str, int)) and not isinstance(v, bool) for v in vocab):
                 raise SchemaError(f"column {name!r}: vocabulary must be a list of str or int",
                                   column=name)
+            if any(isinstance(v, int) and not -2**63 <= v < 2**63 for v in vocab):
+                raise SchemaError(f"column {name!r}: vocabulary holds integers outside the int64 "
+                                  "range", column=name)
             if len(vocab) > MAX_VOCABULARY:
                 raise LimitError(f"column {name!r}: vocabulary of {len(vocab)} entries exceeds "
                                  f"the limit of {MAX_VOCABULARY}")
@@ -171,6 +174,7 @@ class Schema:
             Listing every missing column, every column whose kind cannot be coerced, and
             every column whose length differs from the others.
         """
+        float_dtype = _frame.check_float_dtype(float_dtype)
         raw, _ = _frame._raw_columns(data)
         by_name = dict(raw)
         problems: dict[str, str] = {}

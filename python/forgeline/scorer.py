@@ -312,6 +312,9 @@ class Scorer:
     def from_parts(cls, body: dict, arrays: dict[str, np.ndarray]) -> Scorer:
         if not isinstance(body, dict) or body.get("kind") != BUNDLE_KIND:
             raise BundleError("bundle does not hold a forgeline Scorer")
+        metadata = body.get("metadata") or {}
+        if not isinstance(metadata, dict):
+            raise BundleError("bundle metadata must be a mapping")
 
         def sub(prefix):
             return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
@@ -336,7 +339,7 @@ class Scorer:
             from .drift import Profile
 
             profile = Profile.from_parts(body["profile"], sub("profile."))
-        return cls(schema, features, model, profile=profile, metadata=body.get("metadata") or {})
+        return cls(schema, features, model, profile=profile, metadata=metadata)
 
     def save(self, path) -> None:
         """Write the scorer to one ``.forge`` file (a zip of a JSON manifest and ``.npy``

@@ -28,12 +28,12 @@ struct ColumnStats {
 // Copies the non-NaN values of x into out (which must hold x.size values), sorts them
 // ascending (LSD radix sort on the IEEE bit pattern; -0.0 sorts before +0.0, which compares
 // equal in every statistic) and returns the number written. Also fills stats.
-index_t sort_valid(View1D<const double> x, double* out, ColumnStats& stats);
+index_t sort_valid(View1D<const double> x, double* out, ColumnStats& stats, bool moments = true);
 
 // Sorts and summarises many columns in parallel (one column per task). out[j] must hold
-// cols[j].size values; n_out[j] receives the count written.
+// cols[j].size values; stats[j].n_valid receives the count written.
 void sort_valid_many(const std::vector<View1D<const double>>& cols, const std::vector<double*>& out,
-                     std::vector<ColumnStats>& stats, int n_threads);
+                     std::vector<ColumnStats>& stats, int n_threads, bool moments = true);
 
 // Two-sample Kolmogorov-Smirnov statistic as scipy.stats.ks_2samp computes it: the
 // difference of right-continuous ECDFs i/n1 - j/n2 at every pooled value. Returns
@@ -77,5 +77,21 @@ struct ProbeStats {
 };
 void probe_counts(View1D<const double> x, const double* t, index_t k, double shift,
                   std::int64_t* lt, std::int64_t* le, ProbeStats& st);
+
+// Exact two-sample KS statistic (same values as ks_sorted) without sorting either sample:
+// both are counted into value-range buckets, the ECDF difference is exact at bucket ends,
+// and only buckets whose count bounds could beat the best difference are gathered, sorted
+// and walked. ok = false (nothing computed) when a sample is empty or holds +-inf.
+struct KSUnsorted {
+  bool ok = false;
+  double max_plus = 0.0, max_minus = 0.0;
+  index_t n1 = 0, n1_missing = 0, n2 = 0, n2_missing = 0;
+  double min1 = 0.0, max1 = 0.0, min2 = 0.0, max2 = 0.0;
+};
+KSUnsorted ks_unsorted(View1D<const double> a, View1D<const double> b);
+
+// Order statistics (0-based ranks among the non-NaN values) of an unsorted column without
+// sorting it: value-range buckets locate each rank, and only those buckets are sorted.
+void order_stats(View1D<const double> x, const index_t* ranks, index_t k, double* out);
 
 }  // namespace forgeline::drift

@@ -109,10 +109,18 @@ struct ProgramInputs {
 };
 
 // Runs every column program over all rows (parallel over fixed row blocks). `flags[p]` is set
-// to 1 when a check op of program p fired. `out` must be row-major with at least
+// to the op code of a check op of program p that fired (0 when none did). `out` must be row-major with at least
 // max(dst + width) columns; columns written by one-hot emitters are zeroed first.
 void run_program(const ProgramInputs& in, const std::vector<ColumnProgram>& progs,
                  const std::vector<OpSpec>& ops, const double* tables, const std::int32_t* maps,
                  View2D<double> out, std::int32_t* flags, int n_threads);
+
+// A user-defined function compiled by Numba (`forgeline.transforms.udf`), called by address:
+// fn(in, m, k, out) reads a column-major block of m rows x k input columns and writes m values.
+using UdfBlock = void (*)(const double* in, std::int64_t m, std::int64_t k, double* out);
+
+// Runs `fn` over all rows in fixed row blocks (parallel); `out` has n contiguous values.
+void run_udf(const std::vector<View1D<const double>>& cols, UdfBlock fn, double* out, index_t n,
+             int n_threads);
 
 }  // namespace forgeline::transforms

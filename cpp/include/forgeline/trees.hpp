@@ -80,11 +80,16 @@ struct EnsembleSpec {
 
 // Packed node: right child = child + 1. Leaves point to themselves (threshold NaN, child =
 // self - 1), so a fixed number of steps per tree needs no "is leaf" branch.
-struct PackedNode {
-  double threshold;
+template <class V>
+struct NodeT {
+  V threshold;
   std::uint32_t feature_flags;  // feature in the low 24 bits, NodeFlag bits << 24
   std::int32_t child;
 };
+using PackedNode = NodeT<double>;
+// float32 copy of the nodes: thresholds rounded down to the largest float <= t, so for
+// float32-valued inputs `x <= t_f` is exactly `x <= t`. 12 bytes a node, half the block size.
+using PackedNodeF = NodeT<float>;
 
 class Ensemble {
  public:
@@ -106,13 +111,18 @@ class Ensemble {
   void predict_row(const T* x, index_t stride, double* out, bool divide = true) const;
 
  private:
-  template <class T, class Acc>
+  template <class T, class Acc, class V>
   void predict_block(View2D<const T> x, index_t r0, index_t r1, const double* base_margin,
-                     double* out, index_t t0, index_t t1, double* scratch, bool divide) const;
+                     double* out, index_t t0, index_t t1, V* scratch, bool divide) const;
   template <class Acc>
   void finish_row(const Acc* acc, double* out, bool divide) const;
-  bool go_left_special(const PackedNode& n, double x) const;
+  bool go_left_special(std::uint32_t fl, size_t i, double x, double thr) const;
+  template <bool Special, index_t L, class Node, class V>
+  void walk_lanes(const Node* nodes, std::int32_t* idx, const V* x, index_t lane_stride, int depth) const;
   double prep(double v) const;
+  float prep_f(float v) const;
+  const NodeT<double>* node_array(double*) const { return nodes_.data(); }
+  const NodeT<float>* node_array(float*) const { return fnodes_.data(); }
 
   int input_mode_;
   int cat_rule_;
@@ -120,6 +130,7 @@ class Ensemble {
   index_t n_features_, n_outputs_, leaf_dim_;
   double divisor_;
   std::vector<PackedNode> nodes_;
+  std::vector<PackedNodeF> fnodes_;
   std::vector<std::int32_t> leaf_slot_;  // node -> index into leaf_values_ / leaf_dim
   std::vector<double> leaf_values_;      // weighted leaf values, leaf_dim per leaf
   std::vector<float> leaf_values_f32_;

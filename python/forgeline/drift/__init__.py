@@ -9,9 +9,10 @@
 from __future__ import annotations
 
 from .cbpe import estimate_performance
+from .metric import Metric, metric
 from .compare import DEFAULT_THRESHOLDS, compare
 from .profile import Profile
 from .report import DriftReport, TestResult
 
 __all__ = ["Profile", "compare", "DriftReport", "TestResult", "DEFAULT_THRESHOLDS",
-           "estimate_performance"]
+           "estimate_performance", "metric", "Metric"]

@@ -23,8 +23,19 @@ reproduce scipy (rtol 1e-9, p-values included). Against a profile whose column e
 ``sample_size``, KS uses the quantile sketch (``method="sketch"``): the statistic is within
 the sketch's certified rank error (:meth:`Profile.rank_error`, at most
 ``1 / (2 * sketch_size)`` for a fresh profile) of the exact one, and its p-value is the
-asymptotic one for the true sizes; Wasserstein and energy distance use the exact sample as
-a stand-in (``method="sample"``); AD and CvM are skipped (NaN, ``method="unavailable"``).
+asymptotic one for the true sizes (with a fresh 512-point sketch the bound is ~0.001,
+about the size of a null KS statistic at 1M rows, so raise ``sketch_size`` when KS p-values
+matter at that scale); Wasserstein and energy distance are Riemann sums on the
+sketch points (``method="binned"``; the Wasserstein row's note carries a certified bound
+on its error, see :func:`_binned_cdf_distances`); AD and CvM are skipped (NaN,
+``method="unavailable"``). Current columns are then not sorted: one native pass counts
+their values at the sketch points and histogram edges, so those counts are exact.
+
+Speed: when both sides are raw frames (at least 2000 rows) and a column only needs KS,
+histogram metrics (psi, js, kl, hellinger) or the t-test, neither column is sorted: the
+exact KS statistic comes from a bucketed native kernel (value-range buckets, exact ECDF
+differences at bucket ends, only buckets that could hold the maximum are sorted) and the
+histogram counts from a one-pass rank probe. Results are identical to the sorted path.
 """
 
 from __future__ import annotations
@@ -38,6 +49,7 @@ from .. import _frame
 from .._native import core, resolve_threads
 from ..errors import DriftError
 from . import _sketch, _special, stats
+from .metric import registered as _user_metrics
 from .profile import (CategoricalColumn, NumericColumn, Profile, _with_outputs, hist_counts,
                       numeric_values, quantile_edges)
 from .report import DriftReport, TestResult
@@ -89,7 +101,7 @@ class _Num:
 
     def count_at(self, x: np.ndarray, side: str) -> np.ndarray:
         """Exact counts of values < x (side='left') or <= x ('right')."""
-        if self.exact:
+        if self.sorted is not None:
             return np.searchsorted(self.sorted, x, side)
         thr, lt, le = self.probe
         i = np.searchsorted(thr, x)
@@ -98,7 +110,7 @@ class _Num:
         return (lt if side == "left" else le)[i]
 
     def hist(self, edges: np.ndarray) -> tuple[np.ndarray, bool]:
-        if self.exact:
+        if self.sorted is not None:
             return hist_counts(self.sorted, edges), True
         if self.probe is not None:
             cut = self.count_at(edges, "left")
@@ -148,6 +160,54 @@ class _Cat:
         return cls.from_profile(CategoricalColumn.from_column(col, 1 << 62))
 
 
+FAST_TESTS = {"ks", "psi", "js", "kl", "hellinger", "t_test"}
+FAST_MIN_ROWS = 2000
+
+
+def _edge_ranks(n: int, n_bins: int):
+    pos = np.linspace(0, 1, n_bins + 1)[1:-1] * (n - 1)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, n - 1)
+    return pos, lo, hi
+
+
+def _fast_sides(rframe, cframe, names, n_bins, nt):
+    """Both sides raw, KS and histogram tests only: exact KS from the bucketed kernel and
+    exact histogram counts from the rank probe, with no full sort of either column."""
+    rv = [numeric_values(rframe[n]) for n in names]
+    cv = [numeric_values(cframe[n]) for n in names]
+    res = core._drift_ks_unsorted(rv, cv, nt)
+    keep = [j for j in range(len(names)) if res[j, 0] == 1.0]
+    if not keep:
+        return {}, {}, {}
+    thr, edges = [], []
+    # quantile_edges() without sorting: the needed order statistics come from the native
+    # bucket selection, then the same interpolation formula.
+    plans = [_edge_ranks(int(res[j, 3]), n_bins) for j in keep]
+    stats_at = core._drift_order_stats([rv[j] for j in keep],
+                                       [np.concatenate([lo, hi]) for _, lo, hi in plans], nt)
+    for (pos, lo, hi), vals in zip(plans, stats_at):
+        vlo, vhi = vals[:lo.size], vals[lo.size:]
+        e = np.unique(vlo + (vhi - vlo) * (pos - lo))
+        edges.append(e)
+    for i, j in enumerate(keep):
+        thr.append(np.unique(np.concatenate([edges[i], [res[j, 5], res[j, 6]]])))
+    zeros = [0.0] * len(keep)
+    lr, er, _ = core._drift_probe([rv[j] for j in keep], thr, zeros, nt)
+    lc, ec, _ = core._drift_probe([cv[j] for j in keep], thr, zeros, nt)
+    rs, cs, pair = {}, {}, {}
+    for i, j in enumerate(keep):
+        n = names[j]
+        rs[n] = _Num(None, True, rframe.n_rows, int(res[j, 4]), res[j, 5], res[j, 6],
+                     edges=edges[i], raw=rv[j], probe=(thr[i], lr[i], er[i]))
+        cs[n] = _Num(None, True, cframe.n_rows, int(res[j, 8]), res[j, 9], res[j, 10],
+                     raw=cv[j], probe=(thr[i], lc[i], ec[i]))
+        row = np.full(8, np.nan)
+        row[0], row[1] = res[j, 1], res[j, 2]
+        pair[n] = row
+    return rs, cs, pair
+
+
 def _probe_thresholds(r: _Num) -> np.ndarray:
     t = np.concatenate([r.sketch["values"], r.edges, [r.min, r.max]])
     return np.unique(t[~np.isnan(t)])
@@ -179,7 +239,7 @@ def _sides_from_frame(frame: _frame.Frame, names: list[str], n_threads: int,
         num = [c for c in num if c.name not in done]
     if num:
         raws = [numeric_values(c) for c in num]
-        sorted_cols, st = core._drift_sort_valid(raws, n_threads)
+        sorted_cols, st = core._drift_sort_valid(raws, n_threads, False)
         for j, c in enumerate(num):
             out[c.name] = _Num(sorted_cols[j], True, len(c), int(st[j, 1]), st[j, 4], st[j, 5],
                                raw=raws[j])
@@ -214,11 +274,13 @@ def _resolve_tests(tests, kind: str, n: int) -> list[str]:
         chosen = tests.get(kind)
         return _resolve_tests(None, kind, n) if chosen is None else list(chosen)
     allowed = NUMERIC_TESTS if kind == "numeric" else CATEGORICAL_TESTS
-    return [t for t in tests if t in allowed]
+    user = _user_metrics()
+    return [t for t in tests if t in allowed or (t in user and user[t].kind == kind)]
 
 
 def _check_tests(tests) -> None:
-    known = set(NUMERIC_TESTS) | set(CATEGORICAL_TESTS)
+    user = _user_metrics()
+    known = set(NUMERIC_TESTS) | set(CATEGORICAL_TESTS) | set(user)
     if tests is None:
         return
     if isinstance(tests, str):
@@ -228,7 +290,8 @@ def _check_tests(tests) -> None:
         for k, v in tests.items():
             if k not in ("numeric", "categorical"):
                 raise DriftError(f"tests: unknown column kind {k!r} (use 'numeric' or 'categorical')")
-            allowed = NUMERIC_TESTS if k == "numeric" else CATEGORICAL_TESTS
+            allowed = (NUMERIC_TESTS if k == "numeric" else CATEGORICAL_TESTS) + tuple(
+                n for n, m in user.items() if m.kind == k)
             bad = [t for t in v if t not in allowed]
             if bad:
                 raise DriftError(f"tests: {bad} are not {k} tests; choose from {list(allowed)}")
@@ -269,7 +332,8 @@ def compare(reference, current, *, tests=None, columns: Sequence[str] | None = N
         Current model outputs / labels, compared with the profile's ``__prediction__`` and
         ``__target__`` columns.
     progress : bool or callable, optional
-        True shows a tqdm bar (if tqdm is installed); a callable gets ``(done, total)``.
+        True shows a tqdm bar (if tqdm is installed); a callable gets ``(done, total)``;
+        None (default) shows a bar for 256 columns or more on an interactive terminal.
     n_threads : int, optional
         Threads for native kernels (None: all cores).
 
@@ -283,13 +347,14 @@ def compare(reference, current, *, tests=None, columns: Sequence[str] | None = N
     if not 0.0 < float(drift_share) <= 1.0:
         raise DriftError(f"drift_share must be in (0, 1], got {drift_share!r}")
     thr = dict(DEFAULT_THRESHOLDS)
+    thr.update({n: m.threshold for n, m in _user_metrics().items()})
     for k, v in (thresholds or {}).items():
-        if k not in DEFAULT_THRESHOLDS:
+        if k not in thr:
             raise DriftError(f"thresholds: unknown test {k!r}")
         thr[k] = float(v)
     nt = resolve_threads(n_threads)
 
-    ref_kind, cur_kind, ref_cols, cur_cols = _describe(reference, current, prediction, target)
+    ref_kind, cur_kind, ref_cols, cur_cols, frames = _describe(reference, current, prediction, target)
     common = [n for n in ref_kind if n in cur_kind]
     if columns is not None:
         unknown = [c for c in columns if c not in ref_kind and c not in cur_kind]
@@ -319,9 +384,20 @@ def compare(reference, current, *, tests=None, columns: Sequence[str] | None = N
     batch = 64
     for start in range(0, len(same), batch):
         names = same[start:start + batch]
-        rs = ref_cols(names, nt)
-        cs = cur_cols(names, nt, rs)
-        pair = _native_pairs(names, rs, cs, tests, nt)
+        frs, fcs, fpair = {}, {}, {}
+        if frames is not None:
+            rows = min(frames[0].n_rows, frames[1].n_rows)
+            fast = [n for n in names if ref_kind[n] == "numeric" and rows >= FAST_MIN_ROWS
+                    and set(_resolve_tests(tests, "numeric", rows)) <= FAST_TESTS]
+            if fast:
+                frs, fcs, fpair = _fast_sides(frames[0], frames[1], fast, n_bins, nt)
+        rest = [n for n in names if n not in frs]
+        rs = ref_cols(rest, nt)
+        cs = cur_cols(rest, nt, rs)
+        pair = _native_pairs(rest, rs, cs, tests, nt)
+        rs.update(frs)
+        cs.update(fcs)
+        pair.update(fpair)
         for n in names:
             r, c = rs[n], cs[n]
             size = min(r.n_valid, c.n_valid)
@@ -363,21 +439,41 @@ def _describe(reference, current, prediction, target):
         def cur_cols(names, nt, rs, p=current):  # noqa: ARG001
             return _sides_from_profile(p, names)
     else:
-        raw = _frame._raw_columns(current)[0] if not isinstance(current, _frame.Frame) else None
+        is_frame = isinstance(current, _frame.Frame)
         kinds = None
-        if raw is not None:
-            present = {n for n, _ in raw}
+        if not is_frame:
+            present = set(_column_names(current))
             kinds = {n: k for n, k in ref_kinds_raw.items() if n in present}
-        cframe = _with_outputs(_frame.to_frame(current, kinds=kinds) if raw is not None else current,
+        cframe = _with_outputs(current if is_frame else _frame.to_frame(current, kinds=kinds),
                                prediction, target)
         cur_kind = {c.name: _kind_of(c) for c in cframe.columns}
 
         def cur_cols(names, nt, rs, f=cframe):
             return _sides_from_frame(f, names, nt, rs)
-    return ref_kind, cur_kind, ref_cols, cur_cols
+    frames = (rframe, cframe) if not isinstance(reference, Profile) and not isinstance(
+        current, Profile) else None
+    return ref_kind, cur_kind, ref_cols, cur_cols, frames
+
+
+def _column_names(data) -> list[str]:
+    """Column names of a container without converting it."""
+    root = type(data).__module__.split(".", 1)[0]
+    if root in ("pandas", "polars") and hasattr(data, "columns"):
+        return [str(c) for c in data.columns]
+    if hasattr(data, "column_names"):
+        return list(data.column_names)
+    if isinstance(data, Mapping):
+        return [str(k) for k in data]
+    if isinstance(data, np.ndarray) and data.ndim == 2:
+        return [f"x{j}" for j in range(data.shape[1])]
+    return [n for n, _ in _frame._raw_columns(data)[0]]
 
 
 def _progress(progress, total):
+    if progress is None:
+        # auto: a bar only for long comparisons on an interactive terminal
+        import sys
+        progress = total >= 256 and bool(getattr(sys.stderr, "isatty", lambda: False)())
     if callable(progress):
         done = [0]
 
@@ -438,7 +534,7 @@ def _numeric_tests(name, r: _Num, c: _Num, chosen, thr, pair, charts, n_bins) ->
     ref_std = math.nan
     if any(t in ("wasserstein", "energy") for t in chosen) and r.moments()[2] > 1:
         ref_std = math.sqrt(r.moments()[1])
-    edges = r.edges if (not r.exact and r.edges is not None) else quantile_edges(r.sorted, n_bins)
+    edges = r.edges if r.edges is not None else quantile_edges(r.sorted, n_bins)
     hr, er = r.hist(edges)
     hc, ec = c.hist(edges)
     p, q = stats.proportions(hr), stats.proportions(hc)
@@ -458,14 +554,18 @@ def _numeric_tests(name, r: _Num, c: _Num, chosen, thr, pair, charts, n_bins) ->
                 out.append(_result(name, "numeric", t, d, pv, thr, d, "sketch",
                                    f"|D - D_exact| <= {bound:.3g}"))
         elif t in ("wasserstein", "energy"):
+            wnote = ""
             if exact:
                 l1, l2 = pair[4], pair[5]
             else:
-                l1, l2 = _binned_cdf_distances(r, c)
+                l1, l2, wb = _binned_cdf_distances(r, c)
+                if t == "wasserstein":
+                    wnote = f"|W - W_exact| <= {wb:.6g}"
+
             stat = l1 if t == "wasserstein" else math.sqrt(2.0) * math.sqrt(l2)
             eff = stat / ref_std if ref_std and ref_std > 0 else math.nan
             res_t = _result(name, "numeric", t, stat, math.nan, thr, eff,
-                            "exact" if exact else "binned")
+                            "exact" if exact else "binned", wnote)
             # the decision uses the reference-std normalised distance (scale-free)
             res_t.drifted = bool(eff >= thr[t]) if not math.isnan(eff) else bool(stat > 0)
             out.append(res_t)
@@ -495,6 +595,13 @@ def _numeric_tests(name, r: _Num, c: _Num, chosen, thr, pair, charts, n_bins) ->
                 tt, pv = _special.cvm_2samp_pvalue(pair[6], r.n_valid, c.n_valid)
                 m = "exact" if max(r.n_valid, c.n_valid) <= 20 else "asymp"
                 out.append(_result(name, "numeric", t, tt, pv, thr, tt, m))
+        elif t in _user_metrics():
+            m = _user_metrics()[t]
+            a = r.sorted if r.exact else _pseudo_sample(r)
+            b = c.sorted if c.exact else _pseudo_sample(c)
+            val = m(np.ascontiguousarray(a, dtype=np.float64), np.ascontiguousarray(b, dtype=np.float64))
+            out.append(_result(name, "numeric", t, val, math.nan, thr, val,
+                               "exact" if exact else "sketch-sample"))
         elif t == "t_test":
             m1, v1, n1 = r.moments()
             m2, v2, n2 = c.moments()
@@ -505,22 +612,54 @@ def _numeric_tests(name, r: _Num, c: _Num, chosen, thr, pair, charts, n_bins) ->
     return out
 
 
+def _pseudo_sample(side: _Num) -> np.ndarray:
+    q = (np.arange(2048) + 0.5) / 2048
+    if side.probe is not None:
+        thr, _, le = side.probe
+        return thr[np.clip(np.searchsorted(le, q * side.n_valid), 0, thr.size - 1)]
+    return _sketch.quantile(side.sketch, side.n_valid, q)
+
+
 def _cdf_on(side: _Num, x: np.ndarray) -> np.ndarray:
     if side.exact or side.probe is not None:
         return side.count_at(x, "right") / side.n_valid
     return _sketch.cdf_mid(side.sketch, side.n_valid, x)
 
 
-def _binned_cdf_distances(r: _Num, c: _Num) -> tuple[float, float]:
-    """Wasserstein-1 and squared-L2 CDF distance on the sketch grid (a Riemann sum of the
-    CDF difference on the reference's sketch points, each CDF taken at the left end)."""
+def _side_bounds(side: _Num, x: np.ndarray):
+    """Counts (le_lo, le_hi, lt_hi) of a side at points x: exact for exact/probed sides."""
+    if side.exact or side.probe is not None:
+        le = side.count_at(x, "right")
+        return le, le, side.count_at(x, "left")
+    _, lt_hi, le_lo, le_hi = _sketch._bounds_at(side.sketch, side.n_valid, x)
+    return le_lo, le_hi, lt_hi
+
+
+def _binned_cdf_distances(r: _Num, c: _Num) -> tuple[float, float, float]:
+    """Wasserstein-1 and squared-L2 CDF distance as Riemann sums of the CDF difference on
+    the sketch points (left ends), plus a certified bound on the Wasserstein error.
+
+    On each gap [x_k, x_k+1) a side's true CDF lies in [le_lo(x_k), lt_hi(x_k+1)] / n and
+    the estimate inside that range, so the error is at most the sum over gaps of
+    dx_k * (width_ref + width_cur), plus the mass either side holds outside [x_0, x_K]
+    times the distance to the outermost value.
+    """
     pts = r.sketch["values"] if not (r.exact or r.probe is not None) else c.sketch["values"]
     x = pts[np.isfinite(pts)]
     if x.size < 2:
-        return math.nan, math.nan
+        return math.nan, math.nan, math.nan
     diff = _cdf_on(r, x[:-1]) - _cdf_on(c, x[:-1])
     dx = np.diff(x)
-    return float(np.sum(np.abs(diff) * dx)), float(np.sum(diff * diff * dx))
+    bound = 0.0
+    for side in (r, c):
+        le_lo, le_hi, lt_hi = _side_bounds(side, x)
+        width = (np.maximum(lt_hi[1:], le_hi[:-1]) - le_lo[:-1]) / side.n_valid
+        bound += float(np.sum(width * dx))
+    lo_all, hi_all = min(r.min, c.min), max(r.max, c.max)
+    below = max(_side_bounds(s, x[:1])[2][0] / s.n_valid for s in (r, c))
+    above = max(1.0 - _side_bounds(s, x[-1:])[0][0] / s.n_valid for s in (r, c))
+    bound += below * max(x[0] - lo_all, 0.0) + above * max(hi_all - x[-1], 0.0)
+    return float(np.sum(np.abs(diff) * dx)), float(np.sum(diff * diff * dx)), bound
 
 
 def _ks_asymp(d, n1, n2):
@@ -591,6 +730,9 @@ def _categorical_tests(name, r: _Cat, c: _Cat, chosen, thr, charts) -> list[Test
             out.append(_result(name, "categorical", t, share, math.nan, thr, share, "exact",
                                f"{unseen} unseen values in {len(keys) - n_ref_keys} categories",
                                count=unseen))
+        elif t in _user_metrics():
+            val = _user_metrics()[t](p, q)
+            out.append(_result(name, "categorical", t, val, math.nan, thr, val, "exact"))
         else:
             fn = {"psi": stats.psi, "js": stats.jensen_shannon, "kl": stats.kl,
                   "hellinger": stats.hellinger, "linf": stats.linf}[t]

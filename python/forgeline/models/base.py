@@ -93,7 +93,7 @@ def model_from_parts(meta: dict, arrays: dict[str, np.ndarray]) -> NativeModel:
             if exc.name != mod:
                 raise
     kind = meta.get("kind") if isinstance(meta, dict) else None
-    cls = NativeModel._registry.get(kind)  # type: ignore[arg-type]
+    cls = NativeModel._registry.get(kind) if isinstance(kind, str) else None
     if cls is None:
         raise BundleError(f"unknown model kind {kind!r} in bundle")
     return cls.from_parts(meta, arrays)

@@ -10,7 +10,9 @@ tanh, sigmoid, silu/swish, softmax. Anything else raises
 
 Keras is imported only when ``obj`` comes from it (any backend; the tests use
 ``KERAS_BACKEND=torch``). The input is cast to the layers' dtype; NaN and infinity
-propagate as in Keras.
+propagate as in Keras. Keras 3 computes float64 layers in float32 on every backend except
+TensorFlow (its type promotion maps 64-bit to 32-bit), so such models import as float32
+models there, which is what Keras computes.
 """
 
 from __future__ import annotations
@@ -91,12 +93,22 @@ def try_import(obj, feature_names=None, **options):
     if dname not in ("float32", "float64"):
         raise UnsupportedModelError(f"layer dtype {dname} is not supported (float32/float64 only)")
     dtype = np.dtype(dname)
+    if dtype == np.float64 and keras.backend.backend() != "tensorflow":
+        # Keras 3 promotes 64-bit types to 32-bit on every backend but TensorFlow (to match
+        # JAX), so ops.matmul/add of a float64 layer compute in float32. The source's
+        # forward pass is a float32 one, and forgeline follows it.
+        dtype = np.dtype(np.float32)
     layers: list[dict] = []
     arrays: dict[str, np.ndarray] = {}
     n_in = None
 
     def get(v):
-        return np.ascontiguousarray(to_np(v), dtype=dtype)
+        val = getattr(v, "value", v)
+        if hasattr(val, "detach") and hasattr(val, "numpy"):
+            # torch backend: keras.ops.convert_to_numpy goes through np.array(tensor), whose
+            # __array__ lacks numpy 2's copy keyword and warns; .numpy() does not.
+            return np.ascontiguousarray(val.detach().cpu().numpy(), dtype=dtype)
+        return np.ascontiguousarray(to_np(val), dtype=dtype)
 
     for pos, lay in enumerate(obj.layers):
         where = f"layer {pos} ({type(lay).__name__} {lay.name!r})"

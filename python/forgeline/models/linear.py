@@ -472,9 +472,10 @@ class DenseModel(NativeModel):
             if not isinstance(v, np.ndarray) or v.dtype.kind != "f":
                 raise BundleError(f"array {k!r} must be a float ndarray")
         try:
-            model = cls(layers=[dict(L) if isinstance(L, dict) else L for L in meta.get("layers") or []]
-                        if isinstance(meta.get("layers"), list) else meta.get("layers"),
-                        arrays=dict(arrays), feature_names=names, task=meta["task"],
+            layers = meta.get("layers")
+            if isinstance(layers, list):
+                layers = [dict(L) if isinstance(L, dict) else L for L in layers]
+            model = cls(layers=layers, arrays=dict(arrays), feature_names=names, task=meta["task"],
                         dtype=meta["dtype"], input_cast=meta["input_cast"],
                         finite_only=meta["finite_only"], classes=cls_arr, link=meta["link"],
                         proba=meta["proba"], predict_from=meta["predict_from"],

@@ -16,6 +16,7 @@ from .impute import SimpleImputer
 from .monotone import Log1p, PowerTransformer, Winsorizer
 from .scalers import MaxAbsScaler, MinMaxScaler, RobustScaler, StandardScaler
 from .target import TargetEncoder
+from .udf import UDF, UDFTransformer, udf
 
 _numpy_loops.register()
 
@@ -23,5 +24,6 @@ __all__ = [
     "ColumnTransformer", "CountEncoder", "DateTimeFeatures", "HashEncoder", "KBinsDiscretizer",
     "Log1p", "MaxAbsScaler", "MinMaxScaler", "OneHotEncoder", "OrdinalEncoder", "Pipeline",
     "PowerTransformer", "QuantileSketch", "RobustScaler", "SimpleImputer", "StandardScaler",
-    "TargetEncoder", "Winsorizer", "make_column_transformer", "make_pipeline",
+    "TargetEncoder", "UDF", "UDFTransformer", "Winsorizer", "make_column_transformer",
+    "make_pipeline", "udf",
 ]

@@ -82,7 +82,7 @@ def _code_numeric_columns(frame: Frame, vocabularies) -> Frame:
     return Frame(cols, frame.n_rows)
 
 
-def sums_pairwise(X) -> bool:
+def sums_pairwise(X, select=None) -> bool:
     """Whether numpy sums X's columns pairwise when sklearn reduces ``np.asarray(X)`` on axis 0.
 
     numpy sums a contiguous column pairwise, but reduces a C-ordered matrix row by row; the
@@ -95,6 +95,10 @@ def sums_pairwise(X) -> bool:
             return True
         return bool(X.flags.f_contiguous and not X.flags.c_contiguous)
     if type(X).__module__.split(".", 1)[0] == "pandas" and hasattr(X, "columns"):
+        if select is not None:  # X[select] is one consolidated block iff one dtype
+            if len(select) == 1:
+                return True
+            return len({str(t) for t in X.dtypes[list(select)]}) == 1
         if X.shape[1] == 1:
             return True
         try:
@@ -149,8 +153,8 @@ class NativeTransformer(_Base):
         elif hasattr(X, "__array__") and not hasattr(X, "columns") and not isinstance(X, Mapping) \
                 and not hasattr(X, "column_names"):
             return self._coerce(np.asarray(X))
-        n = _n_rows(X)
         names, _ = _column_names(X)
+        n = _n_rows(X)
         if n == 0:
             raise DataError(f"Found array with 0 sample(s) (shape=({n}, {len(names)})) while a "
                             f"minimum of 1 is required by {type(self).__name__}.")
@@ -159,32 +163,42 @@ class NativeTransformer(_Base):
                             f"is required by {type(self).__name__}.")
         return X
 
-    def _read(self, X, reset: bool, vocabularies: dict | None = None) -> Frame:
-        """Validate X and convert it through ``_frame.to_frame``; set or check the schema."""
+    def _read(self, X, reset: bool, vocabularies: dict | None = None, select=None) -> Frame:
+        """Validate X and convert it through ``_frame.to_frame``; set or check the schema.
+
+        ``select`` restricts a named container to those columns without copying it (what a
+        ColumnTransformer branch sees).
+        """
         X = self._coerce(X)
         names, real = _column_names(X)
+        if reset and select is None:  # set by ColumnTransformer/Pipeline for one fit call
+            select = self.__dict__.pop("_fit_select_cols", None)
+        if select is not None:
+            names, real = [str(c) for c in select], True
         if reset:
+            columns = None if select is None else names
             hint = getattr(self, "_layout_hint", None)
-            self._pairwise_sums = sums_pairwise(X) if hint is None else hint
+            self._pairwise_sums = sums_pairwise(X, select) if hint is None else hint
             self.n_features_in_ = len(names)
             if real:
                 self.feature_names_in_ = np.asarray(names, dtype=object)
             elif hasattr(self, "feature_names_in_"):
                 del self.feature_names_in_
             self._in_names = names
-            columns = None
         else:
             check_is_fitted(self)
             fitted = getattr(self, "feature_names_in_", None)
             if fitted is not None and real:
                 columns = list(fitted)  # by name; extra columns are ignored
+            elif fitted is not None and select is not None:
+                columns = list(fitted)
             else:
                 if len(names) != self.n_features_in_:
                     raise SchemaError(
                         f"X has {len(names)} features, but {type(self).__name__} is expecting "
                         f"{self.n_features_in_} features as input.",
                         problems={"n_features": f"{len(names)} != {self.n_features_in_}"})
-                columns = None
+                columns = None if select is None else names
         # Categorical transformers let numeric columns stay numeric here and code them
         # against float vocabularies themselves (sklearn accepts float categories).
         kind = {NUMERIC: None, CATEGORICAL: None, DATETIME: DATETIME}[self._input_kind]
@@ -257,10 +271,10 @@ class NativeTransformer(_Base):
         self._raise_fired(fired)
         return wrap_output(self, out, self.get_feature_names_out(), getattr(X, "index", None))
 
-    def _plan(self, X, sources: eng.Sources):
+    def _plan(self, X, sources: eng.Sources, select=None):
         """Read X and return (programs computing the output from `sources`, n_rows)."""
         check_is_fitted(self)
-        frame = self._read(X, reset=False, vocabularies=self._vocabularies())
+        frame = self._read(X, reset=False, vocabularies=self._vocabularies(), select=select)
         ups = self._source_progs(frame, sources)
         return self._programs(ups, frame), frame.n_rows
 
@@ -422,10 +436,25 @@ class NativeTransformer(_Base):
             raise BundleError(f"malformed {cls.__name__} parts: {exc}") from exc
         return obj
 
+    _not_per_feature = frozenset({"_indicator_features", "target_mean_", "classes_", "encodings_"})
+
     def _check_state(self) -> None:
         for name in self._required_state():
             if not hasattr(self, name):
                 raise BundleError(f"{type(self).__name__} parts lack {name!r}")
+        n = self.n_features_in_
+        for name in self._state:
+            v = getattr(self, name, None)
+            if name in self._not_per_feature or v is None:
+                continue
+            if isinstance(v, np.ndarray) and v.ndim != 1 and v.ndim != 0:
+                raise BundleError(f"{name} must be 1-D, got shape {v.shape}")
+            is_seq = isinstance(v, list) or (isinstance(v, np.ndarray) and v.ndim == 1)
+            if is_seq and len(v) != n:
+                raise BundleError(f"{name} has shape ({len(v)},) but the transformer has {n} "
+                                  "input features")
+            if isinstance(v, np.ndarray) and v.dtype.kind not in "biufO":
+                raise BundleError(f"{name} has unsupported dtype {v.dtype}")
 
     def _required_state(self) -> tuple:
         return ()
@@ -463,6 +492,11 @@ def _put(meta: dict, arrays: dict, name: str, value) -> None:
             else:
                 keys.append({"values": [_scalar(x) for x in v.tolist()]})
         meta[name] = {"list": keys}
+    elif isinstance(value, np.ndarray) and value.dtype == object and value.size and all(
+            isinstance(v, np.ndarray) for v in value):
+        sub: dict = {}
+        _put(sub, arrays, name, list(value))
+        meta[name] = {"objarray": sub[name]}
     elif isinstance(value, np.ndarray):
         meta[name] = {"values": [_scalar(x) for x in value.tolist()]}
     else:
@@ -485,6 +519,12 @@ def _get(spec: dict, arrays: Mapping, name: str):
         return a
     if "list" in spec:
         return [_get(s, arrays, name) for s in spec["list"]]
+    if "objarray" in spec:
+        items = _get(spec["objarray"], arrays, name)
+        out = np.empty(len(items), dtype=object)
+        for i, v in enumerate(items):
+            out[i] = np.asarray(v, dtype=np.float64)
+        return out
     if "values" in spec:
         vals = [np.nan if v is None else v for v in spec["values"]]
         return np.asarray(vals, dtype=object)

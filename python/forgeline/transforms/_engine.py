@@ -127,9 +127,7 @@ def run(sources: Sources, progs, n_rows: int, n_threads: int = 0, out: np.ndarra
                          op_params, op_tabs, tab, mp_all, out, n_threads)
     fired = []
     for i in np.flatnonzero(flags):
-        p = progs[int(i)]
-        codes = [op.code for op in p.ops if op.code in FLAG_MESSAGES]
-        fired.append((p, codes[0] if codes else OP_CHECK_FINITE))
+        fired.append((progs[int(i)], int(flags[i])))
     return out, fired
 
 

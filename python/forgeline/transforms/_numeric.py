@@ -61,9 +61,21 @@ def moments_acc(cols, n_rows: int, n_threads: int, pairwise: bool) -> dict:
     return m
 
 
+def _pool_map(fn, items):
+    # numpy's sort releases the GIL, so per-column sketch work runs in parallel threads.
+    from concurrent.futures import ThreadPoolExecutor
+    from .._native import core
+    items = list(items)
+    workers = min(len(items), max(1, core.default_num_threads()))
+    if workers <= 1:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(workers) as ex:
+        return list(ex.map(fn, items))
+
+
 def sketches(cols, k: int, exact_limit: int) -> list[QuantileSketch]:
-    return [QuantileSketch(k, exact_limit).update(c) for c in cols]
+    return _pool_map(lambda c: QuantileSketch(k, exact_limit).update(c), cols)
 
 
 def merge_sketches(a: list, b: list) -> list:
-    return [x.merge(y) for x, y in zip(a, b)]
+    return _pool_map(lambda xy: xy[0].merge(xy[1]), zip(a, b))

@@ -31,9 +31,10 @@ class _UFuncHead(ctypes.Structure):
 
 def _loop(ufunc) -> tuple[int, int]:
     head = _UFuncHead.from_address(id(ufunc))
-    if head.name != ufunc.__name__.encode() or head.nin != 1 or head.nout != 1:
+    # Plain integer fields first: only dereference pointers once the layout looks right.
+    if (head.nin, head.nout, head.nargs, head.ntypes) != (1, 1, 2, ufunc.ntypes):
         raise RuntimeError("unexpected ufunc layout")
-    if head.ntypes != ufunc.ntypes:
+    if head.name != ufunc.__name__.encode():
         raise RuntimeError("unexpected ufunc layout")
     for i in range(head.ntypes):
         t_in, t_out = head.types[2 * i], head.types[2 * i + 1]

@@ -30,6 +30,15 @@ import numpy as np
 from . import _engine as eng
 
 
+def _merge_sorted(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Merge two sorted arrays (timsort finds the two runs: linear time)."""
+    if a.size == 0:
+        return b
+    if b.size == 0:
+        return a
+    return np.sort(np.concatenate([a, b]), kind="stable")
+
+
 class QuantileSketch:
     """Mergeable quantile summary of one column's non-NaN values (see module docstring)."""
 
@@ -51,8 +60,33 @@ class QuantileSketch:
     def update(self, values: np.ndarray) -> QuantileSketch:
         v = np.asarray(values, dtype=np.float64)
         v = v[~np.isnan(v)]
-        self.levels[0] = np.concatenate([self.levels[0], v])
         self.n += int(v.size)
+        if self.exact and self.n <= self.exact_limit:
+            self.levels[0] = np.concatenate([self.levels[0], v])  # unsorted while exact
+            return self
+        if self.exact:  # leaving exact mode: from now on every level stays sorted
+            v = np.concatenate([self.levels[0], v])
+            self.levels[0] = np.zeros(0)
+            self.exact = False
+        v = np.sort(v)
+        m = v.size
+        if m > 2 * self.k:
+            # Jump compaction of a large batch: keep every w-th order statistic (w = 2**h,
+            # m >= 2k*w) at level h directly. Each kept value stands for w neighbours, so
+            # the rank error is < w while m//w*w >= 2k*w weight is consumed: the same
+            # accounting as h successive halvings, at the cost of one sort.
+            h = int(math.floor(math.log2(m / (2 * self.k))))
+            w = 1 << h
+            while len(self.levels) <= h:
+                self.levels.append(np.zeros(0))
+                self.offsets.append(0)
+            groups = m // w
+            start = (w - 1) if self.offsets[h] else 0
+            self.offsets[h] = 1 - self.offsets[h]
+            picked = v[start: groups * w: w]
+            self.levels[h] = _merge_sorted(self.levels[h], picked)
+            v = v[groups * w:]
+        self.levels[0] = _merge_sorted(self.levels[0], v)
         self._compress()
         return self
 
@@ -64,22 +98,31 @@ class QuantileSketch:
         while len(out.levels) < len(other.levels):
             out.levels.append(np.zeros(0))
             out.offsets.append(0)
-        for h, lv in enumerate(other.levels):
-            out.levels[h] = np.concatenate([out.levels[h], lv])
         out.n += other.n
-        out.exact = self.exact and other.exact
+        exact = self.exact and other.exact and out.n <= out.exact_limit
+        for h, lv in enumerate(other.levels):
+            if exact:
+                out.levels[h] = np.concatenate([out.levels[h], lv])
+            else:
+                mine = np.sort(out.levels[h]) if out.exact else out.levels[h]
+                theirs = np.sort(lv) if other.exact else lv
+                out.levels[h] = _merge_sorted(mine, theirs)
+        if not exact and out.exact:
+            out.levels[1:] = [np.sort(lv) for lv in out.levels[1:]]
+        out.exact = exact
         out._compress()
         return out
 
     def _compress(self) -> None:
         if self.exact and self.n <= self.exact_limit:
             return
+        if self.exact:
+            self.levels = [np.sort(lv) for lv in self.levels]
         self.exact = False
         h = 0
         while h < len(self.levels):
-            lv = self.levels[h]
+            lv = self.levels[h]  # sorted
             if lv.size > 2 * self.k:
-                lv = np.sort(lv)
                 keep_last = lv.size % 2 == 1
                 body = lv[:-1] if keep_last else lv
                 off = self.offsets[h]
@@ -89,7 +132,7 @@ class QuantileSketch:
                 if h + 1 == len(self.levels):
                     self.levels.append(np.zeros(0))
                     self.offsets.append(0)
-                self.levels[h + 1] = np.concatenate([self.levels[h + 1], up])
+                self.levels[h + 1] = _merge_sorted(self.levels[h + 1], up)
             h += 1
 
     def rank_error_bound(self) -> float:

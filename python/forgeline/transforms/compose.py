@@ -14,7 +14,7 @@ import numpy as np
 
 from .._frame import NUMERIC
 from .._native import resolve_threads
-from ..errors import InputError, SchemaError
+from ..errors import DataError, InputError, SchemaError
 from . import _engine as eng
 from ._base import _Base, check_is_fitted, wrap_output
 from ._common import NativeTransformer, _column_names
@@ -47,11 +47,23 @@ class Pipeline(_Base):
 
     def fit(self, X, y=None):
         """Fit each step on the previous step's output."""
+        return self._fit(X, y, None)
+
+    def _fit(self, X, y, select):
         self._check()
         Xt = X
         for i, (_, t) in enumerate(self.steps):
+            if i == 0 and select is not None:
+                _select_for_fit(t, select)
+                try:
+                    t.fit(Xt, y)
+                finally:
+                    t.__dict__.pop("_fit_select_cols", None)
+                if i + 1 < len(self.steps):
+                    Xt = _columns_out_select(t, Xt, select)
+                continue
             if i:  # later steps see what sklearn would: the first step's memory layout
-                t._layout_hint = self.steps[0][1]._pairwise_sums
+                t._layout_hint = getattr(self.steps[0][1], "_pairwise_sums", None)
             t.fit(Xt, y)
             if i + 1 < len(self.steps):
                 Xt = t._columns_out(Xt)
@@ -61,9 +73,9 @@ class Pipeline(_Base):
             self.feature_names_in_ = first.feature_names_in_
         return self
 
-    def _plan(self, X, sources):
+    def _plan(self, X, sources, select=None):
         check_is_fitted(self)
-        progs, n_rows = self.steps[0][1]._plan(X, sources)
+        progs, n_rows = self.steps[0][1]._plan(X, sources, select=select)
         for _, t in self.steps[1:]:
             if _fusable(progs) and t._input_kind == NUMERIC:
                 progs = t._programs(progs, None)
@@ -103,6 +115,25 @@ class Pipeline(_Base):
     @property
     def _input_kind(self):
         return self.steps[0][1]._input_kind
+
+
+def _columns_out_select(t, X, select) -> dict:
+    sources = eng.Sources()
+    progs, n_rows = t._plan(X, sources, select=select)
+    out = np.empty((eng.width_of(progs), n_rows)).T
+    out, fired = eng.run(sources, progs, n_rows, resolve_threads(getattr(t, "n_threads", None)),
+                         out=out)
+    if fired:
+        raise DataError(f"Input contains invalid values in column {fired[0][0].name!r}",
+                        column=fired[0][0].name)
+    return dict(zip([str(n) for n in t.get_feature_names_out()], out.T))
+
+
+def _select_for_fit(t, cols) -> None:
+    if isinstance(t, Pipeline):
+        _select_for_fit(t.steps[0][1], cols)
+    else:
+        t._fit_select_cols = list(cols)
 
 
 def make_pipeline(*steps, n_threads=None) -> Pipeline:
@@ -166,7 +197,16 @@ class ColumnTransformer(_Base):
         names, real = _column_names(X) if not isinstance(X, list) else ([], False)
         self.transformers_ = []
         for name, t, cols in self._branches():
-            t.fit(_subset(X, cols), y)
+            if isinstance(X, np.ndarray):
+                t.fit(_subset(X, cols), y)
+            elif isinstance(t, Pipeline):
+                t._fit(X, y, cols)
+            else:  # the branch reads its columns straight from X: no sub-frame copy
+                _select_for_fit(t, cols)
+                try:
+                    t.fit(X, y)
+                finally:
+                    t.__dict__.pop("_fit_select_cols", None)
             self.transformers_.append((name, t, cols))
         self.n_features_in_ = len(names)
         if real:
@@ -186,7 +226,10 @@ class ColumnTransformer(_Base):
         progs = []
         n_rows = None
         for _, t, cols in self.transformers_:
-            p, n = t._plan(_subset(X, cols), sources)
+            if isinstance(X, np.ndarray):
+                p, n = t._plan(_subset(X, cols), sources)
+            else:  # read the branch's columns straight from X: no sub-frame copy
+                p, n = t._plan(X, sources, select=cols)
             progs += p
             n_rows = n
         out, fired = eng.run(sources, progs, n_rows, resolve_threads(self.n_threads))

@@ -88,8 +88,14 @@ class _CategoricalBase(NativeTransformer):
         cats = []
         for vocab, _, n_missing in acc["cols"]:
             vals = list(vocab) + ([np.nan] if n_missing else [])
-            is_num = all(isinstance(v, (int, np.integer)) for v in vocab) and not n_missing
-            cats.append(np.asarray(vals, dtype=np.int64 if is_num and vocab else object))
+            ints = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in vocab)
+            nums = all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+                       for v in vocab)
+            # sklearn's dtypes: int64 for integer categories, float64 for floats (NaN last),
+            # object for strings
+            dtype = (np.int64 if ints and vocab and not n_missing else
+                     np.float64 if nums and vocab else object)
+            cats.append(np.asarray(vals, dtype=dtype))
         self.categories_ = cats
 
     def _vocabularies(self):

@@ -255,8 +255,10 @@ class TargetEncoder(_CategoricalBase):
             return list(names)
         return [f"{n}_{c}" for n in names for c in self.classes_]
 
-    def partial_fit(self, X, y=None):  # noqa: D102 - not supported
-        raise InputError("TargetEncoder has no partial_fit: cross-fitting needs all rows")
+    @property
+    def partial_fit(self):
+        """Not available: cross-fitting needs all rows at once."""
+        raise AttributeError("TargetEncoder has no partial_fit: cross-fitting needs all rows")
 
     def _check_state(self):
         super()._check_state()

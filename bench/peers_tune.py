@@ -1,0 +1,148 @@
+"""Tuning workload: forgeline.tune.search vs GridSearchCV / HalvingGridSearchCV, same run.
+
+The T2 pipeline (bench/peers_transforms.py: 30 numeric impute -> log1p -> scale, 10 numeric
+impute -> quantile bins, 10 categorical one-hot) with LogisticRegression and with
+HistGradientBoostingClassifier; a 24-candidate grid over a transform parameter (the number
+of quantile bins) and model parameters; 5-fold CV on 100k rows (``--quick``: 10k rows and a
+12-candidate grid). Every engine runs with n_jobs=1 (2 shared cores).
+
+Rows:
+  * sklearn GridSearchCV and HalvingGridSearchCV on the sklearn pipeline;
+  * ``forgeline grid (sklearn CT)``: the same sklearn pipeline, so the only difference is
+    the per-fold transform cache (a prefix is fitted once per (fold, n_bins));
+  * ``forgeline grid (native CT)``: forgeline's own ColumnTransformer (exact equivalent of
+    the sklearn one), so the cache plus the native transform kernels;
+  * ``forgeline halving (native CT)``: successive halving on rows (LogisticRegression) or on
+    boosting rounds (HistGradientBoosting, max_iter) with the cache.
+The note carries each run's best mean CV score (roc_auc) and best parameters.
+
+Usage: python bench/peers_tune.py [--quick]
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _timing import row  # noqa: E402
+from peers_pipeline import _target  # noqa: E402
+from peers_transforms import forgeline_ct, make_data, sklearn_ct  # noqa: E402
+
+BINS = (8, 16)
+
+
+def _native_variants():
+    """forgeline's ColumnTransformer has no nested params: one whole branch list per n_bins."""
+    out = []
+    for b in BINS:
+        ct = forgeline_ct()
+        branches = []
+        for name, t, cols in ct.transformers:
+            if name == "bins":
+                t[1].set_params(n_bins=b)
+            branches.append((name, t, cols))
+        out.append(branches)
+    return out
+
+
+def _spaces(model: str, quick: bool):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+    if model == "lr":
+        est = LogisticRegression(max_iter=100)
+        grid = {"model__C": [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0,
+                             100.0, 300.0]}
+        if quick:
+            grid = {"model__C": grid["model__C"][::2]}
+    else:
+        est = HistGradientBoostingClassifier(max_iter=30, early_stopping=False, random_state=0)
+        grid = {"model__learning_rate": [0.05, 0.1, 0.3], "model__max_leaf_nodes": [15, 31],
+                "model__l2_regularization": [0.0, 1.0]}
+        if quick:
+            grid["model__l2_regularization"] = [0.0]
+    return est, grid
+
+
+def _pipe(ct, est):
+    from sklearn.pipeline import Pipeline
+    return Pipeline([("ct", ct), ("model", est)])
+
+
+def _fmt(score, params):
+    short = {k.split("__")[-1]: (v if not isinstance(v, list) else
+                                 f"bins{[t for n, t, _ in v if n == 'bins'][0][1].n_bins}")
+             for k, v in params.items()}
+    return f"best roc_auc {score:.6f} {short}"
+
+
+def _one(model: str, quick: bool, df, y) -> list[dict]:
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+
+    from forgeline import tune
+    try:
+        from sklearn.experimental import enable_halving_search_cv  # noqa: F401
+        from sklearn.model_selection import HalvingGridSearchCV
+    except ImportError:  # pragma: no cover
+        HalvingGridSearchCV = None
+    est, grid = _spaces(model, quick)
+    sk_space = {"ct__bins__kbinsdiscretizer__n_bins": list(BINS), **grid}
+    fl_space = {"ct__transformers": _native_variants(), **grid}
+    n_cand = len(BINS) * int(__import__("math").prod(len(v) for v in grid.values()))
+    name = "LogisticRegression" if model == "lr" else "HistGradientBoosting"
+    wl = f"tune {name} ({len(y)} rows, {n_cand} candidates, 5-fold)"
+    cv = StratifiedKFold(5)
+    rows, ref = [], None
+
+    def timed(fn):
+        t0 = time.perf_counter()
+        out = fn()
+        return time.perf_counter() - t0, out
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t, gs = timed(lambda: GridSearchCV(_pipe(sklearn_ct(), est), sk_space, cv=cv,
+                                           scoring="roc_auc", n_jobs=1).fit(df, y))
+        ref = t
+        rows.append(row(wl, "sklearn GridSearchCV", t, _fmt(gs.best_score_, gs.best_params_)))
+        if HalvingGridSearchCV is not None:
+            t, hs = timed(lambda: HalvingGridSearchCV(
+                _pipe(sklearn_ct(), est), sk_space, cv=cv, scoring="roc_auc", n_jobs=1,
+                random_state=0).fit(df, y))
+            rows.append(row(wl, "sklearn HalvingGridSearchCV", t,
+                            _fmt(hs.best_score_, hs.best_params_)))
+        t, r = timed(lambda: tune.search(_pipe(sklearn_ct(), est), sk_space, df, y, cv=cv,
+                                         scoring="roc_auc", n_jobs=1, progress=False))
+        rows.append(row(wl, "forgeline grid (sklearn CT)", t,
+                        f"{ref / t:.2f}x vs GridSearchCV; cache hits {r.cache_hits_}; "
+                        + _fmt(r.best_score_, r.best_params_)))
+        t, r = timed(lambda: tune.search(_pipe(forgeline_ct(), est), fl_space, df, y, cv=cv,
+                                         scoring="roc_auc", n_jobs=1, progress=False))
+        rows.append(row(wl, "forgeline grid (native CT)", t,
+                        f"{ref / t:.2f}x vs GridSearchCV; cache hits {r.cache_hits_}; "
+                        + _fmt(r.best_score_, r.best_params_)))
+        t, r = timed(lambda: tune.search(_pipe(forgeline_ct(), est), fl_space, df, y, cv=cv,
+                                         scoring="roc_auc", strategy="halving",
+                                         random_state=0, n_jobs=1, progress=False))
+        rows.append(row(wl, "forgeline halving (native CT)", t,
+                        f"{ref / t:.2f}x vs GridSearchCV; on {r.extra['halving_resource']}; "
+                        + _fmt(r.best_score_, r.best_params_)))
+    return rows
+
+
+def run(quick: bool) -> list[dict]:
+    n = 10_000 if quick else 100_000
+    df = make_data(n)
+    y = _target(df)
+    rows = []
+    for model in ("lr", "hgb"):
+        rows += _one(model, quick, df, y)
+    return rows
+
+
+if __name__ == "__main__":
+    for r in run("--quick" in sys.argv):
+        s = "n/a" if r["seconds"] is None else f"{r['seconds']:.2f}s"
+        print(f"{r['workload']:<60} {r['engine']:<32} {s:>9}  {r['note']}")

@@ -1,0 +1,154 @@
+"""Execution of :mod:`forgeline.tune`: scheduling fold fits over threads or processes.
+
+Work is cut into *units* of one ``(prefix group, fold)``: the unit fits the shared prefix
+once and then every candidate of the group on that fold. Units run in order (group after
+group) so the cache only ever holds a few entries; results land in a ``(candidate, fold)``
+table, so the outcome never depends on ``n_jobs`` or on completion order.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import sys
+import threading
+
+import numpy as np
+
+from ._tune_cv import FoldScore, PrefixCache, fit_score_fold
+
+
+class Interrupted(Exception):
+    """Internal: the loop stopped on KeyboardInterrupt (partial results are kept)."""
+
+
+class Progress:
+    """tqdm bar over trials (fold fits count as fractions of a trial); no-op when off."""
+
+    def __init__(self, enabled, total: int, n_folds: int, desc: str):
+        if enabled is None:
+            enabled = bool(getattr(sys.stderr, "isatty", lambda: False)())
+        self.bar = None
+        self.n_folds = max(n_folds, 1)
+        if enabled:
+            try:
+                from tqdm.auto import tqdm
+            except ImportError:  # pragma: no cover - tqdm is a test dependency
+                return
+            self.bar = tqdm(total=total, desc=desc, unit="trial", leave=False,
+                            bar_format="{l_bar}{bar}| {n:.1f}/{total} [{elapsed}<{remaining}]")
+
+    def fold_done(self):
+        if self.bar is not None:
+            self.bar.update(1.0 / self.n_folds)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _run_unit(task, jobs, train, valid, fold, *, X, y, cache, extra, stop, sink=None):
+    """One unit: candidates ``jobs`` (``[(index, params, seeds)]``) on fold ``fold``.
+
+    With threads, ``sink`` receives each fold score as soon as it exists, so an interrupt
+    in the middle of a unit keeps the fits already done.
+    """
+    if cache is None:  # process backend: a unit-local cache still shares the prefix fit
+        cache = PrefixCache(1 << 62)
+    out = []
+    for ci, params, seeds in jobs:
+        if stop is not None and stop.is_set():
+            break
+        fs = fit_score_fold(task, params, seeds, X, y, train, valid, fold, cache, extra)
+        if sink is not None:
+            sink[(ci, fold)] = fs
+        out.append((ci, fold, fs))
+    return out
+
+
+def run_candidates(task, cands, groups, X, y, folds, *, n_jobs, backend, cache, extra,
+                   progress: Progress, on_fold=None):
+    """Fit and score ``cands`` (``[(index, params, seeds)]``) on every fold.
+
+    Returns ``(results, interrupted)`` where ``results[(index, fold)]`` is a FoldScore.
+    ``on_fold(results)`` is called after each unit (for early stopping hooks).
+    """
+    units = [(g, f) for g in groups for f in range(len(folds))]
+    results: dict = {}
+    interrupted = False
+
+    def _collect(batch):
+        for ci, f, fs in batch:
+            results[(ci, f)] = fs
+            progress.fold_done()
+
+    def _args(g, f):
+        jobs = [cands[i] for i in g]
+        train, valid = folds[f]
+        return jobs, train, valid, f
+
+    n_jobs = 1 if n_jobs in (None, 0, 1) else n_jobs
+    if n_jobs < 0:
+        import os
+        n_jobs = max(1, (os.cpu_count() or 1) + 1 + n_jobs)
+    try:
+        if n_jobs == 1:
+            for g, f in units:
+                jobs, train, valid, f = _args(g, f)
+                for ci, params, seeds in jobs:
+                    fs = fit_score_fold(task, params, seeds, X, y, train, valid, f, cache, extra)
+                    _collect([(ci, f, fs)])
+        elif backend == "threads":
+            stop = threading.Event()
+            sink: dict = {}
+            with cf.ThreadPoolExecutor(max_workers=n_jobs) as ex:
+                futs = []
+                for g, f in units:
+                    jobs, train, valid, f = _args(g, f)
+                    futs.append(ex.submit(_run_unit, task, jobs, train, valid, f, X=X, y=y,
+                                          cache=cache, extra=extra, stop=stop,
+                                          sink=sink))
+                try:
+                    for fut in futs:
+                        while True:
+                            try:
+                                _collect(fut.result(timeout=0.25))
+                                break
+                            except cf.TimeoutError:
+                                continue
+                except BaseException:
+                    stop.set()
+                    for fu in futs:
+                        fu.cancel()
+                    raise
+                finally:
+                    ex.shutdown(wait=True)  # running units stop after their current fit
+                    results.update(sink)
+        else:
+            from joblib import Parallel, delayed
+            gen = Parallel(n_jobs=n_jobs, return_as="generator")(
+                delayed(_run_unit)(task, *_args(g, f), X=X, y=y, cache=None, extra=extra,
+                                   stop=None) for g, f in units)
+            for batch in gen:
+                _collect(batch)
+    except KeyboardInterrupt:
+        interrupted = True
+    return results, interrupted
+
+
+def fold_table(cands, results, n_folds):
+    """Per-candidate arrays: scores (NaN where not run), fit/score time, cache hits."""
+    n = len(cands)
+    scores = np.full((n, n_folds), np.nan)
+    fit_t = np.zeros(n)
+    score_t = np.zeros(n)
+    hits = np.zeros(n, dtype=np.int64)
+    for row, (ci, _, _) in enumerate(cands):
+        for f in range(n_folds):
+            fs: FoldScore | None = results.get((ci, f))
+            if fs is None:
+                continue
+            scores[row, f] = fs.score
+            fit_t[row] += fs.fit_time
+            score_t[row] += fs.score_time
+            hits[row] += int(fs.hit)
+    return scores, fit_t, score_t, hits
