@@ -282,6 +282,8 @@ for name in sorted(arrays):
                 info = np.iinfo(a.dtype)
                 a[0] = min(max(v, info.min), info.max)
                 variants.append((f"first={a[0]}", a.reshape(a0.shape)))
+            # every bit set (e.g. node flags: bits the format does not define)
+            variants.append(("all-bits", np.full(a0.shape, np.iinfo(a0.dtype).max, a0.dtype)))
         if a0.dtype.kind == "f":
             a = a0.copy().reshape(-1); a[0] = np.nan
             variants.append(("nan", a.reshape(a0.shape)))
@@ -315,3 +317,51 @@ def test_load_rejects_hostile_content(tmp_path, churn_scorer, churn_data):
                                   f"{proc.stderr[-2000:]}")
     report = proc.stdout[proc.stdout.index("PROBLEMS"):]
     assert report.startswith("PROBLEMS 0"), report
+
+
+_FLAGS_CRASH = r'''
+import numpy as np, pandas as pd, lightgbm as lgb
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+import forgeline as fl
+from forgeline.errors import ForgelineError
+from forgeline.scorer import Scorer
+
+rng = np.random.default_rng(0)
+n = 400
+X = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n),
+                  "c": rng.choice(["x", "y", "z"], size=n)})
+X.loc[::17, "a"] = np.nan
+y = (X["b"] + (X["c"] == "y") > 0.3).astype(int)
+pre = ColumnTransformer([("num", Pipeline([("imp", SimpleImputer()), ("sc", StandardScaler())]),
+                          ["a", "b"]),
+                         ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), ["c"])])
+pipe = Pipeline([("pre", pre), ("m", lgb.LGBMClassifier(n_estimators=5, num_leaves=7, verbose=-1,
+                                                       n_jobs=1, random_state=0))]).fit(X, y)
+body, arrays = fl.compile(pipe, X.iloc[:200]).to_parts()
+flags = arrays["model.flags"].copy()
+flags[0] = 0x7FFFFFFF  # bits the node format does not define, on the first root
+arrays["model.flags"] = flags
+try:
+    Scorer.from_parts(body, arrays).predict_raw(X.iloc[:40], n_threads=2)
+except ForgelineError:
+    pass
+print("OK")
+'''
+
+
+def test_regression_undefined_node_flag_bits_do_not_crash():
+    """Found by fuzz/fuzz_load.py: a node with undefined flag bits made predict read out of
+    bounds (SIGSEGV). Loading must refuse it, or scoring must be safe."""
+    import subprocess
+    import sys
+
+    import forgeline
+
+    env = dict(os.environ, PYTHONPATH=str(Path(forgeline.__file__).resolve().parents[1]))
+    proc = subprocess.run([sys.executable, "-c", _FLAGS_CRASH], capture_output=True, text=True,
+                          timeout=300, env=env)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("OK"), \
+        f"exit {proc.returncode}\n{proc.stderr[-1500:]}"

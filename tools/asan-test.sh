@@ -13,6 +13,7 @@
 # Python is not built with ASan, so the runtime is preloaded; leak detection is off because
 # CPython deliberately leaks at exit. UBSan aborts on the first finding
 # (-fno-sanitize-recover), so any finding fails the run. Exit status = pytest's.
+# ASAN_EXTRA_OPTIONS (e.g. allocator_may_return_null=1) is prepended to ASAN_OPTIONS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -47,7 +48,7 @@ echo "asan: running pytest $* under ASan + UBSan"
 cd "$TREE"
 set +e
 LD_PRELOAD="$ASAN_LIB:$UBSAN_LIB" \
-ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:strict_init_order=1:check_initialization_order=1:detect_stack_use_after_return=1" \
+ASAN_OPTIONS="${ASAN_EXTRA_OPTIONS:+$ASAN_EXTRA_OPTIONS:}detect_leaks=0:abort_on_error=1:strict_init_order=1:check_initialization_order=1:detect_stack_use_after_return=1" \
 UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
 PYTHONPATH="$TREE/python" \
 python -m pytest -q -p no:randomly "$@"

@@ -2,6 +2,7 @@
 # Runs the atheris (libFuzzer) harnesses in fuzz/ for a fixed number of inputs each.
 #
 #   tools/fuzz.sh [RUNS] [HARNESS ...]      # default: 20000 runs of fuzz_bundle and fuzz_frame
+#   tools/fuzz.sh 20000 fuzz_load           # hostile bundle content (needs sklearn + lightgbm)
 #   FUZZ_PYTHON=/path/to/python tools/fuzz.sh 100000 fuzz_bundle
 #   tools/fuzz.sh --hypothesis 2000         # the hypothesis fuzz suites with 2000 examples each
 #
