@@ -206,3 +206,13 @@ def test_single_row_dict_path_matches_frame_path(churn_scorer, churn_pipeline):
         churn_scorer.predict_proba(bad)
     with pytest.raises(fl.SchemaError, match="age"):
         churn_scorer.predict_proba(X.iloc[0].to_dict() | {"age": "old"})
+
+
+def test_drift_counts_unseen_categories(churn_scorer, churn_data, churn_pipeline):
+    _, X = churn_pipeline
+    _, current = churn_data
+    report = churn_scorer.drift(current[X.columns])
+    frame = report.to_frame()
+    unseen = frame[(frame["column"] == "payment_method") & (frame["test"] == "unseen")]
+    assert len(unseen) == 1 and unseen["statistic"].iloc[0] > 0  # "crypto" is new
+    fl.Profile.from_dict(churn_scorer.profile.to_dict())  # the reference stays consistent

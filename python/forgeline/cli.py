@@ -213,7 +213,7 @@ def _profile_of_file(scorer, path: str, batch_size: int = 262_144):
     for batch in dset.to_batches(columns=cols, batch_size=batch_size):
         if batch.num_rows == 0:
             continue
-        frame = scorer.schema.validate(batch)
+        frame = scorer.profile_frame(batch)
         pred = None
         if scorer.model is not None and scorer.profile_has_prediction():
             out = (scorer.predict_proba(batch) if scorer.model.classes_ is not None

@@ -366,7 +366,7 @@ def _fit_profile(scorer: Scorer, sample, n_threads):
         return None
     from .scorer import _prediction_column
 
-    frame = scorer.schema.validate(sample)
+    frame = scorer.profile_frame(sample)
     pred = None
     if scorer.model is not None:
         out = (scorer.predict_proba(sample, n_threads=n_threads) if scorer.model.classes_ is not None

@@ -168,7 +168,7 @@ class Scorer:
         parts = self._map_chunks(frame, lambda block, nt: call(block, n_threads=nt), n_threads)
         out = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
         if monitor:
-            self._accumulate(frame, out)
+            self._accumulate(X, out)
         return out
 
     def predict(self, X, *, n_threads: int | None = None, monitor: bool = False) -> np.ndarray:
@@ -229,17 +229,23 @@ class Scorer:
             for k, c in enumerate(model.classes_):
                 cols[f"proba_{c}"] = proba[:, k]
         if monitor:
-            self._accumulate(frame, proba if is_clf else cols["prediction"])
+            self._accumulate(X, proba if is_clf else cols["prediction"])
         table = pa.table(cols)
         if _frame._module_root(X) == "pandas":
             return table.to_pandas()
         return table
 
     # ------------------------------------------------------------------ drift
-    def _accumulate(self, frame: _frame.Frame, outputs: np.ndarray) -> None:
+    def profile_frame(self, X) -> _frame.Frame:
+        """``X``'s schema columns for profiling: kinds coerced as at scoring, but categories
+        kept as their own values (not the schema's codes), so unseen categories are counted
+        as themselves by drift statistics."""
+        return _frame.to_frame(X, columns=self.schema.names, kinds=self.schema.kinds)
+
+    def _accumulate(self, X, outputs: np.ndarray) -> None:
         from .drift import Profile
 
-        part = Profile.fit(frame, prediction=_prediction_column(outputs))
+        part = Profile.fit(self.profile_frame(X), prediction=_prediction_column(outputs))
         with self._monitor_lock:
             self._monitor = part if self._monitor is None else self._monitor.merge(part)
 
@@ -265,7 +271,7 @@ class Scorer:
             if current is None:
                 raise DataError("no current data: pass a frame, or score with monitor=True first")
         elif not _is_profile(current):
-            frame = self._validate(current)
+            frame = self.profile_frame(current)
             pred = None
             if self.model is not None and self.profile_has_prediction():
                 outputs = self._model_call(current, "predict_proba" if self.model.classes_ is not None
