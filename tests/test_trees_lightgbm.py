@@ -205,3 +205,14 @@ def test_parts_roundtrip_and_hostile_parts():
         model_from_parts(meta, {k: v for k, v in arrays.items() if k != "threshold"})
     with pytest.raises(BundleError):
         model_from_parts(dict(meta, settings=dict(meta["settings"], link="evil")), arrays)
+
+
+def test_malformed_model_text():
+    rng = np.random.default_rng(10)
+    booster, X = _train(rng, "binary")
+    text = booster.model_to_string()
+    broken = text.replace("threshold=", "threshold=abc ", 1)
+    with pytest.raises(UnsupportedModelError, match="malformed"):
+        fm.import_model(broken)
+    with pytest.raises(UnsupportedModelError, match="not supported"):
+        fm.import_model(text.replace("objective=binary", "objective=custom", 1))
