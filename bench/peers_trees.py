@@ -154,7 +154,7 @@ def _treelite_rows(wl, load_tl, X, proba_ref, compile_c):
     except Exception as exc:  # noqa: BLE001
         return [row(wl, "treelite.gtil", None, f"failed: {type(exc).__name__}: {str(exc)[:80]}")]
     if not compile_c:
-        rows.append(row(wl, "tl2cgen", None, "skipped in --quick (C compile)"))
+        rows.append(row(wl, "tl2cgen", None, "not compiled for this model (C compile takes minutes); see T1"))
         return rows
     try:
         import tl2cgen
