@@ -205,3 +205,28 @@ def test_parts_roundtrip_and_hostile_parts():
         model_from_parts(meta, {k: v for k, v in arrays.items() if k != "threshold"})
     with pytest.raises(BundleError):
         model_from_parts(dict(meta, settings=dict(meta["settings"], link="evil")), arrays)
+
+
+def test_malformed_model_text():
+    rng = np.random.default_rng(10)
+    booster, X = _train(rng, "binary")
+    text = booster.model_to_string()
+    broken = text.replace("threshold=", "threshold=abc ", 1)
+    with pytest.raises(UnsupportedModelError, match="malformed"):
+        fm.import_model(broken)
+    with pytest.raises(UnsupportedModelError, match="not supported"):
+        fm.import_model(text.replace("objective=binary", "objective=custom", 1))
+
+
+def test_frame_inputs_by_name():
+    import pandas as pd
+    import polars as pl
+    rng = np.random.default_rng(11)
+    df = pd.DataFrame(rng.standard_normal((300, 3)), columns=["a", "b", "c"])
+    b = lgb.train(dict(objective="binary", verbose=-1), lgb.Dataset(df, (df.a > 0).astype(int)), 5)
+    m = fm.import_model(b)
+    ref = b.predict(df, raw_score=True)
+    np.testing.assert_array_equal(m.predict_raw(df[["c", "b", "a"]]), ref)  # by name, any order
+    np.testing.assert_array_equal(m.predict_raw(pl.from_pandas(df)), ref)
+    with pytest.raises(SchemaError, match="'c'"):
+        m.predict_raw(df[["a", "b"]])

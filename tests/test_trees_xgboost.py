@@ -171,3 +171,16 @@ def test_rows_and_threads():
     big = np.repeat(X, 3, axis=0)
     assert m.predict_raw(big, n_threads=1).tobytes() == m.predict_raw(big, n_threads=2).tobytes()
     assert _ulps(m.predict_one(X[3]), bst.predict(xgb.DMatrix(X[3:4]))) == 0
+
+
+def test_malformed_json():
+    rng = np.random.default_rng(6)
+    bst, X = _train(rng, "binary:logistic")
+    js = json.loads(bst.save_raw("json"))
+    js["learner"]["gradient_booster"]["model"]["trees"][0]["left_children"] = [5, 7]
+    with pytest.raises(UnsupportedModelError):
+        fm.import_model(json.dumps(js).encode())
+    js = json.loads(bst.save_raw("json"))
+    del js["learner"]["learner_model_param"]["num_feature"]
+    with pytest.raises(UnsupportedModelError, match="malformed"):
+        fm.import_model(json.dumps(js).encode())

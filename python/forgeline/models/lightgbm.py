@@ -115,7 +115,22 @@ def _ints(s) -> np.ndarray:
 
 def from_string(text: str, *, classes=None, estimator="model_string", num_iteration=None,
                 start_iteration=0, **_ignored) -> TreeEnsemble:
-    """Build a TreeEnsemble from LightGBM model text (``Booster.model_to_string()``)."""
+    """Build a TreeEnsemble from LightGBM model text (``Booster.model_to_string()``).
+
+    Raises
+    ------
+    UnsupportedModelError
+        For unsupported features (named in the message) and malformed model text.
+    """
+    try:
+        return _from_string(text, classes, estimator, num_iteration, start_iteration)
+    except (KeyError, ValueError, IndexError, OverflowError) as exc:
+        if isinstance(exc, UnsupportedModelError):
+            raise
+        raise UnsupportedModelError(f"malformed LightGBM model text: {type(exc).__name__}: {exc}") from exc
+
+
+def _from_string(text, classes, estimator, num_iteration, start_iteration):
     header, trees, tail = _parse_blocks(text)
     if header.get("tree") is not True and not text.startswith("tree"):
         raise UnsupportedModelError("not a LightGBM text model")

@@ -157,7 +157,22 @@ def _base_from_xgboost(model: dict, n_features: int, k: int):
 
 def from_json(model: dict, *, classes=None, estimator="json", iteration_range=None,
               **_ignored) -> TreeEnsemble:
-    """Build a TreeEnsemble from an XGBoost JSON model (as a dict)."""
+    """Build a TreeEnsemble from an XGBoost JSON model (as a dict).
+
+    Raises
+    ------
+    UnsupportedModelError
+        For unsupported features (named in the message) and malformed models.
+    """
+    try:
+        return _from_json(model, classes, estimator, iteration_range)
+    except (KeyError, ValueError, IndexError, TypeError, OverflowError) as exc:
+        if isinstance(exc, UnsupportedModelError):
+            raise
+        raise UnsupportedModelError(f"malformed XGBoost model: {type(exc).__name__}: {exc}") from exc
+
+
+def _from_json(model, classes, estimator, iteration_range):
     try:
         learner = model["learner"]
         objective = learner["objective"]["name"]
