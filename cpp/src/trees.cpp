@@ -76,7 +76,7 @@ Ensemble::Ensemble(const EnsembleSpec& s)
   std::vector<std::uint8_t> seen;
   for (index_t t = 0; t < T; ++t) {
     const index_t b = s.tree_offsets[t], e = s.tree_offsets[t + 1];
-    require(b < e, "every tree needs at least one node");
+    require(b >= 0 && b < e && e <= N, "tree_offsets must increase within [0, n_nodes]");
     const index_t col = s.tree_output[t];
     require(leaf_dim_ != 1 ? col == 0 : (col >= 0 && col < n_outputs_), "tree_output out of range");
     const double w = s.tree_weight.size ? s.tree_weight[t] : 1.0;
@@ -98,6 +98,9 @@ Ensemble::Ensemble(const EnsembleSpec& s)
       const index_t g = b + loc;
       const std::int32_t f = s.feature[g];
       const std::uint32_t fl = s.flags[g];
+      require((fl & ~std::uint32_t{kNanLeft | kCategorical | kZeroMissing | kDefaultLeft | kMemberLeft |
+                                   kInvalidLeft}) == 0,
+              "undefined node flag bits");
       PackedNode n{};
       const std::int32_t self = static_cast<std::int32_t>(nodes_.size());
       if (f < 0) {  // leaf

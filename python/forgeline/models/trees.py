@@ -87,7 +87,7 @@ class TreeEnsemble(NativeModel):
         }
         try:
             self._core = core.TreeEnsembleCore(cfg, self._arrays)
-        except ValueError as exc:
+        except (ValueError, RuntimeError, MemoryError) as exc:
             raise BundleError(f"invalid tree ensemble: {exc}") from exc
 
     # -- info --------------------------------------------------------------------------
@@ -241,6 +241,13 @@ class TreeEnsemble(NativeModel):
             classes = meta.get("classes")
             if classes is not None and not isinstance(classes, list):
                 raise BundleError("classes must be a list")
+            for k in ("leaf_dim", "n_outputs"):
+                v = settings.get(k, 1)
+                if type(v) is not int or not 1 <= v <= 1 << 20:
+                    raise BundleError(f"tree_ensemble setting {k!r} must be an int in [1, 2**20]")
+            if not isinstance(settings.get("divide_raw", True), bool) or \
+                    not isinstance(settings["xgb_less_than"], bool):
+                raise BundleError("tree_ensemble settings divide_raw/xgb_less_than must be booleans")
             return cls(feature_names=names, task=meta["task"], settings=settings, arrays=arr,
                        classes=classes, source=meta.get("source") or {},
                        extra=meta.get("extra") or {})
