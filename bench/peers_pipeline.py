@@ -72,9 +72,15 @@ def t2_logreg(quick: bool) -> list[dict]:
         t_sk = best_of(lambda: pipe.predict_proba(df), repeats=1 if not quick else 2)
         want = pipe.predict_proba(df)
     got = scorer.predict_proba(df)
-    diff = float(np.max(np.abs(got - want) / np.maximum(np.abs(want), 1e-300)))
-    rows = [row(wl, "forgeline Scorer", t_fl, f"max rel diff vs sklearn {diff:.1e}; "
-                f"compile {t_compile:.2f}s (incl. verification), load {t_load * 1e3:.1f} ms"),
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dec = pipe.decision_function(df)
+    raw = scorer.predict_raw(df)
+    rel = float(np.max(np.abs(raw - dec) / np.maximum(np.abs(dec), 1e-300)))
+    absp = float(np.max(np.abs(got - want)))
+    rows = [row(wl, "forgeline Scorer", t_fl, f"vs sklearn: decision max rel diff {rel:.1e}, proba max "
+                f"abs diff {absp:.1e}; compile {t_compile:.2f}s (incl. verification), load "
+                f"{t_load * 1e3:.1f} ms"),
             row(wl, "sklearn Pipeline", t_sk)]
     sess, note = _onnx_session(pipe, df)
     if sess is None:
@@ -96,6 +102,9 @@ def t2_logreg(quick: bool) -> list[dict]:
     d1 = {c: one[c].to_numpy() for c in one.columns}
     rows.append(row(wl1, "forgeline Scorer (dict of arrays in)",
                     per_call(lambda: scorer.predict_proba(d1), 2000)))
+    r1 = one.iloc[0].to_dict()
+    rows.append(row(wl1, "forgeline Scorer (dict of scalars: row path)",
+                    per_call(lambda: scorer.predict_proba(r1), 5000)))
     return rows
 
 

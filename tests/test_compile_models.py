@@ -112,3 +112,19 @@ def test_categorical_sample_columns_mismatch_is_explained(data):
         warnings.simplefilter("ignore")
         with pytest.raises(fl.UnsupportedModelError, match="category-dtype"):
             fl.compile(m, df.assign(b=df["b"].astype(object)))
+
+
+def test_verification_tolerates_cancelling_sums_of_a_linear_model():
+    from sklearn.linear_model import LinearRegression
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(500, 20))
+    m = LinearRegression().fit(X, X @ rng.normal(size=20) + rng.normal(size=500))
+    # rows whose prediction cancels to rounding noise: two huge, opposite terms
+    c = np.zeros((50, 20))
+    c[:, 0] = 1e8 * rng.uniform(1, 2, 50)
+    c[:, 1] = -(c[:, 0] * m.coef_[0] + m.intercept_) / m.coef_[1]
+    sample = np.vstack([X, c])
+    s = fl.compile(m, sample)  # must not raise a spurious CompileError
+    scale = s.model.error_scale(sample)
+    assert np.all(np.abs(s.predict(sample) - m.predict(sample)) <= 1e-12 * (np.abs(m.predict(sample)) + scale))
