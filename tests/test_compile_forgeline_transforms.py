@@ -174,3 +174,12 @@ def test_handle_unknown_error_raises_like_the_transformer(cls):
             t.transform(Xb)
         with pytest.raises(DataError, match="'cat'"):
             scorer.transform(Xb)
+
+
+def test_single_row_path_raises_typed_error():
+    X, _ = _frame()
+    Xn = _num_X(X).fillna(0.5)
+    scorer = fl.compile(ft.Winsorizer().fit(Xn), Xn)
+    row = {"a": 1.0, "b": np.inf, "c": 2.0}
+    with pytest.raises(DataError, match="'b'"):
+        scorer.transform(row)

@@ -195,7 +195,7 @@ class FeaturePlan:
         if self._program is None:
             register_numpy_loops()
             packed = self._pack()
-            self._program = core.FeatureProgram(self.n_features, **packed)
+            self._program = _Program(core.FeatureProgram(self.n_features, **packed), self)
         return self._program
 
     def run(self, frame: _frame.Frame, n_threads: int | None = None, start: int = 0,
@@ -333,6 +333,31 @@ class FeaturePlan:
         except ValueError as exc:
             raise BundleError(f"invalid feature plan in bundle: {exc}") from exc
         return plan
+
+
+class _Program:
+    """The native program, with its group failures raised as typed errors naming the column
+    (the single-row path calls ``run_rows`` directly)."""
+
+    __slots__ = ("native", "plan")
+
+    def __init__(self, native, plan: FeaturePlan):
+        self.native, self.plan = native, plan
+
+    @property
+    def n_slots(self) -> int:
+        return self.native.n_slots
+
+    def run(self, *args, **kw):
+        return self.native.run(*args, **kw)
+
+    def run_rows(self, X, n_threads: int = 0):
+        try:
+            return self.native.run_rows(X, n_threads)
+        except ValueError as exc:
+            if "in plan group " not in str(exc):
+                raise
+            raise self.plan._group_error(str(exc)) from None
 
 
 _SOURCE_OF_KIND = {_frame.CATEGORICAL: SOURCE_CODES, _frame.DATETIME: SOURCE_DATETIME}

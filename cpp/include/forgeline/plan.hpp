@@ -2,7 +2,8 @@
 // row blocks. Each output slot group reads one input column into a double register, runs a
 // short chain of unary ops that replicate scikit-learn's elementwise arithmetic exactly
 // (same operations in the same order, so results are bit-identical), then emits either the
-// scalar, a one-hot position, or a table look-up.
+// scalar, a one-hot position, or a table look-up. It is forgeline's only column-program
+// executor: compiled Scorers and forgeline.transforms' own transform() both run on it.
 #pragma once
 #include <cstdint>
 #include <vector>
