@@ -234,14 +234,29 @@ void apply_op_tile(const Program& p, std::size_t k, double* FL_RESTRICT x, index
       return;
     }
     case Op::YeoJohnson: yeo_johnson_tile<kTile>(x, n, a); return;
-    case Op::CheckFinite:
-    case Op::CheckNan: {
-      const bool inf = static_cast<Op>(p.op_code[k]) == Op::CheckFinite;
+    case Op::Clip: {
+      const double b = p.op_b[k];
+      for (index_t i = 0; i < n; ++i) x[i] = std::isnan(x[i]) ? x[i] : std::min(std::max(x[i], a), b);
+      return;
+    }
+    case Op::SearchSortedRight: {
+      const double* t = p.dtab.data() + p.op_off[k];
+      const index_t len = p.op_len[k];
+      for (index_t i = 0; i < n; ++i)  // numpy sorts NaN after everything
+        x[i] = std::isnan(x[i]) ? static_cast<double>(len)
+                                : static_cast<double>(std::upper_bound(t, t + len, x[i]) - t);
+      return;
+    }
+    case Op::CheckFinite: {
       bool bad = false;
-      for (index_t i = 0; i < n; ++i) bad |= inf ? std::isinf(x[i]) : std::isnan(x[i]);
-      if (bad)
-        throw std::domain_error("check failed in plan group " + std::to_string(g) +
-                                (inf ? ": infinity" : ": NaN"));
+      for (index_t i = 0; i < n; ++i) bad |= std::isinf(x[i]);
+      if (bad) throw std::domain_error("check failed in plan group " + std::to_string(g) + ": infinity");
+      return;
+    }
+    case Op::CheckNan: {
+      bool bad = false;
+      for (index_t i = 0; i < n; ++i) bad |= std::isnan(x[i]);
+      if (bad) throw std::domain_error("check failed in plan group " + std::to_string(g) + ": NaN");
       return;
     }
     case Op::DatePart: return;  // applied while reading the datetime register
@@ -254,18 +269,19 @@ void apply_op_tile(const Program& p, std::size_t k, double* FL_RESTRICT x, index
 void run_block(const Program& p, const Inputs& in, index_t row_begin, index_t row_end, Output out) {
   const index_t ns = p.n_slots;
   const index_t rs = out.row_stride, cs = out.col_stride;
-  const index_t m = row_end - row_begin;
-  if (cs == 1 && rs == ns) {
-    std::memset(out.base, 0, sizeof(double) * static_cast<std::size_t>(m * ns));
-  } else {
-    for (index_t i = 0; i < m; ++i)
-      for (index_t s = 0; s < ns; ++s) out.base[i * rs + s * cs] = 0.0;
-  }
   const std::size_t groups = p.src.size();
   double x[kTile];
   for (index_t t0 = row_begin; t0 < row_end; t0 += kTile) {
     const index_t n = std::min(kTile, row_end - t0);
     double* tile_out = out.base + (t0 - row_begin) * rs;
+    // Zero the tile's rows just before the groups write them: the tile stays in cache, so
+    // the output goes to memory once (zeroing the whole block first costs a second pass).
+    if (cs == 1 && rs == ns) {
+      std::memset(tile_out, 0, sizeof(double) * static_cast<std::size_t>(n * ns));
+    } else {
+      for (index_t i = 0; i < n; ++i)
+        for (index_t s = 0; s < ns; ++s) tile_out[i * rs + s * cs] = 0.0;
+    }
     for (std::size_t g = 0; g < groups; ++g) {
       const void* col = in.columns[static_cast<std::size_t>(p.src[g])];
       const auto kind = static_cast<Source>(p.src_kind[g]);
