@@ -183,3 +183,16 @@ def test_single_row_path_raises_typed_error():
     row = {"a": 1.0, "b": np.inf, "c": 2.0}
     with pytest.raises(DataError, match="'b'"):
         scorer.transform(row)
+
+
+def test_bundle_rejects_misaligned_multiwidth_lookup():
+    from forgeline.errors import BundleError
+    from forgeline.plan import FeaturePlan
+    X, y = _frame()
+    t = ft.TargetEncoder(target_type="multiclass").fit(X[["cat"]], np.asarray(y) + (X["b"] > 2))
+    meta, arrays = fl.compile(t, X[["cat"]]).features.to_parts()
+    assert any(g["emit"] == "lookup" and g["width"] == 3 for g in meta["groups"])
+    bad = dict(meta, groups=[dict(g, lookup=g["lookup"][:-1]) if g["emit"] == "lookup" else g
+                             for g in meta["groups"]])
+    with pytest.raises(BundleError, match="width"):
+        FeaturePlan.from_parts(bad, arrays)
