@@ -1,4 +1,6 @@
+#include <cstdint>
 #include <memory>
+#include <optional>
 
 #include "bindings.hpp"
 #include "forgeline/plan.hpp"
@@ -46,7 +48,7 @@ void bind_plan(py::module_& m) {
       .def(
           "run",
           [](const Program& p, const py::list& columns, const I32& kinds, index_t n_rows,
-             int n_threads) {
+             int n_threads, std::optional<py::array_t<double>> out_arg) {
             plan::Inputs in;
             in.n_rows = n_rows;
             const auto* k = kinds.data();
@@ -59,6 +61,9 @@ void bind_plan(py::module_& m) {
                 case plan::Source::Float64: a = F64::ensure(columns[i]); break;
                 case plan::Source::Float32:
                   a = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(columns[i]);
+                  break;
+                case plan::Source::Datetime:
+                  a = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>::ensure(columns[i]);
                   break;
                 default: a = I32::ensure(columns[i]); break;
               }
@@ -74,8 +79,20 @@ void bind_plan(py::module_& m) {
               if (p.src_kind[g] != k[p.src[g]])
                 throw std::invalid_argument("plan: column kind differs from the program's");
             }
-            py::array_t<double> out({n_rows, static_cast<index_t>(p.n_slots)});
-            double* o = out.mutable_data();
+            py::array_t<double> out;
+            if (out_arg) {
+              // Caller-provided output (any strides, e.g. column-major): checked, never copied.
+              out = *out_arg;
+              if (out.ndim() != 2 || out.shape(0) != n_rows || out.shape(1) != p.n_slots)
+                throw std::invalid_argument("plan: out must have shape (n_rows, n_slots)");
+              if (!out.writeable()) throw std::invalid_argument("plan: out must be writeable");
+              if (out.strides(0) < 0 || out.strides(1) < 0 || out.strides(0) % 8 || out.strides(1) % 8)
+                throw std::invalid_argument("plan: out strides must be positive multiples of 8");
+            } else {
+              out = py::array_t<double>({n_rows, static_cast<index_t>(p.n_slots)});
+            }
+            plan::Output o{out.mutable_data(), static_cast<index_t>(out.strides(0) / 8),
+                           static_cast<index_t>(out.strides(1) / 8)};
             {
               // Safe: the kernel reads only buffers held by `keep` and writes only `out`.
               py::gil_scoped_release release;
@@ -83,7 +100,8 @@ void bind_plan(py::module_& m) {
             }
             return out;
           },
-          py::arg("columns"), py::arg("kinds"), py::arg("n_rows"), py::arg("n_threads") = 0)
+          py::arg("columns"), py::arg("kinds"), py::arg("n_rows"), py::arg("n_threads") = 0,
+          py::arg("out") = py::none())
       .def(
           "run_rows",
           [](const Program& p, const F64& X, int n_threads) {
@@ -94,10 +112,13 @@ void bind_plan(py::module_& m) {
             in.n_rows = n;
             in.row_stride = k;
             for (index_t j = 0; j < k; ++j) in.columns.push_back(X.data() + j);
-            for (std::size_t g = 0; g < p.src.size(); ++g)
+            for (std::size_t g = 0; g < p.src.size(); ++g) {
               if (p.src[g] >= k) throw std::invalid_argument("plan: group reads a column that was not passed");
+              if (p.src_kind[g] == static_cast<std::int32_t>(plan::Source::Datetime))
+                throw std::invalid_argument("plan: run_rows cannot read datetime columns");
+            }
             py::array_t<double> out({n, static_cast<index_t>(p.n_slots)});
-            double* o = out.mutable_data();
+            plan::Output o{out.mutable_data(), static_cast<index_t>(p.n_slots), 1};
             if (n * p.n_slots < 65536) {
               plan::run(p, in, o, 1);  // tiny input: the GIL round trip costs more than it saves
             } else {
@@ -108,6 +129,18 @@ void bind_plan(py::module_& m) {
             return out;
           },
           py::arg("X"), py::arg("n_threads") = 0);
+  m.def(
+      "_set_numpy_loops",
+      [](std::uintptr_t log1p, std::uintptr_t log1p_data, std::uintptr_t expm1,
+         std::uintptr_t expm1_data) {
+        plan::set_numpy_loops(reinterpret_cast<plan::UfuncLoop>(log1p),
+                              reinterpret_cast<void*>(log1p_data),
+                              reinterpret_cast<plan::UfuncLoop>(expm1),
+                              reinterpret_cast<void*>(expm1_data));
+      },
+      py::arg("log1p"), py::arg("log1p_data"), py::arg("expm1"), py::arg("expm1_data"),
+      "Register numpy's float64 log1p/expm1 inner loops (addresses; 0 = use libm).");
+  m.def("_numpy_loops_set", &plan::numpy_loops_set);
 }
 
 }  // namespace forgeline::bind

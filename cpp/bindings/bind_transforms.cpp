@@ -84,76 +84,6 @@ py::tuple kmeans(const f64& x, const f64& init, int max_iter, double tol) {
   return py::make_tuple(py::array_t<double>(static_cast<py::ssize_t>(centers.size()), centers.data()), it);
 }
 
-py::array_t<std::int32_t> run(const std::vector<f64>& floats, const std::vector<i32>& codes,
-                              const std::vector<i64>& dts, const i64& progs, const i32& op_codes,
-                              const f64& op_params, const i64& op_tables, const f64& tables,
-                              const i32& maps, py::array_t<double> out, int n_threads) {
-  if (out.ndim() != 2) throw std::invalid_argument("out must be 2-D");
-  if (!out.writeable()) throw std::invalid_argument("out must be writeable");
-  const index_t n = static_cast<index_t>(out.shape(0));
-  const index_t width = static_cast<index_t>(out.shape(1));
-  tr::ProgramInputs in{views(floats, n), views(codes, n), views(dts, n)};
-  auto vp = view2d(progs);
-  require(vp.cols == 9, "programs must have 9 fields");
-  auto vo = view2d(op_params);
-  auto vt = view2d(op_tables);
-  const index_t n_ops = static_cast<index_t>(op_codes.size());
-  require(vo.rows == n_ops && vo.cols == 2 && vt.rows == n_ops && vt.cols == 2, "op arrays disagree");
-  const index_t n_tab = static_cast<index_t>(tables.size());
-  const index_t n_map = static_cast<index_t>(maps.size());
-  std::vector<tr::OpSpec> ops(static_cast<size_t>(n_ops));
-  for (index_t o = 0; o < n_ops; ++o) {
-    auto& s = ops[static_cast<size_t>(o)];
-    s.code = op_codes.data()[o];
-    s.a = vo(o, 0);
-    s.b = vo(o, 1);
-    s.toff = vt(o, 0);
-    s.tlen = vt(o, 1);
-    require(s.toff >= 0 && s.tlen >= 0 && s.toff + s.tlen <= n_tab, "op table out of range");
-  }
-  std::vector<tr::ColumnProgram> ps(static_cast<size_t>(vp.rows));
-  for (index_t p = 0; p < vp.rows; ++p) {
-    auto& c = ps[static_cast<size_t>(p)];
-    c.source = static_cast<std::int32_t>(vp(p, 0));
-    c.src = vp(p, 1);
-    c.op_begin = vp(p, 2);
-    c.op_end = vp(p, 3);
-    c.emit = static_cast<std::int32_t>(vp(p, 4));
-    c.dst = vp(p, 5);
-    c.width = vp(p, 6);
-    c.toff = vp(p, 7);
-    c.tlen = vp(p, 8);
-    const index_t n_src = c.source == tr::kSrcFloat  ? static_cast<index_t>(in.floats.size())
-                          : c.source == tr::kSrcCode ? static_cast<index_t>(in.codes.size())
-                                                     : static_cast<index_t>(in.datetimes.size());
-    require(c.source >= 0 && c.source <= 2 && c.src >= 0 && c.src < n_src, "program source out of range");
-    require(c.op_begin >= 0 && c.op_begin <= c.op_end && c.op_end <= n_ops, "program ops out of range");
-    require(c.dst >= 0 && c.width >= 1 && c.dst + c.width <= width, "program output out of range");
-    if (c.emit == tr::kEmitCodeOneHot)
-      require(c.source == tr::kSrcCode && c.toff >= 0 && c.toff + c.tlen <= n_map, "map out of range");
-    if (c.emit == tr::kEmitCodeLookup)
-      require(c.source == tr::kSrcCode && c.toff >= 0 && c.toff + c.tlen <= n_tab, "table out of range");
-    if (c.source == tr::kSrcDatetime)
-      require(c.op_end > c.op_begin && ops[static_cast<size_t>(c.op_begin)].code == tr::kDatePart,
-              "datetime programs start with a date-part op");
-  }
-  View2D<double> vout{out.mutable_data(), n, width,
-                      static_cast<index_t>(out.strides(0) / static_cast<py::ssize_t>(sizeof(double))),
-                      static_cast<index_t>(out.strides(1) / static_cast<py::ssize_t>(sizeof(double)))};
-  require(vout.row_stride >= 0 && vout.col_stride >= 0, "out strides must be positive");
-  py::array_t<std::int32_t> flags(static_cast<py::ssize_t>(ps.size()));
-  std::int32_t* pf = flags.mutable_data();
-  const double* pt = tables.data();
-  const std::int32_t* pm = maps.data();
-  {
-    // Safe: every buffer is owned by an argument or local array that outlives this scope;
-    // the kernel writes only `out` and `flags`.
-    py::gil_scoped_release release;
-    tr::run_program(in, ps, ops, pt, pm, vout, pf, n_threads);
-  }
-  return flags;
-}
-
 }  // namespace
 
 py::array_t<double> udf(const std::vector<f64>& cols, std::uintptr_t fn, index_t n, int n_threads) {
@@ -173,18 +103,6 @@ py::array_t<double> udf(const std::vector<f64>& cols, std::uintptr_t fn, index_t
 void bind_transforms(py::module_& m) {
   m.def("_tf_udf", &udf, py::arg("cols"), py::arg("fn"), py::arg("n"), py::arg("n_threads") = 0,
         "Run a compiled block UDF (address) over the columns; returns one value per row.");
-  m.def(
-      "_tf_set_numpy_loops",
-      [](std::uintptr_t log1p, std::uintptr_t log1p_data, std::uintptr_t expm1,
-         std::uintptr_t expm1_data) {
-        tr::set_numpy_loops(reinterpret_cast<tr::UfuncLoop>(log1p),
-                            reinterpret_cast<void*>(log1p_data),
-                            reinterpret_cast<tr::UfuncLoop>(expm1),
-                            reinterpret_cast<void*>(expm1_data));
-      },
-      py::arg("log1p"), py::arg("log1p_data"), py::arg("expm1"), py::arg("expm1_data"),
-      "Register numpy's float64 log1p/expm1 inner loops (addresses; 0 = use libm).");
-  m.def("_tf_numpy_loops_set", &tr::numpy_loops_set);
   m.def("_tf_moments", &moments, py::arg("cols"), py::arg("n_threads") = 0,
         py::arg("pairwise") = true,
         "Per-column (count, sum, m2, min, max, absmax, n_nan, n_posinf, n_neginf).");
@@ -195,10 +113,6 @@ void bind_transforms(py::module_& m) {
         "Most frequent non-NaN value per column (smallest on ties) and its count.");
   m.def("_tf_kmeans_1d", &kmeans, py::arg("x"), py::arg("init"), py::arg("max_iter"),
         py::arg("tol"), "1-D Lloyd k-means from the given initial centers.");
-  m.def("_tf_run", &run, py::arg("floats"), py::arg("codes"), py::arg("datetimes"),
-        py::arg("programs"), py::arg("op_codes"), py::arg("op_params"), py::arg("op_tables"),
-        py::arg("tables"), py::arg("maps"), py::arg("out"), py::arg("n_threads") = 0,
-        "Run a fused column program into `out`; returns per-program check flags.");
 }
 
 }  // namespace forgeline::bind

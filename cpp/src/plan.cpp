@@ -1,7 +1,9 @@
 #include "forgeline/plan.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <limits>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -13,6 +15,97 @@ namespace forgeline::plan {
 namespace {
 
 constexpr index_t kBlockRows = 512;
+constexpr double kTwoPi = 6.283185307179586476925286766559;
+
+// numpy's own float64 inner loops for log1p / expm1 (registered from Python). numpy
+// dispatches them to SIMD implementations (e.g. SVML on AVX-512) whose results differ from
+// libm's in the last bit; calling the same loops keeps outputs bit-identical to numpy's.
+struct UfuncSlot {
+  std::atomic<UfuncLoop> fn{nullptr};
+  std::atomic<void*> data{nullptr};
+};
+UfuncSlot g_log1p, g_expm1;
+
+// Applies numpy's loop (or the libm fallback) to m contiguous values, out-of-place.
+template <class Fallback>
+void apply_loop(const UfuncSlot& slot, const double* in, double* out, index_t m, Fallback fb) {
+  UfuncLoop fn = slot.fn.load(std::memory_order_acquire);
+  if (fn != nullptr) {
+    char* args[2] = {reinterpret_cast<char*>(const_cast<double*>(in)), reinterpret_cast<char*>(out)};
+    const std::int64_t dims[1] = {m};
+    const std::int64_t steps[2] = {sizeof(double), sizeof(double)};
+    fn(args, dims, steps, slot.data.load(std::memory_order_acquire));
+    return;
+  }
+  for (index_t i = 0; i < m; ++i) out[i] = fb(in[i]);
+}
+
+// Days since 1970-01-01 -> (year, month, day), Howard Hinnant's civil-from-days algorithm.
+inline void civil_from_days(std::int64_t z, std::int64_t& y, unsigned& m, unsigned& d) {
+  z += 719468;
+  const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const unsigned doe = static_cast<unsigned>(z - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  y = static_cast<std::int64_t>(yoe) + era * 400;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  d = doy - (153 * mp + 2) / 5 + 1;
+  m = mp < 10 ? mp + 3 : mp - 9;
+  y += (m <= 2);
+}
+
+inline bool is_leap(std::int64_t y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+
+double date_part(std::int64_t ns, int part) {
+  if (ns == std::numeric_limits<std::int64_t>::min()) return std::nan("");  // NaT
+  constexpr std::int64_t kDayNs = 86400LL * 1000000000LL;
+  std::int64_t days = ns / kDayNs;
+  std::int64_t rem = ns % kDayNs;
+  if (rem < 0) {
+    rem += kDayNs;
+    days -= 1;
+  }
+  switch (part) {
+    case 3: {  // Monday = 0, as pandas' dayofweek; 1970-01-01 was a Thursday
+      const std::int64_t w = (days + 3) % 7;
+      return static_cast<double>(w < 0 ? w + 7 : w);
+    }
+    case 4: return static_cast<double>(rem / 3600000000000LL);
+    case 5: return static_cast<double>((rem / 60000000000LL) % 60);
+    case 6: return static_cast<double>((rem / 1000000000LL) % 60);
+    default: break;
+  }
+  std::int64_t y;
+  unsigned m, d;
+  civil_from_days(days, y, m, d);
+  if (part == 0) return static_cast<double>(y);
+  if (part == 1) return m;
+  if (part == 2) return d;
+  static const int cum[12] = {0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334};
+  return static_cast<double>(cum[m - 1] + static_cast<int>(d) + (m > 2 && is_leap(y) ? 1 : 0));
+}
+
+inline double log1p_fb(double v) { return std::log1p(v); }
+inline double expm1_fb(double v) { return std::expm1(v); }
+
+// scipy.stats.yeojohnson's transform (what sklearn's PowerTransformer calls), branch for
+// branch with its expm1/log1p formulation, over n <= kTile values; log1p/expm1 are numpy's.
+template <index_t N>
+void yeo_johnson_tile(double* x, index_t n, double lmbda) {
+  const double eps = std::numeric_limits<double>::epsilon();
+  const bool pos_log = std::fabs(lmbda) < eps, neg_log = !(std::fabs(lmbda - 2) > eps);
+  double t[N], lg[N], ex[N];
+  for (index_t i = 0; i < n; ++i) t[i] = x[i] >= 0 ? x[i] : -x[i];  // NaN stays NaN
+  apply_loop(g_log1p, t, lg, n, log1p_fb);
+  for (index_t i = 0; i < n; ++i) t[i] = x[i] >= 0 ? lmbda * lg[i] : (2 - lmbda) * lg[i];
+  apply_loop(g_expm1, t, ex, n, expm1_fb);
+  for (index_t i = 0; i < n; ++i) {
+    if (x[i] >= 0)
+      x[i] = pos_log ? lg[i] : ex[i] / lmbda;
+    else if (!std::isnan(x[i]))
+      x[i] = neg_log ? -lg[i] : -ex[i] / (2 - lmbda);
+  }
+}
 
 inline double apply_op(const Program& p, std::size_t k, double x) {
   const double a = p.op_a[k];
@@ -44,8 +137,11 @@ inline double apply_op(const Program& p, std::size_t k, double x) {
     case Op::Exp: return std::exp(x);
     case Op::IsNan: return std::isnan(x) ? 1.0 : 0.0;
     case Op::ReplaceInf: return std::isinf(x) ? std::nan("") : x;
+    case Op::SinCycle: return std::sin(kTwoPi * x / a);
+    case Op::CosCycle: return std::cos(kTwoPi * x / a);
+    case Op::IsNanFlip: return std::isnan(x) ? 0.0 : x;
+    default: return x;  // block-level ops are handled by apply_op_tile
   }
-  return x;  // unreachable: check() rejects unknown op codes
 }
 
 inline int as_code(double x) {
@@ -68,16 +164,24 @@ void Program::check() const {
     throw std::invalid_argument("plan: op array size mismatch");
   if (n_slots < 0) throw std::invalid_argument("plan: negative slot count");
   for (std::size_t k = 0; k < nops; ++k) {
-    if (op_code[k] < 1 || op_code[k] > 16) throw std::invalid_argument("plan: unknown op code");
+    if (op_code[k] < 1 || op_code[k] > kMaxOp) throw std::invalid_argument("plan: unknown op code");
     if (op_off[k] < 0 || op_len[k] < 0 ||
         static_cast<std::size_t>(op_off[k]) + static_cast<std::size_t>(op_len[k]) > dtab.size())
       throw std::invalid_argument("plan: op table out of range");
   }
   for (std::size_t i = 0; i < g; ++i) {
     if (src[i] < 0) throw std::invalid_argument("plan: negative source column");
-    if (src_kind[i] < 0 || src_kind[i] > 2) throw std::invalid_argument("plan: bad source kind");
+    if (src_kind[i] < 0 || src_kind[i] > 3) throw std::invalid_argument("plan: bad source kind");
     if (op_begin[i] < 0 || op_end[i] < op_begin[i] || static_cast<std::size_t>(op_end[i]) > nops)
       throw std::invalid_argument("plan: op range out of bounds");
+    // A date part reads the raw int64 register, so it must be exactly a datetime group's first op.
+    const bool dt = src_kind[i] == static_cast<std::int32_t>(Source::Datetime);
+    if (dt && (op_end[i] == op_begin[i] || op_code[static_cast<std::size_t>(op_begin[i])] !=
+                                               static_cast<std::int32_t>(Op::DatePart)))
+      throw std::invalid_argument("plan: a datetime group must start with a date-part op");
+    for (auto k = static_cast<std::size_t>(op_begin[i]) + (dt ? 1 : 0); k < static_cast<std::size_t>(op_end[i]); ++k)
+      if (op_code[k] == static_cast<std::int32_t>(Op::DatePart))
+        throw std::invalid_argument("plan: a date-part op must start a datetime group");
     if (tab_off[i] < 0 || tab_len[i] < 0) throw std::invalid_argument("plan: bad table range");
     const auto end = static_cast<std::size_t>(tab_off[i]) + static_cast<std::size_t>(tab_len[i]);
     switch (static_cast<Emit>(emit[i])) {
@@ -91,6 +195,7 @@ void Program::check() const {
         if (tab_len[i] < 2) throw std::invalid_argument("plan: one-hot table too short");
         break;
       case Emit::Lookup:
+        if (dt) throw std::invalid_argument("plan: a datetime group cannot emit a look-up");
         if (slot[i] < 0 || slot[i] >= n_slots) throw std::invalid_argument("plan: slot out of range");
         if (end > dtab.size() || tab_len[i] < 2) throw std::invalid_argument("plan: lookup table out of range");
         break;
@@ -108,7 +213,7 @@ constexpr index_t kTile = 64;
 
 // Apply op k to every value of the tile; the switch is outside the loop so each case is a
 // simple (often vectorised) loop.
-void apply_op_tile(const Program& p, std::size_t k, double* FL_RESTRICT x, index_t n) {
+void apply_op_tile(const Program& p, std::size_t k, double* FL_RESTRICT x, index_t n, std::size_t g) {
   const double a = p.op_a[k];
   switch (static_cast<Op>(p.op_code[k])) {
     case Op::Impute: for (index_t i = 0; i < n; ++i) x[i] = std::isnan(x[i]) ? a : x[i]; return;
@@ -116,30 +221,85 @@ void apply_op_tile(const Program& p, std::size_t k, double* FL_RESTRICT x, index
     case Op::Sub: for (index_t i = 0; i < n; ++i) x[i] -= a; return;
     case Op::Mul: for (index_t i = 0; i < n; ++i) x[i] *= a; return;
     case Op::Div: for (index_t i = 0; i < n; ++i) x[i] /= a; return;
+    case Op::Log1p: {
+      double t[kTile];
+      apply_loop(g_log1p, x, t, n, log1p_fb);
+      std::memcpy(x, t, sizeof(double) * static_cast<std::size_t>(n));
+      return;
+    }
+    case Op::Expm1: {
+      double t[kTile];
+      apply_loop(g_expm1, x, t, n, expm1_fb);
+      std::memcpy(x, t, sizeof(double) * static_cast<std::size_t>(n));
+      return;
+    }
+    case Op::YeoJohnson: yeo_johnson_tile<kTile>(x, n, a); return;
+    case Op::Clip: {
+      const double b = p.op_b[k];
+      for (index_t i = 0; i < n; ++i) x[i] = std::isnan(x[i]) ? x[i] : std::min(std::max(x[i], a), b);
+      return;
+    }
+    case Op::SearchSortedRight: {
+      const double* t = p.dtab.data() + p.op_off[k];
+      const index_t len = p.op_len[k];
+      for (index_t i = 0; i < n; ++i)  // numpy sorts NaN after everything
+        x[i] = std::isnan(x[i]) ? static_cast<double>(len)
+                                : static_cast<double>(std::upper_bound(t, t + len, x[i]) - t);
+      return;
+    }
+    case Op::CheckFinite: {
+      bool bad = false;
+      for (index_t i = 0; i < n; ++i) bad |= std::isinf(x[i]);
+      if (bad) throw std::domain_error("check failed in plan group " + std::to_string(g) + ": infinity");
+      return;
+    }
+    case Op::CheckNan: {
+      bool bad = false;
+      for (index_t i = 0; i < n; ++i) bad |= std::isnan(x[i]);
+      if (bad) throw std::domain_error("check failed in plan group " + std::to_string(g) + ": NaN");
+      return;
+    }
+    case Op::DatePart: return;  // applied while reading the datetime register
     default: for (index_t i = 0; i < n; ++i) x[i] = apply_op(p, k, x[i]); return;
   }
 }
 
 }  // namespace
 
-void run_block(const Program& p, const Inputs& in, index_t row_begin, index_t row_end, double* out) {
+void run_block(const Program& p, const Inputs& in, index_t row_begin, index_t row_end, Output out) {
   const index_t ns = p.n_slots;
-  std::memset(out, 0, sizeof(double) * static_cast<std::size_t>((row_end - row_begin) * ns));
+  const index_t rs = out.row_stride, cs = out.col_stride;
   const std::size_t groups = p.src.size();
   double x[kTile];
   for (index_t t0 = row_begin; t0 < row_end; t0 += kTile) {
     const index_t n = std::min(kTile, row_end - t0);
-    double* tile_out = out + (t0 - row_begin) * ns;
+    double* tile_out = out.base + (t0 - row_begin) * rs;
+    // Zero the tile's rows just before the groups write them: the tile stays in cache, so
+    // the output goes to memory once (zeroing the whole block first costs a second pass).
+    if (cs == 1 && rs == ns) {
+      std::memset(tile_out, 0, sizeof(double) * static_cast<std::size_t>(n * ns));
+    } else {
+      for (index_t i = 0; i < n; ++i)
+        for (index_t s = 0; s < ns; ++s) tile_out[i * rs + s * cs] = 0.0;
+    }
     for (std::size_t g = 0; g < groups; ++g) {
       const void* col = in.columns[static_cast<std::size_t>(p.src[g])];
+      const auto kind = static_cast<Source>(p.src_kind[g]);
       if (in.row_stride > 0) {
         const double* d = static_cast<const double*>(col);
         for (index_t i = 0; i < n; ++i) x[i] = d[(t0 + i) * in.row_stride];
-      } else switch (static_cast<Source>(p.src_kind[g])) {
+      } else switch (kind) {
         case Source::Float64: std::memcpy(x, static_cast<const double*>(col) + t0, sizeof(double) * n); break;
         case Source::Float32: {
           const float* f = static_cast<const float*>(col) + t0;
           for (index_t i = 0; i < n; ++i) x[i] = static_cast<double>(f[i]);
+          break;
+        }
+        case Source::Datetime: {
+          // check() guarantees the group's first op is the date part that reads the raw ns
+          const std::int64_t* d = static_cast<const std::int64_t*>(col) + t0;
+          const int part = static_cast<int>(p.op_a[static_cast<std::size_t>(p.op_begin[g])]);
+          for (index_t i = 0; i < n; ++i) x[i] = date_part(d[i], part);
           break;
         }
         default: {
@@ -150,11 +310,11 @@ void run_block(const Program& p, const Inputs& in, index_t row_begin, index_t ro
         }
       }
       for (std::size_t k = static_cast<std::size_t>(p.op_begin[g]); k < static_cast<std::size_t>(p.op_end[g]); ++k)
-        apply_op_tile(p, k, x, n);
+        apply_op_tile(p, k, x, n, g);
       const auto emit = static_cast<Emit>(p.emit[g]);
       if (emit == Emit::Scalar) {
-        double* o = tile_out + p.slot[g];
-        for (index_t i = 0; i < n; ++i) o[i * ns] = x[i];
+        double* o = tile_out + p.slot[g] * cs;
+        for (index_t i = 0; i < n; ++i) o[i * rs] = x[i];
         continue;
       }
       const index_t tab = p.tab_off[g];
@@ -164,11 +324,11 @@ void run_block(const Program& p, const Inputs& in, index_t row_begin, index_t ro
         const int code = as_code(x[i]);
         index_t idx = static_cast<index_t>(code) + 2;
         if (idx < 0 || idx >= tlen) idx = 0;
-        double* orow = tile_out + i * ns;
+        double* orow = tile_out + i * rs;
         if (emit == Emit::OneHot) {
           const std::int32_t s = p.itab[static_cast<std::size_t>(tab + idx)];
           if (s >= 0) {
-            orow[s] = 1.0;
+            orow[s * cs] = 1.0;
           } else if (s == kRaise) {
             throw std::domain_error("unknown category in plan group " + std::to_string(g));
           }
@@ -176,18 +336,26 @@ void run_block(const Program& p, const Inputs& in, index_t row_begin, index_t ro
           // bit 0: unseen raises; bit 1: missing raises (missing was not a fitted category)
           if (idx <= 1 && (p.unseen_error[g] & (idx == 0 ? 1 : 2)))
             throw std::domain_error("unknown category in plan group " + std::to_string(g));
-          orow[p.slot[g]] = p.dtab[static_cast<std::size_t>(tab + idx)];
+          orow[p.slot[g] * cs] = p.dtab[static_cast<std::size_t>(tab + idx)];
         }
       }
     }
   }
 }
 
-void run(const Program& p, const Inputs& in, double* out, int n_threads) {
-  const index_t ns = p.n_slots;
+void run(const Program& p, const Inputs& in, Output out, int n_threads) {
   parallel_for(in.n_rows, n_threads, kBlockRows, [&](index_t b, index_t e, index_t) {
-    run_block(p, in, b, e, out + b * ns);
+    run_block(p, in, b, e, Output{out.base + b * out.row_stride, out.row_stride, out.col_stride});
   });
 }
+
+void set_numpy_loops(UfuncLoop log1p, void* log1p_data, UfuncLoop expm1, void* expm1_data) {
+  g_log1p.data.store(log1p_data, std::memory_order_release);
+  g_log1p.fn.store(log1p, std::memory_order_release);
+  g_expm1.data.store(expm1_data, std::memory_order_release);
+  g_expm1.fn.store(expm1, std::memory_order_release);
+}
+
+bool numpy_loops_set() { return g_log1p.fn.load() != nullptr && g_expm1.fn.load() != nullptr; }
 
 }  // namespace forgeline::plan

@@ -105,6 +105,11 @@ def apply(b: Builder, est, syms: list[Sym], path: str) -> list[Sym]:
     name = _name(est)
     origin = f"{name}[{path}]" if path else name
     handler = _HANDLERS.get(name)
+    if _is_forgeline(est):
+        if name == "ColumnTransformer":
+            return _forgeline_column_transformer(b, est, syms, path)
+        if name != "Pipeline":
+            handler = _forgeline
     if handler is None:
         raise UnsupportedModelError(f"cannot compile transformer {name} at {path or 'top level'}",
                                     op=origin)
@@ -204,10 +209,6 @@ def _function_transformer(b, est, syms, origin):
             f"{origin}: only the numpy ufuncs {sorted(_UFUNCS)} (or forgeline.udf) can be compiled, "
             f"not {fname or func!r}", op=origin)
     return _per_column(b, syms, origin, lambda j: [OpSpec(_UFUNCS[fname])])
-
-
-def _log1p(b, est, syms, origin):
-    return _per_column(b, syms, origin, lambda j: [OpSpec("log1p")])
 
 
 def _simple_imputer(b, est, syms, origin):
@@ -359,9 +360,82 @@ def _kbins(b, est, syms, origin):
     return out
 
 
-def _winsorizer(b, est, syms, origin):
-    lo, hi = est.lower_, est.upper_
-    return _per_column(b, syms, origin, lambda j: [OpSpec("clip", float(lo[j]), float(hi[j]))])
+# --------------------------------------------------------------- forgeline's own transformers
+#
+# A fitted forgeline transformer already describes its output as column programs whose ops
+# *are* plan ops (forgeline.transforms._engine), so one handler serves all of them: it asks
+# the transformer for its programs over the incoming groups. Only categorical inputs need
+# work: the transformer's tables are indexed by codes into its own vocabulary, the plan's by
+# codes into the schema's, so tables are re-indexed through the category values.
+
+def _is_forgeline(est) -> bool:
+    return type(est).__module__.startswith("forgeline.transforms")
+
+
+def _forgeline(b, est, syms, origin):
+    from ._frame import CATEGORICAL as CAT, DATETIME, NUMERIC
+    from .transforms import _engine as eng  # lazy: only forgeline pipelines need it
+    kind = getattr(est, "_input_kind", NUMERIC)
+    if _name(est) == "HashEncoder" or not hasattr(est, "_programs"):
+        # HashEncoder's buckets are computed per batch vocabulary, outside its programs
+        raise UnsupportedModelError(f"cannot compile forgeline transformer {_name(est)}", op=origin)
+    ups, base, rows = [], [], []
+    for j, s in enumerate(syms):
+        src = b.groups[s.group].source
+        if kind == CAT:
+            s, table, _ = _category_codes(b, s, list(est._vocabularies()[j]), origin)
+            # plan table index -> the transformer's: 0 unseen, 1 missing, 2 + code
+            r = np.zeros(2 + (max(table) + 1 if table else 0), dtype=np.int64)
+            r[1] = 1
+            for code, k in table.items():
+                r[2 + code] = 2 + k
+            rows.append(r)
+            ups.append(eng.Prog(eng.SRC_CODE, j, src))
+        elif kind == DATETIME:
+            if b.kinds.get(src) != DATETIME or b.groups[s.group].ops:
+                raise UnsupportedModelError(f"{origin} needs a datetime input column", op=origin,
+                                            column=src)
+            ups.append(eng.Prog(eng.SRC_DATETIME, j, src))
+        else:
+            b.require_numeric(s, origin)
+            ups.append(eng.Prog(eng.SRC_FLOAT, j, src))
+        base.append(s)
+    # handle_unknown="error": the transformer checks codes in Python before running its
+    # programs; the plan raises from the table instead (unseen, and missing when not fitted)
+    strict = getattr(est, "handle_unknown", None) == "error" and hasattr(est, "_missing_seen")
+    out: list[Sym] = []
+    for p in est._programs(ups, None):
+        j = p.src
+        if kind == CAT:
+            p = p.emitting(p.emit, p.width, np.asarray(p.table)[rows[j]])
+        gp = eng.to_group(p, ups[j].name, origin)
+        sym = b.derive(base[j], None, origin, is_code=False)
+        g = b.groups[sym.group]
+        g.ops = gp.ops if kind == DATETIME else g.ops + gp.ops
+        g.emit, g.width, g.onehot_map, g.lookup = gp.emit, gp.width, gp.onehot_map, gp.lookup
+        if strict and kind == CAT:
+            bad = rows[j] == 0
+            bad[1] = not est._missing_seen(j)
+            if g.emit == "onehot":
+                g.onehot_map = [ONEHOT_RAISE if x else v for v, x in zip(g.onehot_map, bad)]
+            elif g.emit == "lookup":
+                g.unseen_error = 1 | (2 if bad[1] else 0)
+        out.extend(Sym(sym.group, i) for i in range(g.width if g.emit != "scalar" else 1))
+    return out
+
+
+def _forgeline_column_transformer(b, est, syms, path):
+    names = [str(n) for n in getattr(est, "feature_names_in_", [])]
+    out: list[Sym] = []
+    for tname, trans, cols in est.transformers_:
+        try:
+            idx = [c if isinstance(c, (int, np.integer)) else names.index(str(c)) for c in cols]
+        except ValueError:
+            raise UnsupportedModelError(f"ColumnTransformer branch {tname!r} reads a column the "
+                                        "compiled inputs lack", op=path) from None
+        sub = [syms[int(i)] for i in idx]
+        out.extend(apply(b, trans, sub, f"{path}/{tname}" if path else tname))
+    return out
 
 
 _HANDLERS = {
@@ -372,12 +446,11 @@ _HANDLERS = {
     "RobustScaler": _robust,
     "MaxAbsScaler": _maxabs,
     "FunctionTransformer": _function_transformer,
-    "Log1p": _log1p,
     "SimpleImputer": _simple_imputer,
     "OneHotEncoder": _onehot,
     "OrdinalEncoder": _ordinal,
     "KBinsDiscretizer": _kbins,
-    "Winsorizer": _winsorizer,
 }
 
+# sklearn-named handlers, plus every fitted forgeline transformer except HashEncoder
 SUPPORTED_TRANSFORMERS = sorted(_HANDLERS)

@@ -13,6 +13,7 @@ together with the schema. Everything round-trips through ``to_parts`` / ``from_p
 
 from __future__ import annotations
 
+import ctypes
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,10 +25,14 @@ from .errors import BundleError, DataError
 OP_CODES = {
     "impute": 1, "add": 2, "sub": 3, "mul": 4, "div": 5, "log1p": 6, "clip": 7,
     "searchsorted_right": 8, "code_of": 9, "expm1": 10, "sqrt": 11, "abs": 12, "log": 13,
-    "exp": 14, "isnan": 15, "replace_inf": 16,
+    "exp": 14, "isnan": 15, "replace_inf": 16, "yeo_johnson": 17, "check_finite": 18,
+    "check_nan": 19, "sin_cycle": 20, "cos_cycle": 21, "date_part": 22, "isnan_flip": 23,
 }
+# ops whose describe() shows no parameter
+_BARE = ("log1p", "expm1", "sqrt", "abs", "log", "exp", "isnan", "replace_inf", "check_finite",
+         "check_nan", "isnan_flip")
 EMITS = {"scalar": 0, "onehot": 1, "lookup": 2}
-SOURCE_FLOAT64, SOURCE_CODES = 0, 2
+SOURCE_FLOAT64, SOURCE_CODES, SOURCE_DATETIME = 0, 2, 3
 ONEHOT_ZEROS, ONEHOT_RAISE = -1, -2
 MAX_GROUPS = 1_000_000
 MAX_TABLE = 50_000_000
@@ -46,7 +51,7 @@ class OpSpec:
     def describe(self) -> str:
         if self.table is not None:
             return f"{self.name}[{len(self.table)}]"
-        if self.name in ("log1p", "expm1", "sqrt", "abs", "log", "exp", "isnan", "replace_inf"):
+        if self.name in _BARE:
             return self.name
         if self.name == "clip":
             return f"clip({self.a:.6g}, {self.b:.6g})"
@@ -58,7 +63,9 @@ class Group:
     """One input column's chain of ops and how its result is emitted.
 
     ``onehot_map``: table index (0 unseen, 1 missing, 2+code) -> local slot, ``ONEHOT_ZEROS``
-    or ``ONEHOT_RAISE``; local slots are 0..width-1. ``lookup``: values by the same index.
+    or ``ONEHOT_RAISE``; local slots are 0..width-1. ``lookup``: values by the same index,
+    ``width`` values per index (row-major) for a multi-output look-up (multiclass target
+    encoding). A datetime input column's group starts with a ``date_part`` op.
     ``origin`` names the transformer that produced the group (for errors and explain_plan).
     """
 
@@ -125,62 +132,70 @@ class FeaturePlan:
             "unseen_error", "op_code", "op_off", "op_len", "op_a", "op_b")}
         dtab: list[float] = []
         itab: list[int] = []
+        owner: list[int] = []  # native group -> plan group index (for error messages)
         used = sorted({s.group for s in self.outputs})
         for gi in used:
             g = self.groups[gi]
-            # a scalar/lookup group used at several positions is emitted once per position
-            positions = ([where.get((gi, 0), [])] if g.emit != "onehot" else [[None]])
-            for plist in positions:
-                for pos in plist:
-                    arr["src"].append(col_index[g.source])
-                    arr["src_kind"].append(SOURCE_CODES if kinds[g.source] == _frame.CATEGORICAL
-                                           else SOURCE_FLOAT64)
-                    arr["op_begin"].append(len(arr["op_code"]))
-                    for op in g.ops:
-                        arr["op_code"].append(OP_CODES[op.name])
-                        arr["op_a"].append(float(op.a))
-                        arr["op_b"].append(float(op.b))
-                        if op.table is not None:
-                            arr["op_off"].append(len(dtab))
-                            arr["op_len"].append(len(op.table))
-                            dtab.extend(float(v) for v in op.table)
-                        else:
-                            arr["op_off"].append(0)
-                            arr["op_len"].append(0)
-                    arr["op_end"].append(len(arr["op_code"]))
-                    arr["emit"].append(EMITS[g.emit])
-                    arr["unseen_error"].append(int(g.unseen_error))
-                    if g.emit == "onehot":
-                        arr["slot"].append(0)
-                        arr["tab_off"].append(len(itab))
-                        arr["tab_len"].append(len(g.onehot_map))
-                        for local in g.onehot_map:
-                            if local < 0:
-                                itab.append(local)
-                            else:
-                                ps = where.get((gi, local), [])
-                                # a one-hot slot used twice is rare (duplicated columns); the
-                                # first position gets it and later ones are refused at compile
-                                itab.append(ps[0] if ps else ONEHOT_ZEROS)
-                    elif g.emit == "lookup":
-                        arr["slot"].append(pos)
-                        arr["tab_off"].append(len(dtab))
-                        arr["tab_len"].append(len(g.lookup))
-                        dtab.extend(float(v) for v in g.lookup)
+            # a scalar/lookup group used at several positions is emitted once per position;
+            # a width-k look-up runs as k width-1 native look-ups (one table column each)
+            if g.emit == "onehot":
+                natives = [(None, 0)]
+            else:
+                natives = [(pos, t) for t in range(g.width if g.emit == "lookup" else 1)
+                           for pos in where.get((gi, t), [])]
+            for pos, lcol in natives:
+                owner.append(gi)
+                arr["src"].append(col_index[g.source])
+                arr["src_kind"].append(_SOURCE_OF_KIND.get(kinds[g.source], SOURCE_FLOAT64))
+                arr["op_begin"].append(len(arr["op_code"]))
+                for op in g.ops:
+                    arr["op_code"].append(OP_CODES[op.name])
+                    arr["op_a"].append(float(op.a))
+                    arr["op_b"].append(float(op.b))
+                    if op.table is not None:
+                        arr["op_off"].append(len(dtab))
+                        arr["op_len"].append(len(op.table))
+                        dtab.extend(float(v) for v in op.table)
                     else:
-                        arr["slot"].append(pos)
-                        arr["tab_off"].append(0)
-                        arr["tab_len"].append(0)
+                        arr["op_off"].append(0)
+                        arr["op_len"].append(0)
+                arr["op_end"].append(len(arr["op_code"]))
+                arr["emit"].append(EMITS[g.emit])
+                arr["unseen_error"].append(int(g.unseen_error))
+                if g.emit == "onehot":
+                    arr["slot"].append(0)
+                    arr["tab_off"].append(len(itab))
+                    arr["tab_len"].append(len(g.onehot_map))
+                    for local in g.onehot_map:
+                        if local < 0:
+                            itab.append(local)
+                        else:
+                            ps = where.get((gi, local), [])
+                            # a one-hot slot used twice is rare (duplicated columns); the
+                            # first position gets it and later ones are refused at compile
+                            itab.append(ps[0] if ps else ONEHOT_ZEROS)
+                elif g.emit == "lookup":
+                    arr["slot"].append(pos)
+                    arr["tab_off"].append(len(dtab))
+                    column = g.lookup[lcol::g.width]
+                    arr["tab_len"].append(len(column))
+                    dtab.extend(float(v) for v in column)
+                else:
+                    arr["slot"].append(pos)
+                    arr["tab_off"].append(0)
+                    arr["tab_len"].append(0)
         out = {k: np.asarray(v, dtype=np.float64 if k in ("op_a", "op_b") else np.int32)
                for k, v in arr.items()}
         out["dtab"] = np.asarray(dtab, dtype=np.float64)
         out["itab"] = np.asarray(itab, dtype=np.int32)
+        self._owner = owner
         return out
 
     def program(self):
         if self._program is None:
+            register_numpy_loops()
             packed = self._pack()
-            self._program = core.FeatureProgram(self.n_features, **packed)
+            self._program = _Program(core.FeatureProgram(self.n_features, **packed), self)
         return self._program
 
     def run(self, frame: _frame.Frame, n_threads: int | None = None, start: int = 0,
@@ -193,6 +208,8 @@ class FeaturePlan:
             v = frame[name].values[start:stop]
             if kind == _frame.CATEGORICAL:
                 kinds.append(SOURCE_CODES)
+            elif kind == _frame.DATETIME:
+                kinds.append(SOURCE_DATETIME)
             else:
                 if v.dtype != np.float64:
                     v = v.astype(np.float64)
@@ -202,22 +219,22 @@ class FeaturePlan:
             return self.program().run(cols, np.asarray(kinds, dtype=np.int32), stop - start,
                                       resolve_threads(n_threads))
         except ValueError as exc:
-            if "unknown category in plan group" in str(exc):
-                raise self._unknown_category_error(frame, str(exc)) from None
-            raise
+            if "in plan group " not in str(exc):
+                raise
+            raise self._group_error(str(exc)) from None
 
-    def _unknown_category_error(self, frame, msg: str) -> DataError:
-        # Map the native group index back to the column for the message.
-        packed_idx = int(msg.rsplit(" ", 1)[-1])
-        used = sorted({s.group for s in self.outputs})
-        names = []
-        for gi in used:
-            g = self.groups[gi]
-            n = 1 if g.emit == "onehot" else max(1, len([s for s in self.outputs if s.group == gi]))
-            names.extend([g] * n)
-        g = names[packed_idx] if packed_idx < len(names) else None
+    def _group_error(self, msg: str) -> DataError:
+        """The typed error for a native group failure, naming the input column."""
+        head, _, tail = msg.partition("in plan group ")
+        idx, _, what = tail.partition(":")
+        owner = getattr(self, "_owner", [])
+        g = self.groups[owner[int(idx)]] if int(idx) < len(owner) else None
         col = g.source if g else "?"
         origin = g.origin if g else "?"
+        if "check failed" in head:
+            what = what.strip()
+            return DataError(f"Input contains {what}: column {col!r} has {what} values, which "
+                             f"{origin} does not allow", column=col)
         return DataError(f"column {col!r} has a category unseen at fit time and {origin} uses "
                          "handle_unknown='error'", column=col)
 
@@ -229,7 +246,8 @@ class FeaturePlan:
             g = self.groups[gi]
             chain = " -> ".join(op.describe() for op in g.ops) or "identity"
             extra = f" -> onehot[{g.width}]" if g.emit == "onehot" else (
-                f" -> lookup[{len(g.lookup)}]" if g.emit == "lookup" else "")
+                f" -> lookup[{len(g.lookup) // max(g.width, 1)}x{g.width}]" if g.emit == "lookup"
+                else "")
             lines.append(f"{g.source}: {chain}{extra}    ({g.origin})")
         return lines
 
@@ -284,22 +302,139 @@ class FeaturePlan:
                 raise BundleError("feature plan output refers to a missing group")
         for s in outputs:
             g = groups[s.group]
-            if not 0 <= s.slot < (g.width if g.emit == "onehot" else 1):
+            if not 0 <= s.slot < (g.width if g.emit in ("onehot", "lookup") else 1):
                 raise BundleError("feature plan output refers to a missing slot")
-        for g in groups:
+        used = {s.group for s in outputs}
+        for gi, g in enumerate(groups):
             if g.source not in known:
                 raise BundleError(f"feature plan reads unknown input column {g.source!r}")
             if g.emit == "onehot" and (g.onehot_map is None or any(
                     not ONEHOT_RAISE <= v < g.width for v in g.onehot_map)):
                 raise BundleError("feature plan one-hot map is out of range")
-            if g.emit == "lookup" and not g.lookup:
-                raise BundleError("feature plan look-up table is missing")
+            if g.emit == "lookup" and (not g.lookup or len(g.lookup) % g.width
+                                       or len(g.lookup) // g.width < 2):
+                raise BundleError("feature plan look-up table is missing or not width-aligned")
+            if g.emit == "scalar" and g.width != 1:
+                raise BundleError("feature plan scalar group must have width 1")
+            is_dt = dict(inputs).get(g.source) == _frame.DATETIME
+            starts = bool(g.ops) and g.ops[0].name == "date_part"
+            if (starts and not is_dt) or (is_dt and not starts and gi in used) or \
+                    any(o.name == "date_part" for o in g.ops[1:]):
+                raise BundleError("feature plan date_part must be exactly the first op of a "
+                                  "datetime column's group")
+            for o in g.ops:
+                if (o.table is not None) != (o.name in ("searchsorted_right", "code_of")):
+                    raise BundleError(f"feature plan op {o.name!r} has a table mismatch")
+                if o.name == "date_part" and o.a not in (0, 1, 2, 3, 4, 5, 6, 7):
+                    raise BundleError("feature plan date_part has an unknown part")
         plan = cls(inputs, groups, outputs, names)
         try:
             plan.program()  # the native side re-validates every index
         except ValueError as exc:
             raise BundleError(f"invalid feature plan in bundle: {exc}") from exc
         return plan
+
+
+class _Program:
+    """The native program, with its group failures raised as typed errors naming the column
+    (the single-row path calls ``run_rows`` directly)."""
+
+    __slots__ = ("native", "plan")
+
+    def __init__(self, native, plan: FeaturePlan):
+        self.native, self.plan = native, plan
+
+    @property
+    def n_slots(self) -> int:
+        return self.native.n_slots
+
+    def run(self, *args, **kw):
+        return self.native.run(*args, **kw)
+
+    def run_rows(self, X, n_threads: int = 0):
+        try:
+            return self.native.run_rows(X, n_threads)
+        except ValueError as exc:
+            if "in plan group " not in str(exc):
+                raise
+            raise self.plan._group_error(str(exc)) from None
+
+
+_SOURCE_OF_KIND = {_frame.CATEGORICAL: SOURCE_CODES, _frame.DATETIME: SOURCE_DATETIME}
+
+
+# ------------------------------------------------------------------ numpy's log1p/expm1 loops
+#
+# numpy dispatches log1p/expm1 to SIMD code (SVML on AVX-512) whose results differ from the
+# C library's in the last bit on some inputs. Pipelines call numpy, so to stay bit-identical
+# the executor calls the very same float64 loop functions (by address, no Python involved).
+# The addresses are read from the ufunc object (numpy's public ``PyUFuncObject`` layout) and
+# then *verified* on a probe vector; on any surprise the executor keeps using libm.
+
+class _UFuncHead(ctypes.Structure):
+    # PyUFuncObject's leading fields (numpy/ufuncobject.h), stable since numpy 1.x.
+    _fields_ = [("ob_refcnt", ctypes.c_ssize_t), ("ob_type", ctypes.c_void_p),
+                ("nin", ctypes.c_int), ("nout", ctypes.c_int), ("nargs", ctypes.c_int),
+                ("identity", ctypes.c_int), ("functions", ctypes.POINTER(ctypes.c_void_p)),
+                ("data", ctypes.POINTER(ctypes.c_void_p)), ("ntypes", ctypes.c_int),
+                ("reserved1", ctypes.c_int), ("name", ctypes.c_char_p),
+                ("types", ctypes.POINTER(ctypes.c_char))]
+
+
+def _ufunc_loop(ufunc) -> tuple[int, int]:
+    head = _UFuncHead.from_address(id(ufunc))
+    # Plain integer fields first: only dereference pointers once the layout looks right.
+    if (head.nin, head.nout, head.nargs, head.ntypes) != (1, 1, 2, ufunc.ntypes):
+        raise RuntimeError("unexpected ufunc layout")
+    if head.name != ufunc.__name__.encode():
+        raise RuntimeError("unexpected ufunc layout")
+    dbl = np.dtype(np.float64).num
+    for i in range(head.ntypes):
+        if ord(head.types[2 * i]) == dbl and ord(head.types[2 * i + 1]) == dbl:
+            fn, data = head.functions[i], head.data[i]
+            if not fn:
+                break
+            return int(fn), int(data or 0)
+    raise RuntimeError(f"no float64 loop found for {ufunc.__name__}")
+
+
+_LOOPS_STATE: list[bool] = []
+
+
+def register_numpy_loops() -> bool:
+    """Hand numpy's float64 log1p/expm1 loops to the executor (once); True if bit-exact."""
+    if _LOOPS_STATE:
+        return _LOOPS_STATE[0]
+    _LOOPS_STATE.append(False)  # set before the probe run, which builds a program itself
+    try:
+        log1p, log1p_data = _ufunc_loop(np.log1p)
+        expm1, expm1_data = _ufunc_loop(np.expm1)
+    except Exception:  # noqa: BLE001 - any layout surprise: keep libm
+        core._set_numpy_loops(0, 0, 0, 0)
+        return False
+    core._set_numpy_loops(log1p, log1p_data, expm1, expm1_data)
+    ok = _verify_loops()
+    if not ok:
+        core._set_numpy_loops(0, 0, 0, 0)
+    _LOOPS_STATE[0] = ok
+    return ok
+
+
+def _verify_loops() -> bool:
+    rng = np.random.default_rng(12345)
+    x = np.concatenate([rng.lognormal(0, 2, 3000), -rng.random(500), rng.normal(0, 1e-3, 500),
+                        [0.0, -0.0, np.inf, -np.inf, np.nan, 1e300, 5e-324, -1.0, -2.0]])
+    groups = [Group("x", [OpSpec("log1p")]), Group("x", [OpSpec("expm1")]),
+              Group("x", [OpSpec("yeo_johnson", 0.7)])]
+    fp = FeaturePlan([("x", _frame.NUMERIC)], groups, [Sym(0), Sym(1), Sym(2)], ["a", "b", "c"])
+    with np.errstate(all="ignore"):
+        out = core.FeatureProgram(3, **fp._pack()).run([x], np.zeros(1, np.int32), x.size, 1)
+        pos = x >= 0
+        yj = np.zeros_like(x)
+        yj[pos] = np.expm1(0.7 * np.log1p(x[pos])) / 0.7
+        yj[~pos] = -np.expm1((2 - 0.7) * np.log1p(-x[~pos])) / (2 - 0.7)
+        want = (np.log1p(x), np.expm1(x), yj)
+    return all(np.array_equal(out[:, i], w, equal_nan=True) for i, w in enumerate(want))
 
 
 def _int(v, lo: int, hi: int) -> int:

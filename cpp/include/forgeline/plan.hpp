@@ -2,7 +2,8 @@
 // row blocks. Each output slot group reads one input column into a double register, runs a
 // short chain of unary ops that replicate scikit-learn's elementwise arithmetic exactly
 // (same operations in the same order, so results are bit-identical), then emits either the
-// scalar, a one-hot position, or a table look-up.
+// scalar, a one-hot position, or a table look-up. It is forgeline's only column-program
+// executor: compiled Scorers and forgeline.transforms' own transform() both run on it.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -28,9 +29,19 @@ enum class Op : std::int32_t {
   Exp = 14,
   IsNan = 15,           // 1.0 if NaN else 0.0 (missing indicator)
   ReplaceInf = 16,      // +-inf -> NaN (used ahead of imputers that treat inf as missing)
+  YeoJohnson = 17,      // scipy.stats.yeojohnson's transform with lambda a
+  CheckFinite = 18,     // +-inf raises (std::domain_error naming the group); value unchanged
+  CheckNan = 19,        // NaN raises (std::domain_error naming the group); value unchanged
+  SinCycle = 20,        // sin(2*pi*x/a)
+  CosCycle = 21,        // cos(2*pi*x/a)
+  DatePart = 22,        // Datetime sources only, first op: a = part (0 year 1 month 2 day
+                        // 3 weekday 4 hour 5 minute 6 second 7 dayofyear); NaT -> NaN
+  IsNanFlip = 23,       // NaN -> 0.0, else x
 };
+constexpr std::int32_t kMaxOp = 23;
 
-enum class Source : std::int32_t { Float64 = 0, Float32 = 1, Codes = 2 };
+// Datetime: int64 nanoseconds since the epoch (NaT = INT64_MIN), read by a leading DatePart op.
+enum class Source : std::int32_t { Float64 = 0, Float32 = 1, Codes = 2, Datetime = 3 };
 enum class Emit : std::int32_t { Scalar = 0, OneHot = 1, Lookup = 2 };
 
 // Codes of a categorical register: -1 missing, -2 unseen (matches forgeline._frame).
@@ -56,6 +67,13 @@ struct Program {
   void check() const;  // validates every index; throws std::invalid_argument
 };
 
+// numpy's ufunc inner-loop signature (char** args, npy_intp const* dims, npy_intp const* steps,
+// void* data). The executor calls numpy's float64 log1p/expm1 loops through it so results are
+// bit-identical to numpy's SIMD implementations; without them it falls back to libm.
+using UfuncLoop = void (*)(char**, const std::int64_t*, const std::int64_t*, void*);
+void set_numpy_loops(UfuncLoop log1p, void* log1p_data, UfuncLoop expm1, void* expm1_data);
+bool numpy_loops_set();
+
 // Input columns: one pointer per input column index, with the Source kind per group saying
 // how to read it. Every column has n_rows values, contiguous.
 struct Inputs {
@@ -66,12 +84,19 @@ struct Inputs {
   index_t row_stride = 0;
 };
 
-// Fill out[r - row_begin, :] for rows [row_begin, row_end) of the inputs; out is row-major
-// with row stride n_slots. Throws std::domain_error naming the group on an unseen category
-// whose policy is "error".
-void run_block(const Program& p, const Inputs& in, index_t row_begin, index_t row_end, double* out);
+// Output matrix: out(r, s) = base[r * row_stride + s * col_stride] (row-major: row_stride =
+// n_slots, col_stride = 1; column-major output is what callers that go on column-wise use).
+struct Output {
+  double* base = nullptr;
+  index_t row_stride = 0, col_stride = 1;
+};
+
+// Fill rows [row_begin, row_end) of out. Throws std::domain_error naming the group on an
+// unseen category whose policy is "error" ("unknown category in plan group G") and on a
+// failed check op ("check failed in plan group G: infinity|NaN").
+void run_block(const Program& p, const Inputs& in, index_t row_begin, index_t row_end, Output out);
 
 // The same over all rows, parallel over fixed row blocks.
-void run(const Program& p, const Inputs& in, double* out, int n_threads);
+void run(const Program& p, const Inputs& in, Output out, int n_threads);
 
 }  // namespace forgeline::plan

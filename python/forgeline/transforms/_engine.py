@@ -1,10 +1,13 @@
-"""Column programs: the fused, native execution of fitted transformers.
+"""Column programs: how fitted transformers describe their output to the plan executor.
 
 Every fitted transformer describes its output as a list of :class:`Prog` -- one per output
 column group: a source column, a short list of elementwise ops and an emitter (a value, a
 one-hot block, a code one-hot block or a code lookup). Chained transformers fuse by
 appending ops, so ``SimpleImputer -> Log1p -> StandardScaler`` becomes one pass over each
-column. :func:`run` lowers the programs to flat arrays and calls the C++ kernel once.
+column. The ops *are* :mod:`forgeline.plan` ops (same codes): :func:`run` lowers the programs
+to one native plan program (``core.FeatureProgram``) and runs it once, and :func:`to_group`
+turns a program into a :class:`forgeline.plan.Group` for ``forgeline.compile``. There is no
+second executor.
 """
 
 from __future__ import annotations
@@ -13,13 +16,20 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from .. import plan as _plan
 from .._native import core
 
 SRC_FLOAT, SRC_CODE, SRC_DATETIME = 0, 1, 2
+# the plan's source kinds for the three transform source kinds
+_PLAN_SOURCE = (_plan.SOURCE_FLOAT64, _plan.SOURCE_CODES, _plan.SOURCE_DATETIME)
 
-OP_IMPUTE, OP_LOG1P, OP_SUB, OP_DIV, OP_MUL, OP_ADD, OP_CLIP, OP_ISNAN = 1, 2, 3, 4, 5, 6, 7, 8
-OP_YEOJOHNSON, OP_CHECK_FINITE, OP_BIN, OP_SIN, OP_COS, OP_DATEPART = 9, 10, 11, 12, 13, 14
-OP_CHECK_NAN = 15
+_C = _plan.OP_CODES
+OP_IMPUTE, OP_LOG1P, OP_SUB, OP_DIV = _C["impute"], _C["log1p"], _C["sub"], _C["div"]
+OP_MUL, OP_ADD, OP_CLIP, OP_ISNAN = _C["mul"], _C["add"], _C["clip"], _C["isnan"]
+OP_YEOJOHNSON, OP_CHECK_FINITE, OP_BIN = _C["yeo_johnson"], _C["check_finite"], _C["searchsorted_right"]
+OP_SIN, OP_COS, OP_DATEPART = _C["sin_cycle"], _C["cos_cycle"], _C["date_part"]
+OP_CHECK_NAN, OP_ISNANFLIP = _C["check_nan"], _C["isnan_flip"]
+_OP_NAMES = {v: k for k, v in _C.items()}
 
 EMIT_VALUE, EMIT_ONEHOT, EMIT_CODE_ONEHOT, EMIT_CODE_LOOKUP = 0, 1, 2, 3
 
@@ -78,57 +88,110 @@ def width_of(progs) -> int:
     return int(sum(p.width for p in progs))
 
 
+def onehot_map(p: Prog) -> np.ndarray:
+    """The plan one-hot map (table index -> local slot or ONEHOT_ZEROS) of a one-hot Prog."""
+    if p.emit == EMIT_ONEHOT:  # the register is the slot itself; NaN / out of range: zeros
+        return np.concatenate([[_plan.ONEHOT_ZEROS] * 2, np.arange(p.width)]).astype(np.int32)
+    m = np.asarray(p.table, dtype=np.int32)
+    return np.where(m >= 0, m, _plan.ONEHOT_ZEROS).astype(np.int32)
+
+
+def to_group(p: Prog, source: str | None = None, origin: str = "input") -> _plan.Group:
+    """The :class:`forgeline.plan.Group` computing ``p`` from input column ``source``."""
+    ops = [_plan.OpSpec(_OP_NAMES[o.code], float(o.a), float(o.b),
+                        None if o.table is None else tuple(np.asarray(o.table, np.float64).tolist()))
+           for o in p.ops]
+    g = _plan.Group(p.name if source is None else source, ops, origin=origin)
+    if p.emit in (EMIT_ONEHOT, EMIT_CODE_ONEHOT):
+        g.emit, g.width, g.onehot_map = "onehot", int(p.width), onehot_map(p).tolist()
+    elif p.emit == EMIT_CODE_LOOKUP:
+        g.emit, g.width = "lookup", int(p.width)
+        g.lookup = np.asarray(p.table, dtype=np.float64).ravel().tolist()
+    return g
+
+
 def run(sources: Sources, progs, n_rows: int, n_threads: int = 0, out: np.ndarray | None = None,
         dst: int = 0) -> tuple[np.ndarray, list]:
-    """Execute ``progs`` into ``out[:, dst:dst+width]``; returns ``(out, fired)``.
+    """Execute ``progs`` into ``out[:, dst:dst+width]`` with the plan executor.
 
-    ``fired`` lists ``(prog, op_code)`` for every check op that found a bad value.
+    Returns ``(out, fired)``; ``fired`` lists ``(prog, op_code)`` for a check op that found a
+    bad value (the executor stops at the first one).
     """
     width = width_of(progs)
     if out is None:
         out = np.empty((n_rows, width), dtype=np.float64)
-    n_ops = sum(len(p.ops) for p in progs)
-    prog_arr = np.zeros((len(progs), 9), dtype=np.int64)
-    op_codes = np.zeros(n_ops, dtype=np.int32)
-    op_params = np.zeros((n_ops, 2), dtype=np.float64)
-    op_tabs = np.zeros((n_ops, 2), dtype=np.int64)
-    tables: list[np.ndarray] = []
-    maps: list[np.ndarray] = []
-    t_len = m_len = 0
-    o = 0
-    col = dst
-    for i, p in enumerate(progs):
-        begin = o
-        for op in p.ops:
-            op_codes[o] = op.code
-            op_params[o] = (op.a, op.b)
-            if op.table is not None:
-                t = np.ascontiguousarray(op.table, dtype=np.float64)
-                op_tabs[o] = (t_len, t.size)
-                tables.append(t)
-                t_len += t.size
-            o += 1
-        toff = tlen = 0
-        if p.emit == EMIT_CODE_ONEHOT:
-            mp = np.ascontiguousarray(p.table, dtype=np.int32)
-            toff, tlen = m_len, mp.size
-            maps.append(mp)
-            m_len += mp.size
-        elif p.emit == EMIT_CODE_LOOKUP:
-            tb = np.ascontiguousarray(p.table, dtype=np.float64).ravel()
-            toff, tlen = t_len, tb.size
-            tables.append(tb)
-            t_len += tb.size
-        prog_arr[i] = (p.source, p.src, begin, o, p.emit, col, p.width, toff, tlen)
+    target = out[:, dst:dst + width]
+    if width == 0 or n_rows == 0:
+        return out, []
+    base = (0, len(sources.floats), len(sources.floats) + len(sources.codes))
+    columns = sources.floats + sources.codes + sources.datetimes
+    kinds = np.asarray([_plan.SOURCE_FLOAT64] * len(sources.floats)
+                       + [_plan.SOURCE_CODES] * len(sources.codes)
+                       + [_plan.SOURCE_DATETIME] * len(sources.datetimes), dtype=np.int32)
+    g_src, g_kind, g_ob, g_oe, g_emit, g_slot, g_toff, g_tlen = ([] for _ in range(8))
+    op_code, op_off, op_len, op_a, op_b = [], [], [], [], []
+    dtabs: list[np.ndarray] = []
+    itabs: list[np.ndarray] = []
+    n_d = n_i = 0
+    owner: list[Prog] = []  # native group -> Prog, for check errors
+    col = 0
+    for p in progs:
+        begin = len(op_code)
+        for o in p.ops:
+            op_code.append(o.code)
+            op_a.append(o.a)
+            op_b.append(o.b)
+            if o.table is not None:
+                t = np.ascontiguousarray(o.table, dtype=np.float64).ravel()
+                op_off.append(n_d)
+                op_len.append(t.size)
+                dtabs.append(t)
+                n_d += t.size
+            else:
+                op_off.append(0)
+                op_len.append(0)
+        end = len(op_code)
+        src = base[p.source] + p.src
+        kind = _PLAN_SOURCE[p.source]
+
+        def group(emit, slot, toff, tlen):
+            g_src.append(src); g_kind.append(kind); g_ob.append(begin); g_oe.append(end)  # noqa: E702
+            g_emit.append(emit); g_slot.append(slot); g_toff.append(toff); g_tlen.append(tlen)  # noqa: E702
+            owner.append(p)
+
+        if p.emit == EMIT_VALUE:
+            group(0, col, 0, 0)
+        elif p.emit in (EMIT_ONEHOT, EMIT_CODE_ONEHOT):
+            m = onehot_map(p)
+            m = np.where(m >= 0, m + col, m).astype(np.int32)
+            group(1, 0, n_i, m.size)
+            itabs.append(m)
+            n_i += m.size
+        else:  # a width-k look-up runs as k width-1 plan look-ups, one table column each
+            tb = np.asarray(p.table, dtype=np.float64).reshape(-1, p.width)
+            for t in range(p.width):
+                c = np.ascontiguousarray(tb[:, t])
+                group(2, col + t, n_d, c.size)
+                dtabs.append(c)
+                n_d += c.size
         col += p.width
-    tab = np.concatenate(tables) if tables else np.zeros(0)
-    mp_all = np.concatenate(maps) if maps else np.zeros(0, dtype=np.int32)
-    flags = core._tf_run(sources.floats, sources.codes, sources.datetimes, prog_arr, op_codes,
-                         op_params, op_tabs, tab, mp_all, out, n_threads)
-    fired = []
-    for i in np.flatnonzero(flags):
-        fired.append((progs[int(i)], int(flags[i])))
-    return out, fired
+    _plan.register_numpy_loops()
+    i32 = lambda v: np.asarray(v, dtype=np.int32)  # noqa: E731
+    prog = core.FeatureProgram(
+        width, i32(g_src), i32(g_kind), i32(g_ob), i32(g_oe), i32(g_emit), i32(g_slot),
+        i32(g_toff), i32(g_tlen), np.zeros(len(g_src), np.int32), i32(op_code), i32(op_off),
+        i32(op_len), np.asarray(op_a, np.float64), np.asarray(op_b, np.float64),
+        np.concatenate(dtabs) if dtabs else np.zeros(0),
+        np.concatenate(itabs) if itabs else np.zeros(0, np.int32))
+    try:
+        prog.run(columns, kinds, n_rows, n_threads, target)
+    except ValueError as exc:
+        msg = str(exc)
+        if not msg.startswith("check failed in plan group "):
+            raise
+        gi = int(msg[len("check failed in plan group "):].split(":", 1)[0])
+        return out, [(owner[gi], OP_CHECK_FINITE if msg.endswith("infinity") else OP_CHECK_NAN)]
+    return out, []
 
 
 # ------------------------------------------------------------------ statistics helpers
