@@ -66,6 +66,17 @@ def _spaces(model: str, quick: bool):
     return est, grid
 
 
+class _Rows(list):
+    def __init__(self, echo):
+        super().__init__()
+        self.echo = echo
+
+    def append(self, r):
+        super().append(r)
+        if self.echo:
+            _print(r)
+
+
 def _pipe(ct, est):
     from sklearn.pipeline import Pipeline
     return Pipeline([("ct", ct), ("model", est)])
@@ -78,7 +89,7 @@ def _fmt(score, params):
     return f"best roc_auc {score:.6f} {short}"
 
 
-def _one(model: str, quick: bool, df, y) -> list[dict]:
+def _one(model: str, quick: bool, df, y, echo=False) -> list[dict]:
     from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
     from forgeline import tune
@@ -94,7 +105,7 @@ def _one(model: str, quick: bool, df, y) -> list[dict]:
     name = "LogisticRegression" if model == "lr" else "HistGradientBoosting"
     wl = f"tune {name} ({len(y)} rows, {n_cand} candidates, 5-fold)"
     cv = StratifiedKFold(5)
-    rows, ref = [], None
+    rows, ref = _Rows(echo), None
 
     def timed(fn):
         t0 = time.perf_counter()
@@ -129,20 +140,29 @@ def _one(model: str, quick: bool, df, y) -> list[dict]:
         rows.append(row(wl, "forgeline halving (native CT)", t,
                         f"{ref / t:.2f}x vs GridSearchCV; on {r.extra['halving_resource']}; "
                         + _fmt(r.best_score_, r.best_params_)))
-    return rows
+    return list(rows)
 
 
-def run(quick: bool) -> list[dict]:
-    n = 10_000 if quick else 100_000
+def _print(r):
+    s = "n/a" if r["seconds"] is None else f"{r['seconds']:.2f}s"
+    print(f"{r['workload']:<55} {r['engine']:<30} {s:>9}  {r['note']}", flush=True)
+
+
+def run(quick: bool, models=("lr", "hgb"), n: int | None = None, echo=False) -> list[dict]:
+    n = n or (10_000 if quick else 100_000)
     df = make_data(n)
     y = _target(df)
     rows = []
-    for model in ("lr", "hgb"):
-        rows += _one(model, quick, df, y)
+    for model in models:
+        rows += _one(model, quick, df, y, echo=echo)
     return rows
 
 
 if __name__ == "__main__":
-    for r in run("--quick" in sys.argv):
-        s = "n/a" if r["seconds"] is None else f"{r['seconds']:.2f}s"
-        print(f"{r['workload']:<60} {r['engine']:<32} {s:>9}  {r['note']}")
+    import argparse
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--model", choices=["lr", "hgb"], action="append")
+    ap.add_argument("--rows", type=int, default=None)
+    a = ap.parse_args()
+    run(a.quick, tuple(a.model or ("lr", "hgb")), a.rows, echo=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -168,7 +168,6 @@ class Task:
     estimator: object
     split: Split
     scorer: object
-    seeds: dict = field(default_factory=dict)
 
 
 def build(estimator, params: dict, seed_params: dict):
@@ -193,12 +192,10 @@ def fit_prefix(est, split: Split, X_tr, y_tr, X_va, fit_params=None):
 
 
 def fit_score_fold(task: Task, params: dict, seed_params: dict, X, y, train, valid,
-                   fold: int, cache: PrefixCache | None, extra=None,
-                   report=None) -> FoldScore:
+                   fold: int, cache: PrefixCache | None, extra=None) -> FoldScore:
     """Fit one candidate on one fold (reusing the cached prefix) and score it.
 
-    ``extra`` holds fixed overrides of the final step (the halving budget); ``report`` is
-    called as ``report(model, Xt_va, y_va)`` after the fit (boosting intermediate scores).
+    ``extra`` holds fixed overrides of the final step (the halving budget).
     """
     est = build(task.estimator, params, seed_params)
     if extra:

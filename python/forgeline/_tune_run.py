@@ -17,10 +17,6 @@ import numpy as np
 from ._tune_cv import FoldScore, PrefixCache, fit_score_fold
 
 
-class Interrupted(Exception):
-    """Internal: the loop stopped on KeyboardInterrupt (partial results are kept)."""
-
-
 class Progress:
     """tqdm bar over trials (fold fits count as fractions of a trial); no-op when off."""
 
