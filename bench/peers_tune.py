@@ -55,14 +55,15 @@ def _spaces(model: str, quick: bool):
         est = LogisticRegression(max_iter=100)
         grid = {"model__C": [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0,
                              100.0, 300.0]}
-        if quick:
-            grid = {"model__C": grid["model__C"][::2]}
+        if quick:  # a smoke run: tiny grid
+            grid = {"model__C": grid["model__C"][::6]}
     else:
         est = HistGradientBoostingClassifier(max_iter=30, early_stopping=False, random_state=0)
         grid = {"model__learning_rate": [0.05, 0.1, 0.3], "model__max_leaf_nodes": [15, 31],
                 "model__l2_regularization": [0.0, 1.0]}
         if quick:
-            grid["model__l2_regularization"] = [0.0]
+            grid = {"model__learning_rate": [0.1], "model__max_leaf_nodes": [15],
+                    "model__l2_regularization": [0.0]}
     return est, grid
 
 
@@ -149,7 +150,7 @@ def _print(r):
 
 
 def run(quick: bool, models=("lr", "hgb"), n: int | None = None, echo=False) -> list[dict]:
-    n = n or (10_000 if quick else 100_000)
+    n = n or (2_000 if quick else 100_000)
     df = make_data(n)
     y = _target(df)
     rows = []

@@ -17,6 +17,7 @@ from .errors import (
     InputError,
     LimitError,
     NotFittedError,
+    ParameterError,
     SchemaError,
     UnsupportedModelError,
 )
@@ -47,7 +48,7 @@ def __getattr__(name: str):
 __all__ = [
     "__version__",
     "BundleError", "CompileError", "DataError", "DriftError", "ExtensionNotBuiltError",
-    "ForgelineError", "InputError", "LimitError", "NotFittedError", "SchemaError",
+    "ForgelineError", "InputError", "LimitError", "NotFittedError", "ParameterError", "SchemaError",
     "UnsupportedModelError",
     "ColumnSpec", "Schema", "Scorer", "compile", "load", "Profile", "compare", "DriftReport",
     "transforms", "tune", "udf",
