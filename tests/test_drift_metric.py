@@ -73,7 +73,10 @@ def test_package_works_without_numba():
             "r = compare({'x': np.arange(20.0)}, {'x': np.arange(20.0) + 3})\n"
             "assert 'numba' not in [m for m in sys.modules if sys.modules[m] is not None]\n"
             "try:\n    metric(lambda a, b: 0.0, name='m')\nexcept DriftError as e:\n    print('ok', e)\n")
-    root = Path(__file__).resolve().parents[1] / "python"
+    import forgeline
+
+    # the forgeline under test: the source tree in dev, site-packages when installed (CI)
+    root = Path(forgeline.__file__).resolve().parents[1]
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 0, proc.stderr
