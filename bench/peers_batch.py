@@ -61,15 +61,15 @@ out.to_parquet(sys.argv[3])
 """
 
 
-def run(quick: bool) -> list[dict]:
+def run(quick: bool, n: int | None = None, n_big: int | None = None) -> list[dict]:
     import pickle
 
     import forgeline as fl
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
 
-    n = 200_000 if quick else 5_000_000
-    n_big = 400_000 if quick else 10_000_000
+    n = n or (200_000 if quick else 5_000_000)
+    n_big = n_big or (400_000 if quick else 10_000_000)
     rows = []
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
@@ -107,4 +107,11 @@ def run(quick: bool) -> list[dict]:
 
 
 if __name__ == "__main__":
-    print_rows(run("--quick" in sys.argv))
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--rows", type=int, help="rows of the side-by-side file (default 5M)")
+    ap.add_argument("--big-rows", type=int, help="rows of the streaming-memory file (default 10M)")
+    a = ap.parse_args()
+    print_rows(run(a.quick, a.rows, a.big_rows))
