@@ -29,7 +29,10 @@ HERE = Path(__file__).resolve().parent
 def _session(cores: int):
     from pyspark.sql import SparkSession
 
-    root = str(HERE.parent / "python")
+    import forgeline
+
+    # workers must import the forgeline this process runs (source tree or site-packages)
+    root = str(Path(forgeline.__file__).resolve().parents[1])
     os.environ["PYSPARK_PYTHON"] = sys.executable
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
     s = (SparkSession.builder.master(f"local[{cores}]").appName("forgeline-bench")
