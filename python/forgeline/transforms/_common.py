@@ -529,3 +529,27 @@ def _get(spec: dict, arrays: Mapping, name: str):
         vals = [np.nan if v is None else v for v in spec["values"]]
         return np.asarray(vals, dtype=object)
     return spec["value"]
+
+
+class StatelessTransformer(NativeTransformer):
+    """A transformer whose fit learns nothing from the values (only the input columns), so
+    ``partial_fit``/``merge`` have no statistics to accumulate. Subclasses may override
+    ``_check_params`` to validate their parameters at fit time."""
+
+    def _check_params(self):
+        pass
+
+    def _fit_frame(self, frame, y):
+        self._check_params()
+        self._acc = {}
+
+    def _accumulate(self, frame, y):
+        self._check_params()
+        return {}
+
+    @staticmethod
+    def _merge_acc(a, b):
+        return {}
+
+    def _finalize(self, acc):
+        pass

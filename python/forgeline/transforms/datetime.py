@@ -5,7 +5,7 @@ from __future__ import annotations
 from .._frame import DATETIME
 from ..errors import InputError
 from . import _engine as eng
-from ._common import NativeTransformer
+from ._common import StatelessTransformer
 
 _PARTS = {"year": 0, "month": 1, "day": 2, "weekday": 3, "hour": 4, "minute": 5, "second": 6,
           "dayofyear": 7}
@@ -13,7 +13,7 @@ _PERIOD = {"month": 12, "day": 31, "weekday": 7, "hour": 24, "minute": 60, "seco
            "dayofyear": 366}
 
 
-class DateTimeFeatures(NativeTransformer):
+class DateTimeFeatures(StatelessTransformer):
     """Extract calendar parts (UTC) from datetime columns, natively.
 
     Parts are pandas' ``.dt`` values: ``year``, ``month`` (1-12), ``day`` (1-31),
@@ -45,20 +45,8 @@ class DateTimeFeatures(NativeTransformer):
             raise InputError(f"unknown datetime features {bad}; choose from {sorted(_PARTS)}")
         return feats
 
-    def _fit_frame(self, frame, y):
+    def _check_params(self):
         self._check()
-        self._acc = {}
-
-    def _accumulate(self, frame, y):
-        self._check()
-        return {}
-
-    @staticmethod
-    def _merge_acc(a, b):
-        return {}
-
-    def _finalize(self, acc):
-        pass
 
     def _outputs(self):
         out = []

@@ -14,7 +14,7 @@ import numpy as np
 from .._frame import CATEGORICAL, MISSING_CODE, UNSEEN_CODE
 from ..errors import DataError, InputError
 from . import _engine as eng
-from ._common import NativeTransformer
+from ._common import NativeTransformer, StatelessTransformer
 
 
 def _is_nan(v) -> bool:
@@ -504,7 +504,7 @@ class CountEncoder(_CategoricalBase):
         self.counts_ = [np.asarray(c, dtype=np.float64) for c in self.counts_]
 
 
-class HashEncoder(NativeTransformer):
+class HashEncoder(StatelessTransformer):
     """Hash each category into one of ``n_components`` one-hot columns per input column.
 
     Stateless apart from the schema: the bucket is ``crc32(utf-8 of str(value)) %
@@ -524,20 +524,9 @@ class HashEncoder(NativeTransformer):
         self.n_components = n_components
         self.n_threads = n_threads
 
-    def _fit_frame(self, frame, y):
+    def _check_params(self):
         if not isinstance(self.n_components, numbers.Integral) or self.n_components < 1:
             raise InputError(f"n_components must be a positive int, got {self.n_components!r}")
-        self._acc = {}
-
-    def _accumulate(self, frame, y):
-        return {}
-
-    @staticmethod
-    def _merge_acc(a, b):
-        return {}
-
-    def _finalize(self, acc):
-        pass
 
     def _programs(self, ups, frame=None):
         out = []

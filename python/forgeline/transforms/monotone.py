@@ -6,12 +6,12 @@ import numpy as np
 
 from ..errors import InputError
 from . import _engine as eng
-from ._common import NativeTransformer
+from ._common import NativeTransformer, StatelessTransformer
 from ._numeric import (handle_zeros_in_scale, is_constant_feature, merge_moments, merge_sketches,
                        moments_acc, reject_inf, sketches)
 
 
-class Log1p(NativeTransformer):
+class Log1p(StatelessTransformer):
     """``log1p(x)`` per column (``FunctionTransformer(np.log1p)`` in sklearn terms).
 
     NaN and infinity pass through as numpy's ``log1p`` maps them; values below -1 give NaN.
@@ -25,19 +25,6 @@ class Log1p(NativeTransformer):
 
     def __init__(self, *, n_threads=None):
         self.n_threads = n_threads
-
-    def _fit_frame(self, frame, y):
-        self._acc = {}
-
-    def _accumulate(self, frame, y):
-        return {}
-
-    @staticmethod
-    def _merge_acc(a, b):
-        return {}
-
-    def _finalize(self, acc):
-        pass
 
     def _programs(self, ups, frame=None):
         return [p.then(eng.Op(eng.OP_LOG1P)) for p in ups]

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import InputError
 from . import _engine as eng
-from ._common import NativeTransformer
+from ._common import StatelessTransformer
 
 
 class UDF:
@@ -84,7 +84,7 @@ def _compile(fn, arity: int):
                          f"for {arity} float arguments: {exc}") from exc
 
 
-class UDFTransformer(NativeTransformer):
+class UDFTransformer(StatelessTransformer):
     """Apply a :class:`UDF` to the input columns, row by row, natively.
 
     The function receives one float per input column (NaN for missing) and returns one
@@ -111,17 +111,7 @@ class UDFTransformer(NativeTransformer):
 
     def _fit_frame(self, frame, y):
         self._udf().address(len(frame.names))  # compile now: errors surface in fit
-        self._acc = {}
-
-    def _accumulate(self, frame, y):
-        return {}
-
-    @staticmethod
-    def _merge_acc(a, b):
-        return {}
-
-    def _finalize(self, acc):
-        pass
+        super()._fit_frame(frame, y)
 
     def _plan(self, X, sources, select=None):
         from .._native import core
