@@ -10,11 +10,23 @@ from ._common import NativeTransformer
 from ._numeric import (handle_zeros_in_scale, is_constant_feature, merge_moments, merge_sketches,
                        moments_acc, reject_inf, sketches)
 
-if True:  # OneToOneFeatureMixin's naming is what _names_out's default already does
-    pass
+class _MomentScaler(NativeTransformer):
+    """Scalers fitted from per-column moments (count, sums, min/max, |max|): one mergeable
+    accumulator for StandardScaler, MinMaxScaler and MaxAbsScaler."""
+
+    def _fit_frame(self, frame, y):
+        self._acc = self._accumulate(frame, y)
+        self._finalize(self._acc)
+
+    def _accumulate(self, frame, y):
+        m = moments_acc(self._float_cols(frame), frame.n_rows, self._threads, self._pairwise_sums)
+        reject_inf(self, m, frame.names)
+        return m
+
+    _merge_acc = staticmethod(merge_moments)
 
 
-class StandardScaler(NativeTransformer):
+class StandardScaler(_MomentScaler):
     """Standardise features: ``(x - mean_) / scale_``, as sklearn's StandardScaler.
 
     NaN is ignored in fit and kept in transform; infinity is rejected
@@ -39,17 +51,6 @@ class StandardScaler(NativeTransformer):
         self.with_mean = with_mean
         self.with_std = with_std
         self.n_threads = n_threads
-
-    def _fit_frame(self, frame, y):
-        self._acc = self._accumulate(frame, y)
-        self._finalize(self._acc)
-
-    def _accumulate(self, frame, y):
-        m = moments_acc(self._float_cols(frame), frame.n_rows, self._threads, self._pairwise_sums)
-        reject_inf(self, m, frame.names)
-        return m
-
-    _merge_acc = staticmethod(merge_moments)
 
     def _finalize(self, m):
         n = m["count"]
@@ -94,7 +95,7 @@ class StandardScaler(NativeTransformer):
         return obj
 
 
-class MinMaxScaler(NativeTransformer):
+class MinMaxScaler(_MomentScaler):
     """Scale each feature to ``feature_range``: ``x * scale_ + min_``, as sklearn's.
 
     Parameters
@@ -122,13 +123,6 @@ class MinMaxScaler(NativeTransformer):
                              f"Got {tuple(self.feature_range)}.")
         self._acc = self._accumulate(frame, y)
         self._finalize(self._acc)
-
-    def _accumulate(self, frame, y):
-        m = moments_acc(self._float_cols(frame), frame.n_rows, self._threads, self._pairwise_sums)
-        reject_inf(self, m, frame.names)
-        return m
-
-    _merge_acc = staticmethod(merge_moments)
 
     def _finalize(self, m):
         lo, hi = (np.float64(v) for v in self.feature_range)
@@ -162,7 +156,7 @@ class MinMaxScaler(NativeTransformer):
                             fitted, cls._state)
 
 
-class MaxAbsScaler(NativeTransformer):
+class MaxAbsScaler(_MomentScaler):
     """Scale each feature by its maximum absolute value, as sklearn's MaxAbsScaler."""
 
     _state = ("max_abs_", "scale_", "n_samples_seen_")
@@ -170,17 +164,6 @@ class MaxAbsScaler(NativeTransformer):
     def __init__(self, *, copy=True, n_threads=None):
         self.copy = copy
         self.n_threads = n_threads
-
-    def _fit_frame(self, frame, y):
-        self._acc = self._accumulate(frame, y)
-        self._finalize(self._acc)
-
-    def _accumulate(self, frame, y):
-        m = moments_acc(self._float_cols(frame), frame.n_rows, self._threads, self._pairwise_sums)
-        reject_inf(self, m, frame.names)
-        return m
-
-    _merge_acc = staticmethod(merge_moments)
 
     def _finalize(self, m):
         self.max_abs_ = m["absmax"].copy()
