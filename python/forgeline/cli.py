@@ -25,22 +25,60 @@ class CliError(ForgelineError):
 
 # --------------------------------------------------------------------------- I/O helpers
 
-def _dataset(path: str, columns=None):
-    import pyarrow.dataset as ds
+class _Input:
+    """A CSV file, a Parquet file, or a directory of either, read batch by batch.
 
-    p = Path(path)
-    if not p.exists():
-        raise CliError(f"input not found: {path}")
-    fmt = "csv" if p.suffix.lower() in (".csv", ".txt") else "parquet"
-    if p.is_dir():
-        files = sorted(x for x in p.rglob("*") if x.is_file() and not x.name.startswith((".", "_")))
-        if not files:
-            raise CliError(f"input directory is empty: {path}")
-        fmt = "csv" if all(f.suffix.lower() == ".csv" for f in files) else "parquet"
-    try:
-        return ds.dataset(str(p), format=fmt)
-    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for unreadable files
-        raise CliError(f"cannot read {path} as {fmt}: {exc}") from exc
+    Parquet is read one row group at a time without pre-buffering or read-ahead, so peak
+    memory is bounded by a row group and a batch, not by the file (Arrow's dataset scanner
+    buffers far ahead and grew with the file in measurements).
+    """
+
+    def __init__(self, path: str):
+        import pyarrow.dataset as ds
+        import pyarrow.parquet as pq
+
+        p = Path(path)
+        if not p.exists():
+            raise CliError(f"input not found: {path}")
+        files = [p]
+        if p.is_dir():
+            files = sorted(x for x in p.rglob("*") if x.is_file() and not x.name.startswith((".", "_")))
+            if not files:
+                raise CliError(f"input directory is empty: {path}")
+        self.csv = all(f.suffix.lower() in (".csv", ".txt") for f in files)
+        self.files = files
+        try:
+            if self.csv:
+                self._ds = ds.dataset(str(p), format="csv")
+                self.names = list(self._ds.schema.names)
+            else:
+                self.names = list(pq.ParquetFile(str(files[0])).schema_arrow.names)
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for unreadable files
+            raise CliError(f"cannot read {path} as {'csv' if self.csv else 'parquet'}: {exc}") from exc
+        self.path = path
+
+    def count_rows(self) -> int | None:
+        if self.csv:
+            return None  # would need a full scan
+        import pyarrow.parquet as pq
+
+        return sum(pq.ParquetFile(str(f)).metadata.num_rows for f in self.files)
+
+    def to_batches(self, columns, batch_size: int):
+        import pyarrow.parquet as pq
+
+        try:
+            if self.csv:
+                yield from self._ds.to_batches(columns=columns, batch_size=batch_size,
+                                               batch_readahead=2, fragment_readahead=1)
+                return
+            for f in self.files:
+                pf = pq.ParquetFile(str(f), pre_buffer=False, buffer_size=1 << 20)
+                yield from pf.iter_batches(batch_size=batch_size, columns=columns, use_threads=False)
+        except (OSError, ValueError) as exc:
+            if isinstance(exc, ForgelineError):
+                raise
+            raise CliError(f"cannot read {self.path}: {exc}") from exc
 
 
 def _open_writer(path: str, schema):
@@ -112,8 +150,8 @@ def score_file(scorer, input_path: str, output_path: str, *, batch_size: int = 6
     """
     import pyarrow as pa
 
-    dset = _dataset(input_path)
-    names = dset.schema.names
+    dset = _Input(input_path)
+    names = dset.names
     missing = [c for c in passthrough if c not in names]
     if missing:
         raise CliError(f"--columns not in the input: {', '.join(missing)}")
@@ -123,18 +161,13 @@ def score_file(scorer, input_path: str, output_path: str, *, batch_size: int = 6
         raise SchemaError(f"input is missing required columns: {', '.join(map(repr, absent))}",
                           column=absent[0], problems={c: "missing" for c in absent})
     cols = list(dict.fromkeys([*passthrough, *needed]))
-    try:
-        total = dset.count_rows()
-    except Exception:  # noqa: BLE001 - CSV row counts need a full scan; skip the total
-        total = None
+    total = dset.count_rows()
     bar = _Progress(total, progress)
     writer = rej_writer = None
     n_in = n_out = n_rej = 0
     t0 = time.perf_counter()
     try:
-        # small read-ahead keeps peak memory bounded by a few batches / one row group
-        for batch in dset.to_batches(columns=cols, batch_size=batch_size, batch_readahead=2,
-                                     fragment_readahead=1):
+        for batch in dset.to_batches(cols, batch_size):
             if batch.num_rows == 0:
                 continue
             n_in += batch.num_rows
@@ -202,15 +235,15 @@ def _profile_of_file(scorer, path: str, batch_size: int = 262_144):
     from .drift import Profile
     from .scorer import _prediction_column
 
-    dset = _dataset(path)
-    names = dset.schema.names
+    dset = _Input(path)
+    names = dset.names
     cols = [c for c in scorer.schema.names if c in names]
     absent = [c for c in scorer.schema.names if c not in names]
     if absent:
         raise SchemaError(f"input is missing required columns: {', '.join(map(repr, absent))}",
                           column=absent[0], problems={c: "missing" for c in absent})
     prof = None
-    for batch in dset.to_batches(columns=cols, batch_size=batch_size):
+    for batch in dset.to_batches(cols, batch_size):
         if batch.num_rows == 0:
             continue
         frame = scorer.profile_frame(batch)
