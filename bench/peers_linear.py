@@ -31,13 +31,7 @@ def _cpu_best_of(fn, repeats: int = 5) -> float:
     On a shared machine, wall time also measures the other tenants; CPU time of a
     single-threaded run does not, so the 1-thread CPU rows compare the kernels themselves.
     """
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.process_time()
-        fn()
-        best = min(best, time.process_time() - t0)
-    return best
+    return best_of(fn, repeats=repeats, clock=time.process_time)
 
 
 def _mlp_workloads(quick: bool) -> list[dict]:
