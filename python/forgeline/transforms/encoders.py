@@ -21,6 +21,20 @@ def _is_nan(v) -> bool:
     return v is None or (isinstance(v, float) and v != v)
 
 
+def _copy_categories(obj, fitted):
+    """Copy a fitted sklearn encoder's categories, vocabularies and infrequent indices onto
+    ``obj`` (shared by OneHotEncoder.from_sklearn and OrdinalEncoder.from_sklearn)."""
+    from .scalers import _copy_fitted
+
+    obj = _copy_fitted(obj, fitted, ())
+    obj.categories_ = [np.asarray(c) for c in fitted.categories_]
+    obj._vocab = [[_py(v) for v in c if not _is_nan(v)] for c in fitted.categories_]
+    inf = getattr(fitted, "_infrequent_indices", None) or [None] * len(fitted.categories_)
+    obj._infrequent = [np.zeros(0, dtype=np.int64) if i is None else np.asarray(i, np.int64)
+                       for i in inf]
+    return obj
+
+
 class _CategoricalBase(NativeTransformer):
     """Shared fitting of categories and their frequencies (mergeable: exact counts)."""
 
@@ -344,16 +358,10 @@ class OneHotEncoder(_CategoricalBase):
     @classmethod
     def from_sklearn(cls, fitted):
         """Build the equivalent fitted forgeline OneHotEncoder from sklearn's."""
-        from .scalers import _copy_fitted
         obj = cls(categories=fitted.categories, drop=fitted.drop,
                   sparse_output=fitted.sparse_output, handle_unknown=fitted.handle_unknown,
                   min_frequency=fitted.min_frequency, max_categories=fitted.max_categories)
-        obj = _copy_fitted(obj, fitted, ())
-        obj.categories_ = [np.asarray(c) for c in fitted.categories_]
-        obj._vocab = [[_py(v) for v in c if not _is_nan(v)] for c in fitted.categories_]
-        inf = getattr(fitted, "_infrequent_indices", None) or [None] * len(fitted.categories_)
-        obj._infrequent = [np.zeros(0, dtype=np.int64) if i is None else np.asarray(i, np.int64)
-                           for i in inf]
+        obj = _copy_categories(obj, fitted)
         obj._set_drop()
         return obj
 
@@ -444,17 +452,11 @@ class OrdinalEncoder(_CategoricalBase):
     @classmethod
     def from_sklearn(cls, fitted):
         """Build the equivalent fitted forgeline OrdinalEncoder from sklearn's."""
-        from .scalers import _copy_fitted
         obj = cls(categories=fitted.categories, handle_unknown=fitted.handle_unknown,
                   unknown_value=fitted.unknown_value,
                   encoded_missing_value=fitted.encoded_missing_value,
                   min_frequency=fitted.min_frequency, max_categories=fitted.max_categories)
-        obj = _copy_fitted(obj, fitted, ())
-        obj.categories_ = [np.asarray(c) for c in fitted.categories_]
-        obj._vocab = [[_py(v) for v in c if not _is_nan(v)] for c in fitted.categories_]
-        inf = getattr(fitted, "_infrequent_indices", None) or [None] * len(fitted.categories_)
-        obj._infrequent = [np.zeros(0, dtype=np.int64) if i is None else np.asarray(i, np.int64)
-                           for i in inf]
+        obj = _copy_categories(obj, fitted)
         return obj
 
 
