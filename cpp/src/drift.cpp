@@ -326,27 +326,35 @@ double smirnov_sf(index_t n, double x) {
   return std::min(1.0, std::max(0.0, p));
 }
 
+// Walks the distinct values of two sorted, NaN-free samples in increasing order: for each
+// value v, fn(v, i0, i1, j0, j1) gets the index ranges [i0, i1) of a and [j0, j1) of b that
+// equal v. Shared by the CDF distances, Cramer-von Mises and Anderson-Darling kernels.
+template <class F>
+void for_each_tie(View1D<const double> a, View1D<const double> b, F&& fn) {
+  const index_t n1 = a.size, n2 = b.size;
+  index_t i = 0, j = 0;
+  while (i < n1 || j < n2) {
+    const double v = (j >= n2 || (i < n1 && a[i] <= b[j])) ? a[i] : b[j];
+    const index_t i0 = i, j0 = j;
+    while (i < n1 && a[i] == v) ++i;
+    while (j < n2 && b[j] == v) ++j;
+    fn(v, i0, i, j0, j);
+  }
+}
+
 CdfDistances cdf_distances(View1D<const double> a, View1D<const double> b) {
   CdfDistances r;
   const index_t n1 = a.size, n2 = b.size;
   const double d1 = static_cast<double>(n1), d2 = static_cast<double>(n2);
-  index_t i = 0, j = 0;
   KahanSum s1, s2;
-  while (i < n1 || j < n2) {
-    double v;
-    if (j >= n2 || (i < n1 && a[i] <= b[j])) v = a[i];
-    else v = b[j];
-    while (i < n1 && a[i] == v) ++i;
-    while (j < n2 && b[j] == v) ++j;
-    if (i >= n1 && j >= n2) break;
-    double next;
-    if (j >= n2 || (i < n1 && a[i] <= b[j])) next = a[i];
-    else next = b[j];
+  for_each_tie(a, b, [&](double v, index_t, index_t i, index_t, index_t j) {
+    if (i >= n1 && j >= n2) return;  // the last value: no interval after it
+    const double next = (j >= n2 || (i < n1 && a[i] <= b[j])) ? a[i] : b[j];
     const double diff = static_cast<double>(i) / d1 - static_cast<double>(j) / d2;
     const double delta = next - v;
     s1.add(std::fabs(diff) * delta);
     s2.add(diff * diff * delta);
-  }
+  });
   r.l1 = s1.value();
   r.l2sq = s2.value();
   return r;
@@ -354,15 +362,8 @@ CdfDistances cdf_distances(View1D<const double> a, View1D<const double> b) {
 
 double cvm_u(View1D<const double> a, View1D<const double> b) {
   const index_t n1 = a.size, n2 = b.size;
-  index_t i = 0, j = 0;
   KahanSum sa, sb;
-  while (i < n1 || j < n2) {
-    double v;
-    if (j >= n2 || (i < n1 && a[i] <= b[j])) v = a[i];
-    else v = b[j];
-    const index_t i0 = i, j0 = j;
-    while (i < n1 && a[i] == v) ++i;
-    while (j < n2 && b[j] == v) ++j;
+  for_each_tie(a, b, [&](double, index_t i0, index_t i, index_t j0, index_t j) {
     const index_t before = i0 + j0, ties = (i - i0) + (j - j0);
     const double rank = static_cast<double>(before) + static_cast<double>(ties + 1) / 2.0;
     for (index_t t = i0; t < i; ++t) {
@@ -373,22 +374,15 @@ double cvm_u(View1D<const double> a, View1D<const double> b) {
       const double d = rank - static_cast<double>(t + 1);
       sb.add(d * d);
     }
-  }
+  });
   return static_cast<double>(n1) * sa.value() + static_cast<double>(n2) * sb.value();
 }
 
 double ad_midrank_a2akn(View1D<const double> a, View1D<const double> b) {
   const index_t n1 = a.size, n2 = b.size, N = n1 + n2;
   const double dN = static_cast<double>(N), dn1 = static_cast<double>(n1), dn2 = static_cast<double>(n2);
-  index_t i = 0, j = 0;
   KahanSum s1, s2;
-  while (i < n1 || j < n2) {
-    double v;
-    if (j >= n2 || (i < n1 && a[i] <= b[j])) v = a[i];
-    else v = b[j];
-    const index_t i0 = i, j0 = j;
-    while (i < n1 && a[i] == v) ++i;
-    while (j < n2 && b[j] == v) ++j;
+  for_each_tie(a, b, [&](double, index_t i0, index_t i, index_t j0, index_t j) {
     const double lj = static_cast<double>((i - i0) + (j - j0));
     const double bj = static_cast<double>(i0 + j0) + lj / 2.0;
     const double denom = bj * (dN - bj) - dN * lj / 4.0;
@@ -397,7 +391,7 @@ double ad_midrank_a2akn(View1D<const double> a, View1D<const double> b) {
     const double t1 = dN * m1 - bj * dn1, t2 = dN * m2 - bj * dn2;
     s1.add(lj / dN * t1 * t1 / denom);
     s2.add(lj / dN * t2 * t2 / denom);
-  }
+  });
   double out = 0.0;
   out += s1.value() / dn1;
   out += s2.value() / dn2;
