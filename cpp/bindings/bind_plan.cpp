@@ -17,6 +17,21 @@ std::vector<T> to_vec(const py::array_t<T, py::array::c_style | py::array::force
 using I32 = py::array_t<std::int32_t, py::array::c_style | py::array::forcecast>;
 using F64 = py::array_t<double, py::array::c_style | py::array::forcecast>;
 
+// The udf part of a program; a program without udfs passes empty arrays.
+void set_udfs(plan::Program& p, const I32& udf_fn, const I32& reg_off, const I32& reg_len,
+              const std::vector<std::uintptr_t>& udf_addr, index_t n_regs) {
+  const std::size_t g = p.src.size();
+  if (udf_fn.size() == 0 && reg_off.size() == 0 && reg_len.size() == 0) {
+    p.udf_fn.assign(g, -1);
+    p.reg_off.assign(g, 0);
+    p.reg_len.assign(g, 0);
+  } else {
+    p.udf_fn = to_vec(udf_fn); p.reg_off = to_vec(reg_off); p.reg_len = to_vec(reg_len);
+  }
+  p.udf_addr = udf_addr;
+  p.n_regs = n_regs;
+}
+
 }  // namespace
 
 void bind_plan(py::module_& m) {
@@ -26,7 +41,9 @@ void bind_plan(py::module_& m) {
                        const I32& op_end, const I32& emit, const I32& slot, const I32& tab_off,
                        const I32& tab_len, const I32& unseen_error, const I32& op_code,
                        const I32& op_off, const I32& op_len, const F64& op_a, const F64& op_b,
-                       const F64& dtab, const I32& itab) {
+                       const F64& dtab, const I32& itab, const I32& udf_fn, const I32& reg_off,
+                       const I32& reg_len, const std::vector<std::uintptr_t>& udf_addr,
+                       index_t n_regs) {
              auto p = std::make_shared<Program>();
              p->n_slots = n_slots;
              p->src = to_vec(src); p->src_kind = to_vec(src_kind);
@@ -37,13 +54,16 @@ void bind_plan(py::module_& m) {
              p->op_code = to_vec(op_code); p->op_off = to_vec(op_off); p->op_len = to_vec(op_len);
              p->op_a = to_vec(op_a); p->op_b = to_vec(op_b);
              p->dtab = to_vec(dtab); p->itab = to_vec(itab);
+             set_udfs(*p, udf_fn, reg_off, reg_len, udf_addr, n_regs);
              p->check();
              return p;
            }),
            py::arg("n_slots"), py::arg("src"), py::arg("src_kind"), py::arg("op_begin"),
            py::arg("op_end"), py::arg("emit"), py::arg("slot"), py::arg("tab_off"),
            py::arg("tab_len"), py::arg("unseen_error"), py::arg("op_code"), py::arg("op_off"),
-           py::arg("op_len"), py::arg("op_a"), py::arg("op_b"), py::arg("dtab"), py::arg("itab"))
+           py::arg("op_len"), py::arg("op_a"), py::arg("op_b"), py::arg("dtab"), py::arg("itab"),
+           py::arg("udf_fn") = I32(), py::arg("reg_off") = I32(), py::arg("reg_len") = I32(),
+           py::arg("udf_addr") = std::vector<std::uintptr_t>(), py::arg("n_regs") = 0)
       .def_property_readonly("n_slots", [](const Program& p) { return p.n_slots; })
       .def(
           "run",
@@ -74,6 +94,7 @@ void bind_plan(py::module_& m) {
               keep.push_back(std::move(a));
             }
             for (std::size_t g = 0; g < p.src.size(); ++g) {
+              if (p.src_kind[g] == static_cast<std::int32_t>(plan::Source::Udf)) continue;
               if (static_cast<std::size_t>(p.src[g]) >= in.columns.size())
                 throw std::invalid_argument("plan: group reads a column that was not passed");
               if (p.src_kind[g] != k[p.src[g]])
@@ -113,6 +134,7 @@ void bind_plan(py::module_& m) {
             in.row_stride = k;
             for (index_t j = 0; j < k; ++j) in.columns.push_back(X.data() + j);
             for (std::size_t g = 0; g < p.src.size(); ++g) {
+              if (p.src_kind[g] == static_cast<std::int32_t>(plan::Source::Udf)) continue;
               if (p.src[g] >= k) throw std::invalid_argument("plan: group reads a column that was not passed");
               if (p.src_kind[g] == static_cast<std::int32_t>(plan::Source::Datetime))
                 throw std::invalid_argument("plan: run_rows cannot read datetime columns");

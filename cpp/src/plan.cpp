@@ -151,6 +151,34 @@ inline int as_code(double x) {
 
 }  // namespace
 
+// Udf groups read only registers written by earlier groups, so a program can never read a
+// register before it is filled or form a cycle.
+void Program::check_udfs() const {
+  const std::size_t g = src.size();
+  if (udf_fn.size() != g || reg_off.size() != g || reg_len.size() != g || emit.size() != g ||
+      slot.size() != g)
+    throw std::invalid_argument("plan: group array size mismatch: udf");
+  if (n_regs < 0 || n_regs > (index_t{1} << 24)) throw std::invalid_argument("plan: bad register count");
+  for (const auto a : udf_addr)
+    if (a == 0) throw std::invalid_argument("plan: null udf address");
+  std::vector<char> written(static_cast<std::size_t>(n_regs), 0);
+  for (std::size_t i = 0; i < g; ++i) {
+    if (src_kind[i] == static_cast<std::int32_t>(Source::Udf)) {
+      if (udf_fn[i] < 0 || static_cast<std::size_t>(udf_fn[i]) >= udf_addr.size())
+        throw std::invalid_argument("plan: udf index out of range");
+      if (reg_off[i] < 0 || reg_len[i] < 1 || static_cast<index_t>(reg_off[i]) + reg_len[i] > n_regs)
+        throw std::invalid_argument("plan: udf registers out of range");
+      for (std::int32_t r = reg_off[i]; r < reg_off[i] + reg_len[i]; ++r)
+        if (!written[static_cast<std::size_t>(r)])
+          throw std::invalid_argument("plan: udf reads a register no earlier group writes");
+    }
+    if (emit[i] == static_cast<std::int32_t>(Emit::Register)) {
+      if (slot[i] < 0 || slot[i] >= n_regs) throw std::invalid_argument("plan: register out of range");
+      written[static_cast<std::size_t>(slot[i])] = 1;
+    }
+  }
+}
+
 void Program::check() const {
   const std::size_t g = src.size();
   auto same = [&](std::size_t n, const char* what) {
@@ -163,6 +191,7 @@ void Program::check() const {
   if (op_off.size() != nops || op_len.size() != nops || op_a.size() != nops || op_b.size() != nops)
     throw std::invalid_argument("plan: op array size mismatch");
   if (n_slots < 0) throw std::invalid_argument("plan: negative slot count");
+  check_udfs();
   for (std::size_t k = 0; k < nops; ++k) {
     if (op_code[k] < 1 || op_code[k] > kMaxOp) throw std::invalid_argument("plan: unknown op code");
     if (op_off[k] < 0 || op_len[k] < 0 ||
@@ -171,7 +200,7 @@ void Program::check() const {
   }
   for (std::size_t i = 0; i < g; ++i) {
     if (src[i] < 0) throw std::invalid_argument("plan: negative source column");
-    if (src_kind[i] < 0 || src_kind[i] > 3) throw std::invalid_argument("plan: bad source kind");
+    if (src_kind[i] < 0 || src_kind[i] > 4) throw std::invalid_argument("plan: bad source kind");
     if (op_begin[i] < 0 || op_end[i] < op_begin[i] || static_cast<std::size_t>(op_end[i]) > nops)
       throw std::invalid_argument("plan: op range out of bounds");
     // A date part reads the raw int64 register, so it must be exactly a datetime group's first op.
@@ -198,6 +227,8 @@ void Program::check() const {
         if (dt) throw std::invalid_argument("plan: a datetime group cannot emit a look-up");
         if (slot[i] < 0 || slot[i] >= n_slots) throw std::invalid_argument("plan: slot out of range");
         if (end > dtab.size() || tab_len[i] < 2) throw std::invalid_argument("plan: lookup table out of range");
+        break;
+      case Emit::Register:  // register indices were checked by check_udfs()
         break;
       default:
         throw std::invalid_argument("plan: bad emit kind");
@@ -264,6 +295,15 @@ void apply_op_tile(const Program& p, std::size_t k, double* FL_RESTRICT x, index
   }
 }
 
+// A Udf group's register for one tile: its argument registers are contiguous, so they are
+// already the column-major (k x n) block the compiled function reads.
+void run_udf_tile(const Program& p, std::size_t g, const double* regs, double* x, index_t n) {
+  const auto fn = reinterpret_cast<UdfBlock>(p.udf_addr[static_cast<std::size_t>(p.udf_fn[g])]);
+  const double* args = regs + static_cast<index_t>(p.reg_off[g]) * n;
+  if (fn(args, n, p.reg_len[g], x) != 1)
+    throw std::domain_error("udf failed in plan group " + std::to_string(g) + ": it raised an exception");
+}
+
 }  // namespace
 
 void run_block(const Program& p, const Inputs& in, index_t row_begin, index_t row_end, Output out) {
@@ -271,6 +311,8 @@ void run_block(const Program& p, const Inputs& in, index_t row_begin, index_t ro
   const index_t rs = out.row_stride, cs = out.col_stride;
   const std::size_t groups = p.src.size();
   double x[kTile];
+  // udf registers of the current tile: register r holds its n values at regs[r * n]
+  std::vector<double> regs(static_cast<std::size_t>(p.n_regs * kTile));
   for (index_t t0 = row_begin; t0 < row_end; t0 += kTile) {
     const index_t n = std::min(kTile, row_end - t0);
     double* tile_out = out.base + (t0 - row_begin) * rs;
@@ -283,9 +325,11 @@ void run_block(const Program& p, const Inputs& in, index_t row_begin, index_t ro
         for (index_t s = 0; s < ns; ++s) tile_out[i * rs + s * cs] = 0.0;
     }
     for (std::size_t g = 0; g < groups; ++g) {
-      const void* col = in.columns[static_cast<std::size_t>(p.src[g])];
       const auto kind = static_cast<Source>(p.src_kind[g]);
-      if (in.row_stride > 0) {
+      const void* col = kind == Source::Udf ? nullptr : in.columns[static_cast<std::size_t>(p.src[g])];
+      if (kind == Source::Udf) {
+        run_udf_tile(p, g, regs.data(), x, n);
+      } else if (in.row_stride > 0) {
         const double* d = static_cast<const double*>(col);
         for (index_t i = 0; i < n; ++i) x[i] = d[(t0 + i) * in.row_stride];
       } else switch (kind) {
@@ -312,6 +356,10 @@ void run_block(const Program& p, const Inputs& in, index_t row_begin, index_t ro
       for (std::size_t k = static_cast<std::size_t>(p.op_begin[g]); k < static_cast<std::size_t>(p.op_end[g]); ++k)
         apply_op_tile(p, k, x, n, g);
       const auto emit = static_cast<Emit>(p.emit[g]);
+      if (emit == Emit::Register) {
+        std::memcpy(regs.data() + p.slot[g] * n, x, sizeof(double) * static_cast<std::size_t>(n));
+        continue;
+      }
       if (emit == Emit::Scalar) {
         double* o = tile_out + p.slot[g] * cs;
         for (index_t i = 0; i < n; ++i) o[i * rs] = x[i];

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <stdexcept>
 
 #include "forgeline/parallel.hpp"
 
@@ -252,7 +253,7 @@ void run_udf(const std::vector<View1D<const double>>& cols, UdfBlock fn, double*
     std::vector<double> block(static_cast<size_t>(m * std::max<index_t>(k, 1)));
     for (index_t c = 0; c < k; ++c)
       for (index_t i = 0; i < m; ++i) block[static_cast<size_t>(c * m + i)] = cols[static_cast<size_t>(c)][b + i];
-    fn(block.data(), m, k, out + b);
+    if (fn(block.data(), m, k, out + b) != 1) throw std::domain_error("udf raised an exception");
   });
 }
 

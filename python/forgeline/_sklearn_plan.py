@@ -32,6 +32,7 @@ class Builder:
         self.groups: list[Group] = []
         # per group: True when its register holds a code into vocab[source]
         self.is_code: list[bool] = []
+        self.udfs: dict = {}  # plan key -> forgeline.jit.UDF (see _udf)
 
     def base_syms(self) -> list[Sym]:
         out = []
@@ -201,6 +202,8 @@ def _function_transformer(b, est, syms, origin):
     func = est.func
     if getattr(est, "kw_args", None):
         raise UnsupportedModelError(f"{origin}: kw_args are not supported", op=origin)
+    if _name(func) == "UDF" and type(func).__module__ == "forgeline.jit":
+        return _udf(b, func, syms, origin)
     if func is None:
         return _per_column(b, syms, origin, lambda j: [])
     fname = getattr(func, "__name__", "")
@@ -376,6 +379,8 @@ def _forgeline(b, est, syms, origin):
     from ._frame import CATEGORICAL as CAT, DATETIME, NUMERIC
     from .transforms import _engine as eng  # lazy: only forgeline pipelines need it
     kind = getattr(est, "_input_kind", NUMERIC)
+    if _name(est) == "UDFTransformer":
+        return _udf(b, est._udf(), syms, origin)
     if _name(est) == "HashEncoder" or not hasattr(est, "_programs"):
         # HashEncoder's buckets are computed per batch vocabulary, outside its programs
         raise UnsupportedModelError(f"cannot compile forgeline transformer {_name(est)}", op=origin)
@@ -422,6 +427,29 @@ def _forgeline(b, est, syms, origin):
                 g.unseen_error = 1 | (2 if bad[1] else 0)
         out.extend(Sym(sym.group, i) for i in range(g.width if g.emit != "scalar" else 1))
     return out
+
+
+def _udf(b, fn, syms, origin):
+    """A forgeline.udf over ``syms``: one group whose register is the udf of theirs; the
+    executor calls the compiled function by address on each tile."""
+    if not syms:
+        raise UnsupportedModelError(f"{origin}: a udf needs at least one input column", op=origin)
+    for s in syms:
+        b.require_numeric(s, origin)
+        if b.groups[s.group].emit != "scalar":
+            raise UnsupportedModelError(f"{origin}: a udf after a one-hot or look-up output is "
+                                        "not supported", op=origin)
+    key = next((k for k, (u, n) in b.udfs.items() if u is fn and n == len(syms)), None)
+    if key is None:
+        key, i = fn.name, 1
+        while key in b.udfs:
+            i += 1
+            key = f"{fn.name}_{i}"
+        b.udfs[key] = (fn, len(syms))
+    b.groups.append(Group(b.groups[syms[0].group].source, origin=origin, udf=key,
+                          args=tuple(s.group for s in syms)))
+    b.is_code.append(False)
+    return [Sym(len(b.groups) - 1)]
 
 
 def _forgeline_column_transformer(b, est, syms, path):

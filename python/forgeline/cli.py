@@ -206,16 +206,16 @@ def score_file(scorer, input_path: str, output_path: str, *, batch_size: int = 6
 
 # --------------------------------------------------------------------------- commands
 
-def _load(path: str):
+def _load(path: str, allow_code=False):
     from .scorer import load
 
     if not Path(path).exists():
         raise CliError(f"model not found: {path}")
-    return load(path)
+    return load(path, allow_code=allow_code)
 
 
 def cmd_score(args) -> int:
-    scorer = _load(args.model)
+    scorer = _load(args.model, args.allow_code)
     stats = score_file(scorer, args.input, args.output, batch_size=args.batch_size,
                        n_threads=args.threads, passthrough=args.columns or (),
                        rejects_path=args.rejects, monitor=bool(args.monitor),
@@ -269,7 +269,7 @@ def _drift_summary(report) -> str:
 def cmd_drift(args) -> int:
     from .drift import Profile, compare
 
-    scorer = _load(args.model)
+    scorer = _load(args.model, args.allow_code)
     if args.reference:
         ref_path = Path(args.reference)
         if not ref_path.exists():
@@ -296,8 +296,17 @@ def cmd_drift(args) -> int:
 
 
 def cmd_inspect(args) -> int:
-    scorer = _load(args.model)
+    from ._udf_plan import udf_summary
+    from .scorer import Scorer, _read_parts
+
+    if not Path(args.model).exists():
+        raise CliError(f"model not found: {args.model}")
+    body, arrays = _read_parts(args.model)
+    # "describe": udfs are listed, never compiled or run, whatever the bundle holds
+    scorer = Scorer.from_parts(body, arrays, allow_code="describe")
+    udfs = udf_summary(body.get("features"))
     info = {
+        "udfs": udfs,
         "metadata": scorer.metadata,
         "schema": scorer.schema.to_dict(),
         "plan": scorer.features.describe(),
@@ -320,6 +329,12 @@ def cmd_inspect(args) -> int:
         voc = f" [{len(c.vocabulary)} categories]" if c.vocabulary is not None else ""
         print(f"  {c.name}: {c.kind}{voc}")
     print(scorer.explain_plan())
+    if udfs:
+        print(f"udfs: {len(udfs)} user-defined functions (code: loading needs allow_code=True)")
+        for u in udfs:
+            print(f"  {u['name']}: {u['signature']}  sha256 {u['sha256'][:16]}")
+            for line in (u["source"] or "").rstrip().splitlines():
+                print(f"    | {line}")
     if info["profile"]:
         print(f"profile: {info['profile']}")
     return EXIT_OK
@@ -361,6 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--rejects", help="write rows that fail validation here, with the reason")
     s.add_argument("--monitor", metavar="REPORT_HTML", help="drift report computed in the same pass")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.add_argument("--allow-code", action="store_true",
+                   help="compile and run the bundle's udfs (only for trusted bundles)")
     s.set_defaults(func=cmd_score)
 
     d = sub.add_parser("drift", help="compare a data file against the bundle's reference profile")
@@ -370,6 +387,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--html")
     d.add_argument("--json")
     d.add_argument("--fail-on-drift", action="store_true", help="exit 1 when drift is detected")
+    d.add_argument("--allow-code", action="store_true",
+                   help="compile and run the bundle's udfs (only for trusted bundles)")
     d.set_defaults(func=cmd_drift)
 
     i = sub.add_parser("inspect", help="print schema, plan, metadata and profile summary")

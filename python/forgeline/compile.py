@@ -13,7 +13,7 @@ from ._sklearn_plan import Builder, apply
 from ._version import __version__
 from .errors import CompileError, UnsupportedModelError
 from .models import import_model
-from .plan import FeaturePlan, Sym
+from .plan import FeaturePlan, Sym, used_groups
 from .schema import ColumnSpec, Schema
 from .scorer import Scorer
 
@@ -101,12 +101,13 @@ def compile(fitted, sample=None, *, verify: bool = True, profile: bool = True,
                                f"preprocessing produces {len(syms)}")
     # Columns no output depends on (dropped by a ColumnTransformer, all-missing) are not
     # required at scoring time.
-    used = {b.groups[s.group].source for s in syms}
+    used = {b.groups[g].source for g in used_groups(b.groups, syms)}
     inputs = [(n, k) for n, k in inputs if n in used]
     schema = Schema([ColumnSpec(n, k, _dtype_of(sample_frame, n, k),
                                 tuple(b.vocab[n]) if k == _frame.CATEGORICAL else None)
                      for n, k in inputs])
-    features = FeaturePlan(inputs, b.groups, syms, feature_names).pruned()
+    features = FeaturePlan(inputs, b.groups, syms, feature_names,
+                           {k: u for k, (u, _) in b.udfs.items()}).pruned()
     metadata = _metadata(fitted, final, model, sample_frame, in_names)
     scorer = Scorer(schema, features, model, metadata=metadata)
     if sample is not None and verify:

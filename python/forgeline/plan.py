@@ -77,12 +77,17 @@ class Group:
     lookup: list[float] | None = None
     unseen_error: int = 0  # lookup only: bit 0 unseen raises, bit 1 missing raises
     origin: str = "input"
+    # A udf group reads no column: its register is udf ``udf`` (a key of FeaturePlan.udfs)
+    # of the scalar values of groups ``args`` (all earlier in the list); ``source`` is then
+    # the first argument's column, for error messages.
+    udf: str | None = None
+    args: tuple[int, ...] = ()
 
     def clone(self) -> Group:
         return Group(self.source, list(self.ops), self.emit, self.width,
                      None if self.onehot_map is None else list(self.onehot_map),
                      None if self.lookup is None else list(self.lookup), self.unseen_error,
-                     self.origin)
+                     self.origin, self.udf, tuple(self.args))
 
 
 @dataclass(frozen=True)
@@ -97,11 +102,12 @@ class FeaturePlan:
     """Groups over the schema's input columns, producing ``len(outputs)`` feature columns."""
 
     def __init__(self, inputs: list[tuple[str, str]], groups: list[Group], outputs: list[Sym],
-                 feature_names: list[str]):
+                 feature_names: list[str], udfs: dict | None = None):
         self.inputs = list(inputs)  # (name, kind) of each input column the program reads
         self.groups = groups
         self.outputs = outputs
         self.feature_names = list(feature_names)
+        self.udfs = dict(udfs or {})  # key -> forgeline.jit.UDF, for the udf groups
         self._program = None
 
     @property
@@ -110,13 +116,19 @@ class FeaturePlan:
 
     def pruned(self) -> FeaturePlan:
         """The same plan with only the groups and inputs that some output uses."""
-        used = sorted({s.group for s in self.outputs})
+        used = used_groups(self.groups, self.outputs)
         remap = {g: i for i, g in enumerate(used)}
         groups = [self.groups[g] for g in used]
+        for i, g in enumerate(groups):
+            if g.udf is not None:
+                groups[i] = g.clone()
+                groups[i].args = tuple(remap[a] for a in g.args)
         sources = {g.source for g in groups}
         inputs = [(n, k) for n, k in self.inputs if n in sources]
         outputs = [Sym(remap[s.group], s.slot) for s in self.outputs]
-        return FeaturePlan(inputs, groups, outputs, self.feature_names)
+        keys = {g.udf for g in groups if g.udf is not None}
+        return FeaturePlan(inputs, groups, outputs, self.feature_names,
+                           {k: v for k, v in self.udfs.items() if k in keys})
 
     # ------------------------------------------------------------------ native program
     def _pack(self) -> dict[str, np.ndarray]:
@@ -129,10 +141,12 @@ class FeaturePlan:
             where.setdefault((s.group, s.slot), []).append(pos)
         arr: dict[str, list] = {k: [] for k in (
             "src", "src_kind", "op_begin", "op_end", "emit", "slot", "tab_off", "tab_len",
-            "unseen_error", "op_code", "op_off", "op_len", "op_a", "op_b")}
+            "unseen_error", "op_code", "op_off", "op_len", "op_a", "op_b",
+            "udf_fn", "reg_off", "reg_len")}
         dtab: list[float] = []
         itab: list[int] = []
         owner: list[int] = []  # native group -> plan group index (for error messages)
+        udf_state: dict = {"addr": [], "index": {}, "n_regs": 0}
         used = sorted({s.group for s in self.outputs})
         for gi in used:
             g = self.groups[gi]
@@ -144,9 +158,9 @@ class FeaturePlan:
                 natives = [(pos, t) for t in range(g.width if g.emit == "lookup" else 1)
                            for pos in where.get((gi, t), [])]
             for pos, lcol in natives:
+                udf_regs = self._pack_udf_args(gi, arr, dtab, owner, col_index, kinds, udf_state)
                 owner.append(gi)
-                arr["src"].append(col_index[g.source])
-                arr["src_kind"].append(_SOURCE_OF_KIND.get(kinds[g.source], SOURCE_FLOAT64))
+                _append_source(arr, g, col_index, kinds, udf_regs)
                 arr["op_begin"].append(len(arr["op_code"]))
                 for op in g.ops:
                     arr["op_code"].append(OP_CODES[op.name])
@@ -186,10 +200,41 @@ class FeaturePlan:
                     arr["tab_len"].append(0)
         out = {k: np.asarray(v, dtype=np.float64 if k in ("op_a", "op_b") else np.int32)
                for k, v in arr.items()}
+        out["udf_addr"] = udf_state["addr"]
+        out["n_regs"] = udf_state["n_regs"]
         out["dtab"] = np.asarray(dtab, dtype=np.float64)
         out["itab"] = np.asarray(itab, dtype=np.int32)
         self._owner = owner
         return out
+
+    def _pack_udf_args(self, gi, arr, dtab, owner, col_index, kinds, st):
+        """For a udf group: emit its arguments as register groups (their own udf arguments
+        first) and return (udf index, first register, count); None for other groups."""
+        g = self.groups[gi]
+        if g.udf is None:
+            return None
+        nested = {a: self._pack_udf_args(a, arr, dtab, owner, col_index, kinds, st) for a in g.args}
+        r0 = st["n_regs"]
+        st["n_regs"] += len(g.args)
+        for j, a in enumerate(g.args):
+            ag = self.groups[a]
+            if ag.emit != "scalar":
+                raise ValueError("plan: a udf argument must be a scalar group")
+            owner.append(a)
+            _append_source(arr, ag, col_index, kinds, nested[a])
+            arr["op_begin"].append(len(arr["op_code"]))
+            _append_ops(arr, dtab, ag.ops)
+            arr["op_end"].append(len(arr["op_code"]))
+            arr["emit"].append(EMIT_REGISTER)
+            arr["unseen_error"].append(0)
+            arr["slot"].append(r0 + j)
+            arr["tab_off"].append(0)
+            arr["tab_len"].append(0)
+        key = (g.udf, len(g.args))
+        if key not in st["index"]:
+            st["index"][key] = len(st["addr"])
+            st["addr"].append(int(self.udfs[g.udf].address(len(g.args))))
+        return st["index"][key], r0, len(g.args)
 
     def program(self):
         if self._program is None:
@@ -231,6 +276,9 @@ class FeaturePlan:
         g = self.groups[owner[int(idx)]] if int(idx) < len(owner) else None
         col = g.source if g else "?"
         origin = g.origin if g else "?"
+        if "udf failed" in head:
+            return DataError(f"udf {g.udf if g else '?'!r} ({origin}) raised an exception while "
+                             "scoring; see stderr for the Python error", column=col)
         if "check failed" in head:
             what = what.strip()
             return DataError(f"Input contains {what}: column {col!r} has {what} values, which "
@@ -248,7 +296,9 @@ class FeaturePlan:
             extra = f" -> onehot[{g.width}]" if g.emit == "onehot" else (
                 f" -> lookup[{len(g.lookup) // max(g.width, 1)}x{g.width}]" if g.emit == "lookup"
                 else "")
-            lines.append(f"{g.source}: {chain}{extra}    ({g.origin})")
+            head = g.source if g.udf is None else \
+                f"udf {g.udf}({', '.join(self.groups[a].source for a in g.args)})"
+            lines.append(f"{head}: {chain}{extra}    ({g.origin})")
         return lines
 
     # ------------------------------------------------------------------ persistence
@@ -263,14 +313,23 @@ class FeaturePlan:
                         for o in g.ops],
                 **({"onehot_map": [int(v) for v in g.onehot_map]} if g.onehot_map is not None else {}),
                 **({"lookup": [_json_float(v) for v in g.lookup]} if g.lookup is not None else {}),
+                **({"udf": g.udf, "args": [int(a) for a in g.args]} if g.udf is not None else {}),
             })
         meta = {"inputs": [list(x) for x in self.inputs], "groups": groups,
                 "outputs": [[s.group, s.slot] for s in self.outputs],
                 "feature_names": self.feature_names}
+        if self.udfs:
+            from ._udf_plan import udf_specs
+
+            meta["udfs"] = udf_specs(self)
         return meta, {}
 
     @classmethod
-    def from_parts(cls, meta: dict, arrays: dict | None = None) -> FeaturePlan:
+    def from_parts(cls, meta: dict, arrays: dict | None = None, *,
+                   allow_code: bool = False) -> FeaturePlan:
+        from ._udf_plan import load_udfs
+
+        udfs = load_udfs(meta, allow_code)  # refuses a bundle with code before reading more
         try:
             inputs = [(str(n), str(k)) for n, k in meta["inputs"]]
             if len(meta["groups"]) > MAX_GROUPS:
@@ -289,7 +348,9 @@ class FeaturePlan:
                     str(g["source"]), ops, g["emit"], _int(g["width"], 1, MAX_TABLE),
                     [_int(v, ONEHOT_RAISE, MAX_TABLE) for v in g["onehot_map"]] if "onehot_map" in g else None,
                     [_parse_float(v) for v in g["lookup"]] if "lookup" in g else None,
-                    _int(g["unseen_error"], 0, 3), str(g["origin"])))
+                    _int(g["unseen_error"], 0, 3), str(g["origin"]),
+                    str(g["udf"]) if "udf" in g else None,
+                    tuple(_int(a, 0, MAX_GROUPS) for a in g["args"]) if "udf" in g else ()))
             outputs = [Sym(_int(a, 0, MAX_GROUPS), _int(b, 0, MAX_TABLE)) for a, b in meta["outputs"]]
             names = [str(n) for n in meta["feature_names"]]
         except BundleError:
@@ -316,7 +377,7 @@ class FeaturePlan:
                 raise BundleError("feature plan look-up table is missing or not width-aligned")
             if g.emit == "scalar" and g.width != 1:
                 raise BundleError("feature plan scalar group must have width 1")
-            is_dt = dict(inputs).get(g.source) == _frame.DATETIME
+            is_dt = g.udf is None and dict(inputs).get(g.source) == _frame.DATETIME
             starts = bool(g.ops) and g.ops[0].name == "date_part"
             if (starts and not is_dt) or (is_dt and not starts and gi in used) or \
                     any(o.name == "date_part" for o in g.ops[1:]):
@@ -327,7 +388,12 @@ class FeaturePlan:
                     raise BundleError(f"feature plan op {o.name!r} has a table mismatch")
                 if o.name == "date_part" and o.a not in (0, 1, 2, 3, 4, 5, 6, 7):
                     raise BundleError("feature plan date_part has an unknown part")
-        plan = cls(inputs, groups, outputs, names)
+        from ._udf_plan import check_udf_groups
+
+        check_udf_groups(groups, udfs)
+        plan = cls(inputs, groups, outputs, names, udfs)
+        if allow_code == "describe":
+            return plan  # inspection only: the udfs are not compiled, the plan cannot run
         try:
             plan.program()  # the native side re-validates every index
         except ValueError as exc:
@@ -361,6 +427,48 @@ class _Program:
 
 
 _SOURCE_OF_KIND = {_frame.CATEGORICAL: SOURCE_CODES, _frame.DATETIME: SOURCE_DATETIME}
+SOURCE_UDF, EMIT_REGISTER = 4, 3
+
+
+def used_groups(groups: list[Group], outputs: list[Sym]) -> list[int]:
+    """Indices of the groups some output depends on, directly or as a udf argument."""
+    used: set[int] = set()
+    stack = [s.group for s in outputs]
+    while stack:
+        gi = stack.pop()
+        if gi not in used:
+            used.add(gi)
+            stack.extend(groups[gi].args)
+    return sorted(used)
+
+
+def _append_source(arr, g: Group, col_index, kinds, udf_regs) -> None:
+    if udf_regs is None:
+        arr["src"].append(col_index[g.source])
+        arr["src_kind"].append(_SOURCE_OF_KIND.get(kinds[g.source], SOURCE_FLOAT64))
+        arr["udf_fn"].append(-1)
+        arr["reg_off"].append(0)
+        arr["reg_len"].append(0)
+    else:
+        arr["src"].append(0)
+        arr["src_kind"].append(SOURCE_UDF)
+        arr["udf_fn"].append(udf_regs[0])
+        arr["reg_off"].append(udf_regs[1])
+        arr["reg_len"].append(udf_regs[2])
+
+
+def _append_ops(arr, dtab, ops) -> None:
+    for op in ops:
+        arr["op_code"].append(OP_CODES[op.name])
+        arr["op_a"].append(float(op.a))
+        arr["op_b"].append(float(op.b))
+        if op.table is not None:
+            arr["op_off"].append(len(dtab))
+            arr["op_len"].append(len(op.table))
+            dtab.extend(float(v) for v in op.table)
+        else:
+            arr["op_off"].append(0)
+            arr["op_len"].append(0)
 
 
 # ------------------------------------------------------------------ numpy's log1p/expm1 loops

@@ -315,7 +315,8 @@ class Scorer:
         return body, arrays
 
     @classmethod
-    def from_parts(cls, body: dict, arrays: dict[str, np.ndarray]) -> Scorer:
+    def from_parts(cls, body: dict, arrays: dict[str, np.ndarray], *,
+                   allow_code: bool = False) -> Scorer:
         if not isinstance(body, dict) or body.get("kind") != BUNDLE_KIND:
             raise BundleError("bundle does not hold a forgeline Scorer")
         metadata = body.get("metadata") or {}
@@ -328,7 +329,8 @@ class Scorer:
             schema = Schema.from_dict(body["schema"])
         except (KeyError, ValueError) as exc:
             raise BundleError(f"bundle schema is invalid: {exc}") from exc
-        features = FeaturePlan.from_parts(body.get("features"), sub("features."))
+        features = FeaturePlan.from_parts(body.get("features"), sub("features."),
+                                          allow_code=allow_code)
         missing = [n for n, _ in features.inputs if n not in schema]
         if missing:
             raise BundleError(f"feature plan reads columns the schema lacks: {missing}")
@@ -360,17 +362,36 @@ class Scorer:
         write_bundle(path, body, {f"a{i}": arrays[n] for i, n in enumerate(names)})
 
 
-def load(path, **limits) -> Scorer:
+def load(path, *, allow_code: bool = False, **limits) -> Scorer:
     """Load a Scorer saved with :meth:`Scorer.save`.
 
-    Checks the format version, member paths, sizes and SHA-256 checksums; never executes
-    code. Needs only forgeline, numpy and pyarrow: no sklearn, LightGBM, XGBoost or torch.
+    Checks the format version, member paths, sizes and SHA-256 checksums. A bundle is data
+    and loading it executes no code, except a bundle with user-defined functions
+    (``forgeline.udf``): those are refused unless ``allow_code=True``, and then compiled
+    with Numba from the source stored in the bundle. Needs only forgeline, numpy and
+    pyarrow (and numba for udfs): no sklearn, LightGBM, XGBoost or torch.
+
+    Parameters
+    ----------
+    path : str or path-like
+    allow_code : bool, default False
+        Compile and run the bundle's udfs. Only for bundles from a trusted source; see
+        ``forgeline inspect`` to read their source first.
+    **limits
+        Size caps passed to :func:`forgeline.bundle.read_bundle`.
 
     Raises
     ------
     BundleError
-        For a missing, truncated, corrupted or tampered file, or one from a newer forgeline.
+        For a missing, truncated, corrupted or tampered file, one from a newer forgeline,
+        or one with udfs when ``allow_code`` is False (the message names them).
     """
+    body, arrays = _read_parts(path, **limits)
+    return Scorer.from_parts(body, arrays, allow_code=allow_code)
+
+
+def _read_parts(path, **limits) -> tuple[dict, dict[str, np.ndarray]]:
+    """A bundle's manifest body and its arrays by logical name (checked, nothing built)."""
     from .bundle import read_bundle
 
     body, stored = read_bundle(path, **limits)
@@ -378,7 +399,7 @@ def load(path, **limits) -> Scorer:
     if not isinstance(names, dict) or set(names) != set(stored) or \
             not all(isinstance(v, str) for v in names.values()):
         raise BundleError("bundle array index does not match its members")
-    return Scorer.from_parts(body, {names[k]: v for k, v in stored.items()})
+    return body, {names[k]: v for k, v in stored.items()}
 
 
 def resolve_threads_count(n_threads: int | None) -> int:

@@ -41,8 +41,16 @@ enum class Op : std::int32_t {
 constexpr std::int32_t kMaxOp = 23;
 
 // Datetime: int64 nanoseconds since the epoch (NaT = INT64_MIN), read by a leading DatePart op.
-enum class Source : std::int32_t { Float64 = 0, Float32 = 1, Codes = 2, Datetime = 3 };
-enum class Emit : std::int32_t { Scalar = 0, OneHot = 1, Lookup = 2 };
+// Udf: the group reads no input column; its register is a user function (see UdfBlock) of
+// registers that earlier groups wrote with Emit::Register.
+enum class Source : std::int32_t { Float64 = 0, Float32 = 1, Codes = 2, Datetime = 3, Udf = 4 };
+// Register: the group's values go to udf register `slot` (not to the output) for later Udf groups.
+enum class Emit : std::int32_t { Scalar = 0, OneHot = 1, Lookup = 2, Register = 3 };
+
+// A user function compiled by Numba (`forgeline.udf`), called by address: reads a column-major
+// block of m rows x k arguments, writes m values, returns 1 (anything else: it raised). It
+// must not need the GIL (Numba nopython cfuncs only take it to report an exception).
+using UdfBlock = std::int64_t (*)(const double* in, std::int64_t m, std::int64_t k, double* out);
 
 // Codes of a categorical register: -1 missing, -2 unseen (matches forgeline._frame).
 constexpr int kMissing = -1;
@@ -63,8 +71,14 @@ struct Program {
   // tables: op tables and Lookup values (double); OneHot maps (code+2 -> slot or -1)
   std::vector<double> dtab;
   std::vector<std::int32_t> itab;  // one-hot maps, see kZeros / kRaise
+  // udfs: per group udf_fn (index into udf_addr, -1 = none) and the argument registers
+  // [reg_off, reg_off + reg_len) of a Udf group; n_regs registers of one tile each
+  std::vector<std::int32_t> udf_fn, reg_off, reg_len;
+  std::vector<std::uintptr_t> udf_addr;
+  index_t n_regs = 0;
 
   void check() const;  // validates every index; throws std::invalid_argument
+  void check_udfs() const;  // the udf part of check()
 };
 
 // numpy's ufunc inner-loop signature (char** args, npy_intp const* dims, npy_intp const* steps,

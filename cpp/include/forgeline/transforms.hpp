@@ -47,8 +47,9 @@ void column_mode(const std::vector<View1D<const double>>& cols, double* value, d
 int kmeans_1d(View1D<const double> x, std::vector<double>& centers, int max_iter, double tol);
 
 // A user-defined function compiled by Numba (`forgeline.transforms.udf`), called by address:
-// fn(in, m, k, out) reads a column-major block of m rows x k input columns and writes m values.
-using UdfBlock = void (*)(const double* in, std::int64_t m, std::int64_t k, double* out);
+// fn(in, m, k, out) reads a column-major block of m rows x k input columns, writes m values
+// and returns 1 (anything else means the function raised; run_udf then throws).
+using UdfBlock = std::int64_t (*)(const double* in, std::int64_t m, std::int64_t k, double* out);
 
 // Runs `fn` over all rows in fixed row blocks (parallel); `out` has n contiguous values.
 void run_udf(const std::vector<View1D<const double>>& cols, UdfBlock fn, double* out, index_t n,

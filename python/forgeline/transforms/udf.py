@@ -1,87 +1,20 @@
-"""User-defined feature functions compiled with Numba and called natively by address.
+"""The pipeline transformer for user-defined feature functions (``forgeline.udf``).
 
-``udf(fn)`` wraps a scalar Python function of ``k`` float arguments. On first use it is
-compiled with Numba (imported lazily: the package works without Numba, only UDFs need it)
-into a C-callable block function ``void(double* in, int64 m, int64 k, double* out)`` that
-the C++ kernel calls over row blocks in parallel, with the GIL released. The function must
-be Numba ``nopython``-compilable pure arithmetic (no Python objects, no exceptions).
+The UDF itself (Numba compilation, calling convention, bundle source capture) lives in
+:mod:`forgeline.jit`, which needs no scikit-learn; this module adds the sklearn-compatible
+transformer that applies one natively over row blocks, with the GIL released.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import DataError, InputError
+from ..jit import UDF, udf
 from . import _engine as eng
 from ._common import StatelessTransformer
 
-
-class UDF:
-    """A scalar function ``f(x1, ..., xk) -> float`` that forgeline compiles with Numba."""
-
-    def __init__(self, fn, name: str | None = None):
-        if not callable(fn):
-            raise InputError(f"udf needs a callable, got {type(fn).__name__}")
-        self.fn = fn
-        self.name = name or getattr(fn, "__name__", "udf")
-        self._compiled: dict[int, object] = {}
-
-    def __call__(self, *args):
-        return self.fn(*args)
-
-    def address(self, arity: int) -> int:
-        """Address of the compiled block function for ``arity`` input columns."""
-        if arity not in self._compiled:
-            self._compiled[arity] = _compile(self.fn, arity)
-        return self._compiled[arity].address
-
-    def __reduce__(self):
-        return (UDF, (self.fn, self.name))
-
-
-def udf(fn=None, *, name: str | None = None):
-    """Turn a scalar Python function into a :class:`UDF` (usable as a decorator).
-
-    Parameters
-    ----------
-    fn : callable
-        ``f(x1, ..., xk) -> float``, Numba nopython-compilable.
-    name : str, optional
-        Output feature name (defaults to the function name).
-
-    Returns
-    -------
-    UDF
-    """
-    if fn is None:
-        return lambda f: UDF(f, name)
-    return UDF(fn, name)
-
-
-def _compile(fn, arity: int):
-    try:
-        import numba
-        from numba import types
-    except ImportError as exc:
-        raise InputError("forgeline UDFs need numba (pip install 'forgeline[jit]')") from exc
-    jitted = numba.njit(fn)
-    args = ", ".join(f"x[{c}, i]" for c in range(arity))
-    src = (
-        "def block(inp, m, k, out):\n"
-        "    x = carray(inp, (k, m))\n"
-        "    o = carray(out, (m,))\n"
-        "    for i in range(m):\n"
-        f"        o[i] = f({args})\n"
-    )
-    ns = {"carray": numba.carray, "f": jitted}
-    exec(compile(src, f"<forgeline udf {getattr(fn, '__name__', '')}>", "exec"), ns)  # noqa: S102 - generated wrapper, no user text
-    sig = types.void(types.CPointer(types.float64), types.int64, types.int64,
-                     types.CPointer(types.float64))
-    try:
-        return numba.cfunc(sig, nopython=True)(ns["block"])
-    except Exception as exc:  # numba's typing errors are many classes
-        raise InputError(f"udf {getattr(fn, '__name__', fn)!r} cannot be compiled by Numba "
-                         f"for {arity} float arguments: {exc}") from exc
+__all__ = ["UDF", "UDFTransformer", "udf"]
 
 
 class UDFTransformer(StatelessTransformer):
@@ -106,7 +39,11 @@ class UDFTransformer(StatelessTransformer):
         if isinstance(self.func, UDF):
             return self.func
         if callable(self.func):
-            return UDF(self.func)
+            # one wrapper per function, so its Numba compilation is done once
+            cached = self.__dict__.get("_udf_wrapper")
+            if cached is None or cached.fn is not self.func:
+                cached = self.__dict__["_udf_wrapper"] = UDF(self.func)
+            return cached
         raise InputError("UDFTransformer needs func=a callable or forgeline.transforms.udf(...)")
 
     def _fit_frame(self, frame, y):
@@ -117,7 +54,10 @@ class UDFTransformer(StatelessTransformer):
         from .._native import core
         frame = self._read(X, reset=False, select=select)
         cols = [np.ascontiguousarray(c.values, dtype=np.float64) for c in frame.columns]
-        out = core._tf_udf(cols, self._udf().address(len(cols)), frame.n_rows, self._threads)
+        try:
+            out = core._tf_udf(cols, self._udf().address(len(cols)), frame.n_rows, self._threads)
+        except ValueError as exc:
+            raise DataError(f"udf {self._udf().name!r} raised while transforming: {exc}") from None
         src = sources.add(eng.SRC_FLOAT, out)
         return [eng.Prog(eng.SRC_FLOAT, src, self._udf().name)], frame.n_rows
 
