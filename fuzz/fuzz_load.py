@@ -15,6 +15,7 @@ random forest, MLP) are compiled at start-up; that needs scikit-learn and LightG
 from __future__ import annotations
 
 import copy
+import math
 import os
 import sys
 import warnings
@@ -43,7 +44,12 @@ JSON_VALUES = INTS + [0.5, -1.5, None, True, False, "", "x", "numeric", "categor
                       [0], [1, 2, 3], {"a": 1}, float("nan")]
 
 
+def _fuzz_ratio(a, b):
+    return math.log1p(abs(a)) / (b * b + 1.0) if a == a else 0.0
+
+
 def _seeds():
+    ratio = fl.udf(_fuzz_ratio, name="ratio")
     import pandas as pd
     from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import RandomForestRegressor
@@ -80,6 +86,13 @@ def _seeds():
         rf = Pipeline([("pre", pre), ("m", RandomForestRegressor(n_estimators=3, max_depth=4,
                                                                   random_state=0))]).fit(X, X["b"])
         out.append(fl.compile(rf, X.iloc[:200]).to_parts())
+        # udfs: the manifest carries source; loads below alternate allow_code False/True
+        from sklearn.preprocessing import FunctionTransformer
+        ud = ColumnTransformer([("u", FunctionTransformer(ratio), ["a", "b"]),
+                                ("cat", OneHotEncoder(handle_unknown="ignore",
+                                                      sparse_output=False), ["c"])])
+        udm = Pipeline([("pre", ud), ("m", LogisticRegression())]).fit(X.fillna(0.0), y)
+        out.append(fl.compile(udm, X.iloc[:200].fillna(0.0)).to_parts())
     return out, X.iloc[:40].reset_index(drop=True)
 
 
@@ -160,7 +173,7 @@ def test_one_input(data: bytes) -> None:
             _set(body, path, _DELETE if fdp.ConsumeIntInRange(0, 9) == 0
                  else copy.deepcopy(fdp.PickValueInList(JSON_VALUES)))
     try:
-        scorer = Scorer.from_parts(body, arrays)
+        scorer = Scorer.from_parts(body, arrays, allow_code=fdp.ConsumeBool())
     except ForgelineError:
         STATS["load_error"] += 1
         return

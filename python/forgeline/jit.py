@@ -34,6 +34,8 @@ from .errors import BundleError, DataError, InputError
 
 #: Modules a saved udf may read as globals (name in the source -> module).
 ALLOWED_MODULES = {"math": math, "numpy": np}
+# checksum -> UDF compiled from a bundle spec (see UDF.from_spec)
+_FROM_SPEC: dict[str, UDF] = {}
 
 
 class UDF:
@@ -118,8 +120,13 @@ class UDF:
     def from_spec(cls, spec: dict) -> UDF:
         """Rebuild a udf from :meth:`to_spec` output (checked first, see :func:`check_spec`).
         The source is executed only as a bare ``def`` statement (no decorators, defaults or
-        annotations), so defining it runs nothing; Numba then compiles it in nopython mode."""
+        annotations), so defining it runs nothing; Numba then compiles it in nopython mode.
+        A spec already compiled in this process (same checksum, which covers everything
+        that decides the code) is reused, so loading a bundle twice compiles once."""
         check_spec(spec)
+        cached = _FROM_SPEC.get(spec["sha256"])
+        if cached is not None:
+            return cached
         ns: dict = {"__builtins__": builtins}
         for alias, mod in spec["imports"].items():
             ns[alias] = ALLOWED_MODULES[mod]
@@ -129,6 +136,9 @@ class UDF:
         exec(compile(spec["source"], f"<forgeline udf {spec['name']}>", "exec"), ns)  # noqa: S102 - allow_code=True
         u = cls(ns[spec["func"]], spec["name"])
         u.address(spec["arity"])  # compile now, so a broken udf fails at load, not at scoring
+        if len(_FROM_SPEC) >= 256:
+            _FROM_SPEC.clear()
+        _FROM_SPEC[spec["sha256"]] = u
         return u
 
 
