@@ -125,3 +125,16 @@ def test_udf_called_on_a_matrix_applies_row_wise():
     assert ratio(1.0, 2.0) == math.log1p(1.0) / 3.0  # scalars: the Python function
     # numpy's error model: division by zero is inf, not an exception
     assert np.isinf(fl.udf(lambda a, b: a / b)(np.array([[1.0, 0.0]]))[0, 0])
+
+
+def test_one_udf_scorer_shared_by_many_python_threads():
+    from concurrent.futures import ThreadPoolExecutor
+
+    df = _frame(n=1500, seed=5)
+    scorer = fl.compile(_pipe(df), df)
+    want = scorer.predict_proba(df, n_threads=1)
+    parts = [df.iloc[i::8] for i in range(8)]
+    with ThreadPoolExecutor(16) as pool:
+        got = list(pool.map(lambda i: scorer.predict_proba(parts[i % 8], n_threads=2), range(32)))
+    for i, out in enumerate(got):
+        assert np.array_equal(out, want[i % 8::8])
