@@ -50,8 +50,12 @@ fi
 rc=0
 start_all=$(date +%s)
 if [ -z "$PY" ]; then
-  echo "fuzz-ci: atheris is not installable for $(python -c 'import sys; print(sys.version.split()[0])')" \
-       "(see build/fuzz-install.log); running the hypothesis fuzz suites for a fixed count instead"
+  if [ "${FUZZ_NO_ATHERIS:-0}" = "1" ]; then
+    echo "fuzz-ci: atheris disabled (FUZZ_NO_ATHERIS=1); running the hypothesis fuzz suites instead"
+  else
+    echo "fuzz-ci: atheris is not installable for $(python -c 'import sys; print(sys.version.split()[0])')" \
+         "(see build/fuzz-install.log); running the hypothesis fuzz suites for a fixed count instead"
+  fi
   export FORGELINE_FUZZ_EXAMPLES="${FUZZ_HYPOTHESIS_EXAMPLES:-$(( 400 * SCALE ))}"
   timeout "$HARNESS_TIMEOUT" python -m pytest -q -p no:cacheprovider tests/test_fuzz_frame.py \
     tests/test_fuzz_bundle.py tests/test_fuzz_regressions.py || rc=1

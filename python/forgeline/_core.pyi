@@ -85,7 +85,10 @@ class FeatureProgram:
                  unseen_error: npt.NDArray[np.int32], op_code: npt.NDArray[np.int32],
                  op_off: npt.NDArray[np.int32], op_len: npt.NDArray[np.int32],
                  op_a: npt.NDArray[np.float64], op_b: npt.NDArray[np.float64],
-                 dtab: npt.NDArray[np.float64], itab: npt.NDArray[np.int32]) -> None: ...
+                 dtab: npt.NDArray[np.float64], itab: npt.NDArray[np.int32],
+                 udf_fn: npt.NDArray[np.int32] = ..., reg_off: npt.NDArray[np.int32] = ...,
+                 reg_len: npt.NDArray[np.int32] = ..., udf_addr: list[int] = ...,
+                 n_regs: int = 0) -> None: ...
     @property
     def n_slots(self) -> int: ...
     def run(self, columns: list[npt.NDArray[np.generic]], kinds: npt.NDArray[np.int32], n_rows: int,
