@@ -138,3 +138,30 @@ def test_one_udf_scorer_shared_by_many_python_threads():
         got = list(pool.map(lambda i: scorer.predict_proba(parts[i % 8], n_threads=2), range(32)))
     for i, out in enumerate(got):
         assert np.array_equal(out, want[i % 8::8])
+
+
+@pytest.mark.parametrize("edit,match", [
+    (lambda k: k.update(slot=np.array([0, 0, 0], np.int32)), "no earlier group writes"),
+    (lambda k: k.update(udf_fn=np.array([-1, -1, 3], np.int32)), "udf index out of range"),
+    (lambda k: k.update(reg_len=np.array([0, 0, 5], np.int32)), "registers out of range"),
+    (lambda k: k.update(udf_addr=[0]), "null udf address"),
+    (lambda k: k.update(n_regs=-1), "bad register count"),
+    (lambda k: k.update(slot=np.array([0, 2, 0], np.int32)), "register out of range"),
+    (lambda k: k.update(udf_fn=np.array([-1, -1], np.int32)), "size mismatch"),
+])
+def test_native_program_checks_udf_wiring(edit, match):
+    from forgeline._native import core
+    from forgeline.plan import FeaturePlan, Group, Sym
+
+    groups = [Group("a"), Group("b"), Group("a", udf="ratio", args=(0, 1))]
+    fp = FeaturePlan([("a", "numeric"), ("b", "numeric")], groups, [Sym(2)], ["r"],
+                     {"ratio": ratio})
+    packed = fp._pack()
+    # the packed program: two register groups, then the udf group
+    assert list(packed["emit"]) == [3, 3, 0] and list(packed["src_kind"])[2] == 4
+    X = np.array([1.0, np.nan, 3.0])
+    out = core.FeatureProgram(1, **packed).run([X, X], np.zeros(2, np.int32), 3, 1)
+    np.testing.assert_array_equal(out[:, 0], ratio(np.c_[X, X])[:, 0])
+    edit(packed)
+    with pytest.raises(ValueError, match=match):
+        core.FeatureProgram(1, **packed)
