@@ -56,9 +56,14 @@ if [ -z "$PY" ]; then
     echo "fuzz-ci: atheris is not installable for $(python -c 'import sys; print(sys.version.split()[0])')" \
          "(see build/fuzz-install.log); running the hypothesis fuzz suites for a fixed count instead"
   fi
-  export FORGELINE_FUZZ_EXAMPLES="${FUZZ_HYPOTHESIS_EXAMPLES:-$(( 400 * SCALE ))}"
-  timeout "$HARNESS_TIMEOUT" python -m pytest -q -p no:cacheprovider tests/test_fuzz_frame.py \
-    tests/test_fuzz_bundle.py tests/test_fuzz_regressions.py || rc=1
+  export FORGELINE_FUZZ_EXAMPLES="${FUZZ_HYPOTHESIS_EXAMPLES:-$(( 150 * SCALE ))}"
+  start=$(date +%s)
+  timeout --signal=KILL "$HARNESS_TIMEOUT" python -m pytest -q -p no:cacheprovider \
+    tests/test_fuzz_frame.py tests/test_fuzz_bundle.py tests/test_fuzz_regressions.py
+  hrc=$?
+  [ "$hrc" -eq 137 ] && echo "fuzz-ci: hypothesis suites FAILED: over ${HARNESS_TIMEOUT} s (hang?)" >&2
+  [ "$hrc" -ne 0 ] && rc=1
+  echo "fuzz-ci: hypothesis suites, $FORGELINE_FUZZ_EXAMPLES examples per test, $(( $(date +%s) - start )) s, exit $hrc"
 else
   echo "fuzz-ci: atheris with $PY, seed $SEED, scale $SCALE"
   for h in "${ORDER[@]}"; do
@@ -84,6 +89,7 @@ else
   done
 fi
 echo "fuzz-ci: fixed hostile frame shapes"
-timeout "$HARNESS_TIMEOUT" python fuzz/frame_shapes.py || rc=1
+timeout --signal=KILL "$HARNESS_TIMEOUT" python fuzz/frame_shapes.py \
+  --max-seconds "${FUZZ_SHAPES_MAX_SECONDS:-90}" || rc=1
 echo "fuzz-ci: total $(( $(date +%s) - start_all )) s, exit $rc"
 exit $rc
