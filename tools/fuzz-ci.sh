@@ -21,7 +21,10 @@
 # and keep it as a regression test in tests/test_fuzz_regressions.py.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-export PYTHONPATH="$PWD/python${PYTHONPATH:+:$PYTHONPATH}"
+# The in-place dev build when there is one; otherwise (CI on a fresh clone) the installed package.
+if compgen -G "python/forgeline/_core*.so" >/dev/null; then
+  export PYTHONPATH="$PWD/python${PYTHONPATH:+:$PYTHONPATH}"
+fi
 
 SCALE="${FUZZ_SCALE:-1}"
 SEED="${FUZZ_SEED:-$(( (RANDOM << 15 | RANDOM) + 1 ))}"

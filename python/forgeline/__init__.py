@@ -40,9 +40,13 @@ def __getattr__(name: str):
     if name in _LAZY:
         return importlib.import_module(_LAZY[name])
     if name == "udf":
-        from .transforms import udf
+        from .jit import udf  # numba only; no scikit-learn needed to define a udf
 
         return udf
+    if name == "inspect_bundle":
+        from ._udf_plan import inspect_bundle
+
+        return inspect_bundle
     raise AttributeError(f"module 'forgeline' has no attribute {name!r}")
 
 __all__ = [
@@ -51,5 +55,5 @@ __all__ = [
     "ForgelineError", "InputError", "LimitError", "NotFittedError", "ParameterError", "SchemaError",
     "UnsupportedModelError",
     "ColumnSpec", "Schema", "Scorer", "compile", "load", "Profile", "compare", "DriftReport",
-    "transforms", "tune", "udf",
+    "transforms", "tune", "udf", "inspect_bundle",
 ]
