@@ -16,7 +16,7 @@ import tempfile
 import atheris
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+import _srcpath  # noqa: E402,F401  (the in-place build when there is one)
 
 import forgeline  # noqa: E402,F401  (heavy imports stay uninstrumented)
 

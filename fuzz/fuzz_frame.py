@@ -17,7 +17,7 @@ import warnings
 import atheris
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+import _srcpath  # noqa: E402,F401  (the in-place build when there is one)
 
 import pandas as pd  # noqa: E402
 import polars as pl  # noqa: E402

@@ -23,7 +23,7 @@ import warnings
 import atheris
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+import _srcpath  # noqa: E402,F401  (the in-place build when there is one)
 
 import pandas  # noqa: E402,F401  (heavy third-party imports stay uninstrumented)
 import pyarrow  # noqa: E402,F401
