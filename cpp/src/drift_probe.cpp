@@ -7,31 +7,84 @@
 
 namespace forgeline::drift {
 
+namespace {
+
+// Slot of a value v in [lo, hi]: floor((v - lo) * scale), clamped to the last slot. The
+// same function classifies thresholds and values, and it is monotone in v under
+// round-to-nearest, so a slot that holds no threshold sees one constant "thresholds <= v"
+// count, whatever the rounding of the slot arithmetic.
+inline index_t slot_of(double v, double lo, double scale, index_t last) {
+  const double p = (v - lo) * scale;
+  return p >= static_cast<double>(last) ? last : static_cast<index_t>(p);
+}
+
+}  // namespace
+
 void probe_counts(View1D<const double> x, const double* t, index_t k, double shift,
                   std::int64_t* lt, std::int64_t* le, ProbeStats& st) {
   st = ProbeStats{};
-  std::vector<std::int64_t> bucket(static_cast<size_t>(k) + 1, 0), eq(static_cast<size_t>(std::max<index_t>(k, 1)), 0);
-  // Lookup table over the finite threshold range: slot s holds the number of thresholds <=
-  // the slot's left end, so a value needs only a short forward scan from there.
+  std::vector<std::int64_t> bucket(static_cast<size_t>(k) + 1, 0), eq(static_cast<size_t>(k) + 1, 0);
+  // Finite threshold range [lo, hi]; values inside it are classified by slot, the rest
+  // (and infinities, and every value when the range is degenerate) by binary search.
   index_t f0 = 0, f1 = k;
   while (f0 < k && std::isinf(t[f0])) ++f0;
   while (f1 > f0 && std::isinf(t[f1 - 1])) --f1;
-  const bool table_ok = f1 - f0 >= 2 && t[f1 - 1] > t[f0];
-  const index_t slots = table_ok ? std::max<index_t>(64, 8 * k) : 1;
-  const double lo = table_ok ? t[f0] : 0.0;
-  const double scale = table_ok ? static_cast<double>(slots) / (t[f1 - 1] - t[f0]) : 0.0;
-  std::vector<index_t> start(static_cast<size_t>(slots) + 1, 0);
+  const bool table_ok = f1 - f0 >= 2 && t[f1 - 1] > t[f0] && k < (index_t{1} << 24);
+  index_t slots = 1;
+  while (table_ok && slots < 16 * k && slots < (index_t{1} << 20)) slots <<= 1;
+  const double lo = table_ok ? t[f0] : 1.0, hi = table_ok ? t[f1 - 1] : 0.0;  // empty when !ok
+  const double scale = table_ok ? static_cast<double>(slots) / (hi - lo) : 0.0;
+  const index_t last = slots - 1;
+  // Per slot: base[s] = thresholds in slots < s, and the slot's own threshold when it holds
+  // exactly one (+inf when it holds none, so "v >= thr" is false there); cnt[s] >= 2 marks
+  // the rare slots that need a short scan. One-threshold and empty slots are branch-free.
+  struct Slot {
+    double thr = std::numeric_limits<double>::infinity();
+    std::uint32_t base = 0, many = 0;
+  };
+  std::vector<Slot> tab(static_cast<size_t>(slots));
   if (table_ok) {
-    for (index_t s = 0; s <= slots; ++s) {
-      const double left = lo + static_cast<double>(s) / scale;
-      start[static_cast<size_t>(s)] = std::upper_bound(t, t + k, left) - t;
+    std::vector<index_t> in_slot(static_cast<size_t>(slots), 0);
+    for (index_t i = f0; i < f1; ++i) ++in_slot[static_cast<size_t>(slot_of(t[i], lo, scale, last))];
+    index_t before = f0;  // the -inf thresholds lie below every slot
+    for (index_t s = 0; s < slots; ++s) {
+      const auto u = static_cast<size_t>(s);
+      const index_t c = in_slot[u];
+      tab[u].base = static_cast<std::uint32_t>(before);
+      if (c == 1) tab[u].thr = t[before];
+      tab[u].many = c >= 2;
+      before += c;
     }
   }
+  auto classify_slow = [&](double v) {
+    const index_t b = std::upper_bound(t, t + k, v) - t;
+    ++bucket[static_cast<size_t>(b)];
+    if (b > 0 && t[b - 1] == v) ++eq[static_cast<size_t>(b - 1)];
+  };
   double mn = std::numeric_limits<double>::infinity(), mx = -mn;
   double sum = 0.0, sumsq = 0.0;
   index_t n_nan = 0, n_fin = 0;
   for (index_t i = 0; i < x.size; ++i) {
     const double v = x[i];
+    if (v >= lo && v <= hi) {  // false for NaN and whenever the table is off
+      const double d = v - shift;
+      sum += d;
+      sumsq += d * d;
+      ++n_fin;
+      mn = v < mn ? v : mn;
+      mx = v > mx ? v : mx;
+      const auto u = static_cast<size_t>(slot_of(v, lo, scale, last));
+      const Slot& sl = tab[u];
+      if (FL_LIKELY(!sl.many)) {
+        const index_t b0 = sl.base;
+        const double tv = sl.thr;
+        bucket[static_cast<size_t>(b0 + (v >= tv))] += 1;
+        if (FL_UNLIKELY(v == tv)) ++eq[static_cast<size_t>(b0)];
+      } else {
+        classify_slow(v);
+      }
+      continue;
+    }
     if (std::isnan(v)) {
       ++n_nan;
       continue;
@@ -44,23 +97,7 @@ void probe_counts(View1D<const double> x, const double* t, index_t k, double shi
       sumsq += d * d;
       ++n_fin;
     }
-    index_t b;
-    if (k == 0 || v < t[0]) {
-      b = 0;
-    } else if (v >= t[k - 1]) {
-      b = k;
-    } else if (table_ok && v >= lo) {
-      double pos = (v - lo) * scale;
-      index_t s = pos >= static_cast<double>(slots) ? slots : static_cast<index_t>(pos);
-      // Floating-point slot arithmetic may be one off: step back while the start is too far.
-      b = start[static_cast<size_t>(s)];
-      while (b > 0 && t[b - 1] > v) --b;
-      while (b < k && t[b] <= v) ++b;
-    } else {
-      b = std::upper_bound(t, t + k, v) - t;
-    }
-    ++bucket[static_cast<size_t>(b)];
-    if (b > 0 && t[b - 1] == v) ++eq[static_cast<size_t>(b - 1)];
+    classify_slow(v);
   }
   std::int64_t run = 0;
   for (index_t i = 0; i < k; ++i) {
