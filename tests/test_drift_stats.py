@@ -275,3 +275,34 @@ def test_probe_counts_match_searchsorted(seed, n, k, decimals, specials):
     if v.size:
         assert st_[0, 3] == v[0] and st_[0, 4] == v[-1]
     np.testing.assert_allclose(st_[0, 5], np.sum(fin - 0.5), rtol=1e-9, atol=1e-9)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**31), st.integers(1, 3000), st.integers(1, 3000), st.integers(-1, 2),
+       st.integers(1, 40), st.floats(0, 0.3))
+def test_fused_ks_histogram_kernel_matches_numpy(seed, n1, n2, decimals, n_bins, nan_share):
+    """The fused KS + quantile-histogram kernel returns the same edges as quantile_edges()
+    on the sorted reference, and exact counts of both samples at them."""
+    from forgeline._native import core
+    from forgeline.drift.profile import quantile_edges
+    rng = np.random.default_rng(seed)
+    x = rng.standard_t(2, n1)
+    y = rng.standard_t(2, n2) * 1.3
+    if decimals >= 0:
+        x, y = np.round(x, decimals), np.round(y, decimals)
+    x[rng.random(n1) < nan_share] = np.nan
+    res, edges, a_lt, thr, b_lt, b_le = core._drift_ks_unsorted([x], [y], n_bins, 1)
+    xs, ys = np.sort(_valid(x)), np.sort(y)
+    if xs.size == 0 or (xs[0] == xs[-1] == ys[0] == ys[-1]):
+        assert res[0, 0] == 0.0
+        return
+    assert res[0, 0] == 1.0
+    e = quantile_edges(xs, n_bins)
+    np.testing.assert_array_equal(edges[0], e)
+    np.testing.assert_array_equal(a_lt[0], np.searchsorted(xs, e, "left"))
+    t = np.unique(np.concatenate([e, [xs[0], xs[-1]]]))
+    np.testing.assert_array_equal(thr[0], t)
+    np.testing.assert_array_equal(b_lt[0], np.searchsorted(ys, t, "left"))
+    np.testing.assert_array_equal(b_le[0], np.searchsorted(ys, t, "right"))
+    ks = _quiet(stats.ks_2samp, xs, ys)
+    np.testing.assert_allclose(max(res[0, 1], res[0, 2]), ks.statistic, rtol=RTOL)

@@ -164,44 +164,21 @@ FAST_TESTS = {"ks", "psi", "js", "kl", "hellinger", "t_test"}
 FAST_MIN_ROWS = 2000
 
 
-def _edge_ranks(n: int, n_bins: int):
-    pos = np.linspace(0, 1, n_bins + 1)[1:-1] * (n - 1)
-    lo = np.floor(pos).astype(np.int64)
-    hi = np.minimum(lo + 1, n - 1)
-    return pos, lo, hi
-
-
 def _fast_sides(rframe, cframe, names, n_bins, nt):
-    """Both sides raw, KS and histogram tests only: exact KS from the bucketed kernel and
-    exact histogram counts from the rank probe, with no full sort of either column."""
+    """Both sides raw, KS and histogram tests only: one fused native pass per column pair
+    gives the exact KS statistic, the reference's quantile edges and exact counts of both
+    sides at them, with no full sort of either column."""
     rv = [numeric_values(rframe[n]) for n in names]
     cv = [numeric_values(cframe[n]) for n in names]
-    res = core._drift_ks_unsorted(rv, cv, nt)
-    keep = [j for j in range(len(names)) if res[j, 0] == 1.0]
-    if not keep:
-        return {}, {}, {}
-    thr, edges = [], []
-    # quantile_edges() without sorting: the needed order statistics come from the native
-    # bucket selection, then the same interpolation formula.
-    plans = [_edge_ranks(int(res[j, 3]), n_bins) for j in keep]
-    stats_at = core._drift_order_stats([rv[j] for j in keep],
-                                       [np.concatenate([lo, hi]) for _, lo, hi in plans], nt)
-    for (pos, lo, hi), vals in zip(plans, stats_at):
-        vlo, vhi = vals[:lo.size], vals[lo.size:]
-        e = np.unique(vlo + (vhi - vlo) * (pos - lo))
-        edges.append(e)
-    for i, j in enumerate(keep):
-        thr.append(np.unique(np.concatenate([edges[i], [res[j, 5], res[j, 6]]])))
-    zeros = [0.0] * len(keep)
-    lr, er, _ = core._drift_probe([rv[j] for j in keep], thr, zeros, nt)
-    lc, ec, _ = core._drift_probe([cv[j] for j in keep], thr, zeros, nt)
+    res, edges, a_lt, thr, b_lt, b_le = core._drift_ks_unsorted(rv, cv, n_bins, nt)
     rs, cs, pair = {}, {}, {}
-    for i, j in enumerate(keep):
-        n = names[j]
+    for j, n in enumerate(names):
+        if res[j, 0] != 1.0:
+            continue
         rs[n] = _Num(None, True, rframe.n_rows, int(res[j, 4]), res[j, 5], res[j, 6],
-                     edges=edges[i], raw=rv[j], probe=(thr[i], lr[i], er[i]))
+                     edges=edges[j], raw=rv[j], probe=(edges[j], a_lt[j], None))
         cs[n] = _Num(None, True, cframe.n_rows, int(res[j, 8]), res[j, 9], res[j, 10],
-                     raw=cv[j], probe=(thr[i], lc[i], ec[i]))
+                     raw=cv[j], probe=(thr[j], b_lt[j], b_le[j]))
         row = np.full(8, np.nan)
         row[0], row[1] = res[j, 1], res[j, 2]
         pair[n] = row
