@@ -96,11 +96,12 @@ D2_CODE = textwrap.dedent('''
     with open("/proc/self/clear_refs", "w") as f:  # reset the peak-RSS counter
         f.write("5")
     base = status("VmRSS:")
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     rep = compare(prof, cur, tests=["ks", "psi", "js"])
-    dt = time.perf_counter() - t
+    dt, cpu = time.perf_counter() - t, time.process_time() - c
     peak = status("VmHWM:")
-    print(json.dumps({"seconds": dt, "frame_bytes": frame_bytes, "rss_before": base,
+    print(json.dumps({"seconds": dt, "cpu_seconds": cpu, "load": os.getloadavg()[0],
+                      "frame_bytes": frame_bytes, "rss_before": base,
                       "peak_rss": peak, "rows": len(rep.results), "fit_seconds": fit_s,
                       "profile_bytes": sum(a.nbytes for a in prof.to_parts()[1].values())}))
 ''')
@@ -130,7 +131,7 @@ def _d1(quick: bool) -> list[dict]:
     wl = f"D1 drift ({n // 1000}k+{n // 1000}k rows, 50 num + 10 cat)"
     tests = {"numeric": ["ks", "js"], "categorical": ["chi2", "js"]}
     rows = []
-    t_raw = best_of(lambda: compare(ref, cur, tests=tests), repeats=3)
+    t_raw = best_of(lambda: compare(ref, cur, tests=tests), repeats=5)
     rows.append(row(wl, "forgeline compare (raw frames)", t_raw, "KS exact/asymp as scipy + JS"))
     prof = Profile.fit(ref)
     t_prof = best_of(lambda: compare(prof, cur, tests=tests), repeats=3)
@@ -184,7 +185,8 @@ def _d2(quick: bool) -> list[dict]:
     cores = os.cpu_count() or 1
     rows = [row(wl, "forgeline compare (KS sketch + PSI + JS)", r["seconds"],
                 f"peak RSS {r['peak_rss'] / 2**30:.2f} GiB = {ratio:.2f}x the current frame "
-                f"({r['frame_bytes'] / 2**30:.2f} GiB); target <= 20 s and <= 1.5x"),
+                f"({r['frame_bytes'] / 2**30:.2f} GiB); CPU {r['cpu_seconds']:.1f} s over all "
+                f"threads; load {r['load']:.1f}; target <= 20 s and <= 1.5x"),
             row(f"Profile.fit ({n:,} rows x {k} numeric)", "forgeline Profile.fit", r["fit_seconds"],
                 f"{r['fit_seconds'] * cores / k:.3f} s per column-core; "
                 f"{r['profile_bytes'] / k / 1024:.0f} KiB arrays per column")]
