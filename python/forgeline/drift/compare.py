@@ -32,10 +32,17 @@ on its error, see :func:`_binned_cdf_distances`); AD and CvM are skipped (NaN,
 their values at the sketch points and histogram edges, so those counts are exact.
 
 Speed: when both sides are raw frames (at least 2000 rows) and a column only needs KS,
-histogram metrics (psi, js, kl, hellinger) or the t-test, neither column is sorted: the
-exact KS statistic comes from a bucketed native kernel (value-range buckets, exact ECDF
-differences at bucket ends, only buckets that could hold the maximum are sorted) and the
-histogram counts from a one-pass rank probe. Results are identical to the sorted path.
+histogram metrics (psi, js, kl, hellinger) or the t-test, neither column is sorted: one
+fused native kernel per column pair counts both samples into value-range buckets, takes
+the exact KS statistic from exact ECDF differences at bucket ends plus a walk of the few
+buckets that could hold the maximum, and sorts only those buckets and the ones holding the
+reference's quantile order statistics or a histogram edge, so the reference edges and both
+sides' bin counts come out exact too. Results are identical to the sorted path. Against a
+prebuilt profile each current column is read once by a slot-table rank probe (a few ns per
+value), and the long Smirnov series behind large-n KS p-values is summed on every h-th
+term where the terms form a smooth bump (the sum then equals the integral to far below
+rounding; each result is cross-checked against the 2h-step sum, with the term-by-term sum
+as fallback; see ``smirnov_sf`` in ``cpp/src/drift.cpp``).
 """
 
 from __future__ import annotations
