@@ -128,31 +128,38 @@ struct Side {
 };
 
 Side scan(View1D<const double> x) {
-  // Four independent min/max chains; NaN fails every comparison, so it never enters them,
-  // and infinities show up as infinite extremes.
+  // Four independent min/max chains (scalars, so they stay in registers); NaN fails every
+  // comparison, so it never enters them, and infinities show up as infinite extremes.
   constexpr double kInf = std::numeric_limits<double>::infinity();
-  double mn[4] = {kInf, kInf, kInf, kInf}, mx[4] = {-kInf, -kInf, -kInf, -kInf};
+  double mn0 = kInf, mn1 = kInf, mn2 = kInf, mn3 = kInf;
+  double mx0 = -kInf, mx1 = -kInf, mx2 = -kInf, mx3 = -kInf;
   index_t nan = 0;
+  const double* FL_RESTRICT p = x.data;
+  const index_t st = x.stride, n = x.size;
   index_t i = 0;
-  for (; i + 4 <= x.size; i += 4) {
-    for (int q = 0; q < 4; ++q) {
-      const double v = x[i + q];
-      nan += v != v;
-      mn[q] = v < mn[q] ? v : mn[q];
-      mx[q] = v > mx[q] ? v : mx[q];
-    }
+  for (; i + 4 <= n; i += 4) {
+    const double v0 = p[i * st], v1 = p[(i + 1) * st], v2 = p[(i + 2) * st], v3 = p[(i + 3) * st];
+    nan += (v0 != v0) + (v1 != v1) + (v2 != v2) + (v3 != v3);
+    mn0 = v0 < mn0 ? v0 : mn0;
+    mn1 = v1 < mn1 ? v1 : mn1;
+    mn2 = v2 < mn2 ? v2 : mn2;
+    mn3 = v3 < mn3 ? v3 : mn3;
+    mx0 = v0 > mx0 ? v0 : mx0;
+    mx1 = v1 > mx1 ? v1 : mx1;
+    mx2 = v2 > mx2 ? v2 : mx2;
+    mx3 = v3 > mx3 ? v3 : mx3;
   }
-  for (; i < x.size; ++i) {
-    const double v = x[i];
+  for (; i < n; ++i) {
+    const double v = p[i * st];
     nan += v != v;
-    mn[0] = v < mn[0] ? v : mn[0];
-    mx[0] = v > mx[0] ? v : mx[0];
+    mn0 = v < mn0 ? v : mn0;
+    mx0 = v > mx0 ? v : mx0;
   }
   Side s;
   s.missing = nan;
-  s.valid = x.size - nan;
-  s.min = std::min(std::min(mn[0], mn[1]), std::min(mn[2], mn[3]));
-  s.max = std::max(std::max(mx[0], mx[1]), std::max(mx[2], mx[3]));
+  s.valid = n - nan;
+  s.min = std::min(std::min(mn0, mn1), std::min(mn2, mn3));
+  s.max = std::max(std::max(mx0, mx1), std::max(mx2, mx3));
   s.has_inf = std::isinf(s.min) || std::isinf(s.max);
   return s;
 }
@@ -185,11 +192,24 @@ KSUnsorted ks_unsorted(View1D<const double> a, View1D<const double> b, index_t n
   std::vector<std::int64_t> na(unb, 0), nbk(unb, 0), ca(unb + 1, 0), cb(unb + 1, 0);
   {
     // 32-bit counts keep the bucket array in L1 (n < 2^31 is checked above).
-    std::vector<std::uint32_t> h(unb, 0);
-    for (index_t i = 0; i < a.size; ++i) if (!std::isnan(a[i])) ++h[bucket(a[i])];
-    for (size_t k = 0; k < unb; ++k) { na[k] = h[k]; h[k] = 0; }
-    for (index_t i = 0; i < b.size; ++i) if (!std::isnan(b[i])) ++h[bucket(b[i])];
-    for (size_t k = 0; k < unb; ++k) nbk[k] = h[k];
+    std::vector<std::uint32_t> hv(unb, 0);
+    std::uint32_t* FL_RESTRICT h = hv.data();
+    const double lo_ = lo, scale_ = scale, top = static_cast<double>(nb);
+    const index_t last = nb - 1;
+    auto count = [&](View1D<const double> x, std::vector<std::int64_t>& out) {
+      const double* FL_RESTRICT p = x.data;
+      const index_t st = x.stride, n = x.size;
+      std::fill(h, h + unb, 0u);
+      for (index_t i = 0; i < n; ++i) {
+        const double v = p[i * st];
+        if (v != v) continue;
+        const double q = (v - lo_) * scale_;
+        ++h[q >= top ? last : static_cast<index_t>(q)];
+      }
+      for (size_t k = 0; k < unb; ++k) out[k] = h[k];
+    };
+    count(a, na);
+    count(b, nbk);
   }
   for (size_t k = 0; k < unb; ++k) {
     ca[k + 1] = ca[k] + na[k];
@@ -240,12 +260,20 @@ KSUnsorted ks_unsorted(View1D<const double> a, View1D<const double> b, index_t n
     off.assign(unb + 1, 0);
     for (size_t u = 0; u < unb; ++u) off[u + 1] = off[u] + ((want[u] & bits) ? cnt[u] : 0);
     vals.resize(static_cast<size_t>(off[unb]));
-    std::vector<std::int64_t> put(off.begin(), off.end() - 1);
-    for (index_t i = 0; i < x.size; ++i) {
-      const double v = x[i];
-      if (std::isnan(v)) continue;
-      const size_t u = bucket(v);
-      if (want[u] & bits) vals[static_cast<size_t>(put[u]++)] = v;
+    std::vector<std::int64_t> putv(off.begin(), off.end() - 1);
+    std::int64_t* FL_RESTRICT put = putv.data();
+    double* FL_RESTRICT dst = vals.data();
+    const std::uint8_t* FL_RESTRICT w = want.data();
+    const double* FL_RESTRICT p = x.data;
+    const index_t st = x.stride, n = x.size;
+    const double lo_ = lo, scale_ = scale, top = static_cast<double>(nb);
+    const index_t last = nb - 1;
+    for (index_t i = 0; i < n; ++i) {
+      const double v = p[i * st];
+      if (v != v) continue;
+      const double q = (v - lo_) * scale_;
+      const index_t u = q >= top ? last : static_cast<index_t>(q);  // same as bucket(v)
+      if (w[u] & bits) dst[put[u]++] = v;
     }
     for (size_t u = 0; u < unb; ++u)
       if (off[u + 1] - off[u] > 1) std::sort(vals.begin() + off[u], vals.begin() + off[u + 1]);
