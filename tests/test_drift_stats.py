@@ -113,6 +113,16 @@ def test_special_functions():
             np.testing.assert_allclose(core._drift_smirnov_sf(n, x), e, rtol=RTOL)
 
 
+@pytest.mark.parametrize("n", [20000, 60000, 200000])
+@pytest.mark.parametrize("nx2", [2.2, 3.0, 8.0, 40.0, 300.0])
+def test_smirnov_sampled_sum_matches_scipy(n, nx2):
+    """Long Birnbaum-Tingey sums are evaluated on every h-th term (trapezoid on an analytic
+    bump); the result must still agree with scipy's term-by-term sum."""
+    from forgeline._native import core
+    x = math.sqrt(nx2 / n)
+    np.testing.assert_allclose(core._drift_smirnov_sf(n, x), special.smirnov(n, x), rtol=RTOL)
+
+
 cat_counts = st.lists(st.integers(0, 40), min_size=1, max_size=8)
 
 
@@ -240,3 +250,59 @@ def test_fast_ks_kernel_matches_scipy(seed, n1, n2, decimals, shift, nan_share):
     ks = _quiet(stats.ks_2samp, _valid(x), y)
     np.testing.assert_allclose(r.statistic, ks.statistic, rtol=RTOL)
     np.testing.assert_allclose(r.p_value, ks.pvalue, rtol=RTOL)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**31), st.integers(0, 3000), st.integers(1, 700), st.integers(0, 3),
+       st.booleans())
+def test_probe_counts_match_searchsorted(seed, n, k, decimals, specials):
+    """The slot-table rank probe counts exactly like searchsorted, with ties on thresholds,
+    several thresholds per slot, values outside the threshold range, NaN and +-inf."""
+    from forgeline._native import core
+    rng = np.random.default_rng(seed)
+    x = np.round(rng.standard_t(3, n), decimals)
+    pool = np.concatenate([x, np.round(rng.normal(0, 2, k), decimals)])
+    t = np.unique(rng.choice(pool, size=min(k, pool.size), replace=False)) if pool.size else np.array([0.0])
+    if specials:
+        x = np.concatenate([x, [np.nan, np.inf, -np.inf, np.nan]])
+        t = np.unique(np.concatenate([t, [-np.inf, np.inf]]))
+    lt, le, st_ = core._drift_probe([x], [t], [0.5], 1)
+    v = np.sort(x[~np.isnan(x)])
+    np.testing.assert_array_equal(lt[0], np.searchsorted(v, t, "left"))
+    np.testing.assert_array_equal(le[0], np.searchsorted(v, t, "right"))
+    fin = v[np.isfinite(v)]
+    assert st_[0, 0] == v.size and st_[0, 1] == x.size - v.size and st_[0, 2] == fin.size
+    if v.size:
+        assert st_[0, 3] == v[0] and st_[0, 4] == v[-1]
+    np.testing.assert_allclose(st_[0, 5], np.sum(fin - 0.5), rtol=1e-9, atol=1e-9)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**31), st.integers(1, 3000), st.integers(1, 3000), st.integers(-1, 2),
+       st.integers(1, 40), st.floats(0, 0.3))
+def test_fused_ks_histogram_kernel_matches_numpy(seed, n1, n2, decimals, n_bins, nan_share):
+    """The fused KS + quantile-histogram kernel returns the same edges as quantile_edges()
+    on the sorted reference, and exact counts of both samples at them."""
+    from forgeline._native import core
+    from forgeline.drift.profile import quantile_edges
+    rng = np.random.default_rng(seed)
+    x = rng.standard_t(2, n1)
+    y = rng.standard_t(2, n2) * 1.3
+    if decimals >= 0:
+        x, y = np.round(x, decimals), np.round(y, decimals)
+    x[rng.random(n1) < nan_share] = np.nan
+    res, edges, a_lt, thr, b_lt, b_le = core._drift_ks_unsorted([x], [y], n_bins, 1)
+    xs, ys = np.sort(_valid(x)), np.sort(y)
+    if xs.size == 0 or (xs[0] == xs[-1] == ys[0] == ys[-1]):
+        assert res[0, 0] == 0.0
+        return
+    assert res[0, 0] == 1.0
+    e = quantile_edges(xs, n_bins)
+    np.testing.assert_array_equal(edges[0], e)
+    np.testing.assert_array_equal(a_lt[0], np.searchsorted(xs, e, "left"))
+    t = np.unique(np.concatenate([e, [xs[0], xs[-1]]]))
+    np.testing.assert_array_equal(thr[0], t)
+    np.testing.assert_array_equal(b_lt[0], np.searchsorted(ys, t, "left"))
+    np.testing.assert_array_equal(b_le[0], np.searchsorted(ys, t, "right"))
+    ks = _quiet(stats.ks_2samp, xs, ys)
+    np.testing.assert_allclose(max(res[0, 1], res[0, 2]), ks.statistic, rtol=RTOL)

@@ -164,8 +164,9 @@ void bind_drift(py::module_& m) {
 
   m.def(
       "_drift_ks_unsorted",
-      [](const std::vector<DArr>& a, const std::vector<DArr>& b, int n_threads) {
+      [](const std::vector<DArr>& a, const std::vector<DArr>& b, index_t n_bins, int n_threads) {
         if (a.size() != b.size()) throw std::invalid_argument("a and b must have the same length");
+        if (n_bins < 1) throw std::invalid_argument("n_bins must be positive");
         auto va = views_of(a), vb = views_of(b);
         const auto k = static_cast<py::ssize_t>(va.size());
         std::vector<drift::KSUnsorted> res(va.size());
@@ -174,57 +175,42 @@ void bind_drift(py::module_& m) {
           py::gil_scoped_release release;
           parallel_for(static_cast<index_t>(k), n_threads, 1, [&](index_t b0, index_t e0, index_t) {
             for (index_t j = b0; j < e0; ++j)
-              res[static_cast<size_t>(j)] = drift::ks_unsorted(va[static_cast<size_t>(j)], vb[static_cast<size_t>(j)]);
+              res[static_cast<size_t>(j)] =
+                  drift::ks_unsorted(va[static_cast<size_t>(j)], vb[static_cast<size_t>(j)], n_bins);
           });
         }
         py::array_t<double> out({k, py::ssize_t{11}});
         auto o = out.mutable_unchecked<2>();
+        py::list edges, a_lt, thr, b_lt, b_le;
+        auto arr_d = [](const std::vector<double>& v) {
+          py::array_t<double> x(static_cast<py::ssize_t>(v.size()));
+          std::copy(v.begin(), v.end(), x.mutable_data());
+          return x;
+        };
+        auto arr_i = [](const std::vector<std::int64_t>& v) {
+          py::array_t<std::int64_t> x(static_cast<py::ssize_t>(v.size()));
+          std::copy(v.begin(), v.end(), x.mutable_data());
+          return x;
+        };
         for (py::ssize_t j = 0; j < k; ++j) {
           const auto& r = res[static_cast<size_t>(j)];
           const double v[11] = {r.ok ? 1.0 : 0.0, r.max_plus, r.max_minus,
                                 static_cast<double>(r.n1), static_cast<double>(r.n1_missing), r.min1, r.max1,
                                 static_cast<double>(r.n2), static_cast<double>(r.n2_missing), r.min2, r.max2};
           for (int c = 0; c < 11; ++c) o(j, c) = v[c];
+          edges.append(arr_d(r.edges));
+          a_lt.append(arr_i(r.a_lt));
+          thr.append(arr_d(r.thr));
+          b_lt.append(arr_i(r.b_lt));
+          b_le.append(arr_i(r.b_le));
         }
-        return out;
+        return py::make_tuple(out, edges, a_lt, thr, b_lt, b_le);
       },
-      py::arg("a"), py::arg("b"), py::arg("n_threads") = 0,
-      "Exact KS statistic of unsorted pairs (NaN skipped), one pair per task. Columns: ok,\n"
-      "max_plus, max_minus, n1, n1_missing, min1, max1, n2, n2_missing, min2, max2.");
-
-  m.def(
-      "_drift_order_stats",
-      [](const std::vector<DArr>& cols, const std::vector<py::array_t<index_t, py::array::c_style | py::array::forcecast>>& ranks,
-         int n_threads) {
-        if (cols.size() != ranks.size()) throw std::invalid_argument("cols and ranks differ in length");
-        auto vc = views_of(cols);
-        std::vector<py::array_t<double>> outs;
-        std::vector<double*> po;
-        std::vector<const index_t*> pr;
-        std::vector<index_t> nr;
-        for (const auto& r : ranks) {
-          if (r.ndim() != 1) throw std::invalid_argument("ranks must be 1-D");
-          outs.emplace_back(r.shape(0));
-          po.push_back(outs.back().mutable_data());
-          pr.push_back(r.data());
-          nr.push_back(static_cast<index_t>(r.shape(0)));
-        }
-        {
-          // Safe to drop the GIL: reads argument buffers, writes only the owned outputs.
-          py::gil_scoped_release release;
-          parallel_for(static_cast<index_t>(vc.size()), n_threads, 1, [&](index_t b0, index_t e0, index_t) {
-            for (index_t j = b0; j < e0; ++j) {
-              const auto u = static_cast<size_t>(j);
-              drift::order_stats(vc[u], pr[u], nr[u], po[u]);
-            }
-          });
-        }
-        py::list out;
-        for (auto& o : outs) out.append(o);
-        return out;
-      },
-      py::arg("cols"), py::arg("ranks"), py::arg("n_threads") = 0,
-      "Order statistics at the given 0-based ranks (among non-NaN values) of each column.");
+      py::arg("a"), py::arg("b"), py::arg("n_bins"), py::arg("n_threads") = 0,
+      "Exact KS statistic of unsorted pairs (NaN skipped) fused with a's quantile-bin counts,\n"
+      "one pair per task. Returns (stats[k, 11]: ok, max_plus, max_minus, n1, n1_missing,\n"
+      "min1, max1, n2, n2_missing, min2, max2; edges; #a < edge; thr = unique(edges, min1,\n"
+      "max1); #b < thr; #b <= thr), lists with one array per pair.");
 
   m.def(
       "_drift_ks_exact",

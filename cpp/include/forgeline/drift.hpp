@@ -78,20 +78,22 @@ struct ProbeStats {
 void probe_counts(View1D<const double> x, const double* t, index_t k, double shift,
                   std::int64_t* lt, std::int64_t* le, ProbeStats& st);
 
-// Exact two-sample KS statistic (same values as ks_sorted) without sorting either sample:
-// both are counted into value-range buckets, the ECDF difference is exact at bucket ends,
-// and only buckets whose count bounds could beat the best difference are gathered, sorted
-// and walked. ok = false (nothing computed) when a sample is empty or holds +-inf.
+// Exact two-sample KS statistic (same values as ks_sorted) without sorting either sample,
+// fused with a's quantile-bin histogram: both samples are counted into value-range
+// buckets, the ECDF difference is exact at bucket ends, and only the buckets that could
+// hold the maximum, a wanted order statistic of a, or a threshold of b are gathered and
+// sorted. Also returns a's interior quantile edges at k / n_bins (numpy's linear rule,
+// duplicates dropped, as quantile_edges() in Python), a_lt = #a < edge, and b's counts
+// b_lt / b_le (< and <=) at thr = sorted unique(edges, min a, max a). ok = false (nothing
+// computed) when a sample is empty, holds +-inf, or both hold one single value.
 struct KSUnsorted {
   bool ok = false;
   double max_plus = 0.0, max_minus = 0.0;
   index_t n1 = 0, n1_missing = 0, n2 = 0, n2_missing = 0;
   double min1 = 0.0, max1 = 0.0, min2 = 0.0, max2 = 0.0;
+  std::vector<double> edges, thr;
+  std::vector<std::int64_t> a_lt, b_lt, b_le;
 };
-KSUnsorted ks_unsorted(View1D<const double> a, View1D<const double> b);
-
-// Order statistics (0-based ranks among the non-NaN values) of an unsorted column without
-// sorting it: value-range buckets locate each rank, and only those buckets are sorted.
-void order_stats(View1D<const double> x, const index_t* ranks, index_t k, double* out);
+KSUnsorted ks_unsorted(View1D<const double> a, View1D<const double> b, index_t n_bins);
 
 }  // namespace forgeline::drift
