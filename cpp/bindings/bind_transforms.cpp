@@ -1,10 +1,14 @@
 // Bindings for forgeline.transforms kernels. Shapes are read and outputs allocated here with
 // the GIL held; kernels then run with the GIL released on buffers kept alive by local py::
 // objects, so no Python object is touched while other threads may run.
+#include <algorithm>
+#include <string>
 #include <vector>
 
 #include "bindings.hpp"
+#include "forgeline/plan.hpp"
 #include "forgeline/transforms.hpp"
+#include "forgeline/transforms_sparse.hpp"
 
 namespace forgeline::bind {
 
@@ -84,6 +88,72 @@ py::tuple kmeans(const f64& x, const f64& init, int max_iter, double tol) {
   return py::make_tuple(py::array_t<double>(static_cast<py::ssize_t>(centers.size()), centers.data()), it);
 }
 
+// The executor reads columns as contiguous buffers of their kind's dtype.
+template <class T>
+py::array contiguous(const py::handle& h) {
+  return py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(h);
+}
+
+// The plan's input columns, converted to the dtype of their kind; `keep` holds the buffers.
+plan::Inputs plan_inputs(const plan::Program& p, const py::list& columns, const i32& kinds,
+                         index_t n_rows, std::vector<py::array>& keep) {
+  plan::Inputs in;
+  in.n_rows = n_rows;
+  require(static_cast<std::size_t>(kinds.size()) == columns.size(),
+          "plan: one kind per input column is required");
+  const auto* k = kinds.data();
+  for (std::size_t i = 0; i < columns.size(); ++i) {
+    py::array a;
+    switch (static_cast<plan::Source>(k[i])) {
+      case plan::Source::Float64: a = contiguous<double>(columns[i]); break;
+      case plan::Source::Float32: a = contiguous<float>(columns[i]); break;
+      case plan::Source::Datetime: a = contiguous<std::int64_t>(columns[i]); break;
+      default: a = contiguous<std::int32_t>(columns[i]); break;
+    }
+    require(a && a.ndim() == 1 && a.shape(0) == n_rows,
+            "plan: input column " + std::to_string(i) + " must be 1-D with n_rows values");
+    in.columns.push_back(a.data());
+    keep.push_back(std::move(a));
+  }
+  for (std::size_t g = 0; g < p.src.size(); ++g) {
+    require(static_cast<std::size_t>(p.src[g]) < in.columns.size(),
+            "plan: group reads a column that was not passed");
+    require(p.src_kind[g] == k[p.src[g]], "plan: column kind differs from the program's");
+  }
+  return in;
+}
+
+template <class I>
+py::tuple run_csr_as(const plan::Program& p, const plan::Inputs& in, index_t bound, int n_threads) {
+  const index_t n = in.n_rows;
+  py::array_t<double> data(static_cast<py::ssize_t>(std::max<index_t>(n * bound, 1)));
+  py::array_t<I> indices(static_cast<py::ssize_t>(std::max<index_t>(n * bound, 1)));
+  py::array_t<I> indptr(static_cast<py::ssize_t>(n + 1));
+  double* pd = data.mutable_data();
+  I* pi = indices.mutable_data();
+  I* pp = indptr.mutable_data();
+  index_t nnz;
+  {
+    // Safe: the kernel reads only the input buffers (held by the caller's `keep`) and the
+    // program, and writes only the three fresh arrays.
+    py::gil_scoped_release release;
+    nnz = tr::run_csr<I>(p, in, bound, pd, pi, pp, n_threads);
+  }
+  return py::make_tuple(data, indices, indptr, nnz);
+}
+
+py::tuple run_csr(const plan::Program& p, const py::list& columns, const i32& kinds,
+                  index_t n_rows, int n_threads) {
+  require(n_rows >= 0, "plan: negative row count");
+  std::vector<py::array> keep;
+  plan::Inputs in = plan_inputs(p, columns, kinds, n_rows, keep);
+  const index_t bound = std::min<index_t>(static_cast<index_t>(p.src.size()), p.n_slots);
+  // scipy's index dtype: int32 while every index and nnz fit in it.
+  if (n_rows * bound < (index_t{1} << 31) - 1 && p.n_slots < (index_t{1} << 31) - 1)
+    return run_csr_as<std::int32_t>(p, in, bound, n_threads);
+  return run_csr_as<std::int64_t>(p, in, bound, n_threads);
+}
+
 }  // namespace
 
 py::array_t<double> udf(const std::vector<f64>& cols, std::uintptr_t fn, index_t n, int n_threads) {
@@ -101,6 +171,10 @@ py::array_t<double> udf(const std::vector<f64>& cols, std::uintptr_t fn, index_t
 }
 
 void bind_transforms(py::module_& m) {
+  m.def("_tf_run_csr", &run_csr, py::arg("program"), py::arg("columns"), py::arg("kinds"),
+        py::arg("n_rows"), py::arg("n_threads") = 0,
+        "Run a FeatureProgram into CSR: (data, indices, indptr, nnz); data/indices are "
+        "over-allocated, entries [0, nnz) are the result.");
   m.def("_tf_udf", &udf, py::arg("cols"), py::arg("fn"), py::arg("n"), py::arg("n_threads") = 0,
         "Run a compiled block UDF (address) over the columns; returns one value per row.");
   m.def("_tf_moments", &moments, py::arg("cols"), py::arg("n_threads") = 0,

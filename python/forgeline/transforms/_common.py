@@ -267,9 +267,19 @@ class NativeTransformer(_Base):
         check_is_fitted(self)
         sources = eng.Sources()
         progs, n_rows = self._plan(X, sources)
-        out, fired = eng.run(sources, progs, n_rows, self._threads)
+        if self._sparse_out:  # straight into CSR: no dense intermediate
+            out, fired = eng.run_csr(sources, progs, n_rows, self._threads)
+        else:
+            out, fired = eng.run(sources, progs, n_rows, self._threads)
         self._raise_fired(fired)
         return wrap_output(self, out, self.get_feature_names_out(), getattr(X, "index", None))
+
+    # Whether transform returns a scipy CSR matrix (as sklearn's counterpart does).
+    _sparse_out = False
+
+    def _fit_nnz(self, n_rows: int) -> int:
+        """Stored entries of ``transform(training data)``, for ColumnTransformer's density."""
+        return n_rows * len(self.get_feature_names_out())
 
     def _plan(self, X, sources: eng.Sources, select=None):
         """Read X and return (programs computing the output from `sources`, n_rows)."""
