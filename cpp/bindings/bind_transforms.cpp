@@ -8,6 +8,8 @@
 #include "bindings.hpp"
 #include "forgeline/plan.hpp"
 #include "forgeline/transforms.hpp"
+#include "forgeline/parallel.hpp"
+#include "forgeline/transforms_sketch.hpp"
 #include "forgeline/transforms_sparse.hpp"
 
 namespace forgeline::bind {
@@ -154,6 +156,98 @@ py::tuple run_csr(const plan::Program& p, const py::list& columns, const i32& ki
   return run_csr_as<std::int64_t>(p, in, bound, n_threads);
 }
 
+// A sketch state crosses the boundary as (list of float64 level arrays, uint8 parity array).
+tr::Compactor to_compactor(const py::handle& state) {
+  auto t = py::reinterpret_borrow<py::tuple>(state);
+  require(t.size() == 2, "sketch: a state is (levels, parity)");
+  tr::Compactor c;
+  for (const auto& lv : py::reinterpret_borrow<py::list>(t[0])) {
+    auto a = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(lv);
+    require(a && a.ndim() == 1, "sketch: levels must be 1-D float arrays");
+    c.levels.emplace_back(a.data(), a.data() + a.size());
+  }
+  auto par = py::array_t<std::uint8_t, py::array::c_style | py::array::forcecast>::ensure(t[1]);
+  require(par && par.ndim() == 1 && static_cast<std::size_t>(par.size()) == c.levels.size(),
+          "sketch: one parity per level");
+  for (py::ssize_t i = 0; i < par.size(); ++i) {
+    require(par.data()[i] <= 1, "sketch: parity must be 0 or 1");
+    c.parity.push_back(par.data()[i]);
+  }
+  return c;
+}
+
+py::tuple from_compactor(const tr::Compactor& c) {
+  py::list levels;
+  for (const auto& lv : c.levels)
+    levels.append(py::array_t<double>(static_cast<py::ssize_t>(lv.size()), lv.data()));
+  py::array_t<std::uint8_t> par(static_cast<py::ssize_t>(c.parity.size()), c.parity.data());
+  return py::make_tuple(levels, par);
+}
+
+std::vector<tr::Compactor> compactors(const py::list& states) {
+  std::vector<tr::Compactor> out;
+  out.reserve(states.size());
+  for (const auto& st : states) out.push_back(to_compactor(st));
+  return out;
+}
+
+py::list as_states(const std::vector<tr::Compactor>& cs) {
+  py::list out;
+  for (const auto& c : cs) out.append(from_compactor(c));
+  return out;
+}
+
+py::list sketch_add(const py::list& states, const std::vector<f64>& cols, index_t k, int n_threads) {
+  require(states.size() == cols.size(), "sketch: one column per sketch");
+  require(k >= 1, "sketch: k must be positive");
+  auto cs = compactors(states);
+  auto v = views(cols);
+  {
+    // Safe: each task touches only its own C++ compactor and reads `cols` (held here).
+    py::gil_scoped_release release;
+    parallel_for(static_cast<index_t>(cs.size()), n_threads, 1, [&](index_t b, index_t e, index_t) {
+      for (index_t i = b; i < e; ++i)
+        tr::compactor_add(cs[static_cast<std::size_t>(i)], v[static_cast<std::size_t>(i)], k);
+    });
+  }
+  return as_states(cs);
+}
+
+py::list sketch_merge(const py::list& a, const py::list& b, index_t k, int n_threads) {
+  require(a.size() == b.size(), "sketch: merge needs as many sketches on both sides");
+  require(k >= 1, "sketch: k must be positive");
+  auto ca = compactors(a);
+  auto cb = compactors(b);
+  {
+    // Safe: pure C++ data only.
+    py::gil_scoped_release release;
+    parallel_for(static_cast<index_t>(ca.size()), n_threads, 1, [&](index_t lo, index_t hi, index_t) {
+      for (index_t i = lo; i < hi; ++i)
+        tr::compactor_merge(ca[static_cast<std::size_t>(i)], cb[static_cast<std::size_t>(i)], k);
+    });
+  }
+  return as_states(ca);
+}
+
+py::array_t<double> sketch_quantiles(const py::list& states, const f64& q, int n_threads) {
+  auto cs = compactors(states);
+  auto vq = view1d(q);
+  std::vector<double> qs(static_cast<std::size_t>(vq.size));
+  for (index_t j = 0; j < vq.size; ++j) qs[static_cast<std::size_t>(j)] = vq[j];
+  py::array_t<double> out({static_cast<py::ssize_t>(cs.size()), static_cast<py::ssize_t>(qs.size())});
+  double* po = out.mutable_data();
+  const index_t nq = vq.size;
+  {
+    // Safe: reads the C++ copies, writes the fresh `out`.
+    py::gil_scoped_release release;
+    parallel_for(static_cast<index_t>(cs.size()), n_threads, 1, [&](index_t b, index_t e, index_t) {
+      for (index_t i = b; i < e; ++i)
+        tr::compactor_quantiles(cs[static_cast<std::size_t>(i)], qs.data(), nq, po + i * nq);
+    });
+  }
+  return out;
+}
+
 }  // namespace
 
 py::array_t<double> udf(const std::vector<f64>& cols, std::uintptr_t fn, index_t n, int n_threads) {
@@ -171,6 +265,12 @@ py::array_t<double> udf(const std::vector<f64>& cols, std::uintptr_t fn, index_t
 }
 
 void bind_transforms(py::module_& m) {
+  m.def("_tf_sketch_add", &sketch_add, py::arg("states"), py::arg("cols"), py::arg("k"),
+        py::arg("n_threads") = 0, "Add one column to each compactor sketch; returns new states.");
+  m.def("_tf_sketch_merge", &sketch_merge, py::arg("a"), py::arg("b"), py::arg("k"),
+        py::arg("n_threads") = 0, "Merge compactor sketches pairwise; returns new states.");
+  m.def("_tf_sketch_quantiles", &sketch_quantiles, py::arg("states"), py::arg("q"),
+        py::arg("n_threads") = 0, "Quantiles of each compactor sketch, (n_sketches, len(q)).");
   m.def("_tf_run_csr", &run_csr, py::arg("program"), py::arg("columns"), py::arg("kinds"),
         py::arg("n_rows"), py::arg("n_threads") = 0,
         "Run a FeatureProgram into CSR: (data, indices, indptr, nnz); data/indices are "

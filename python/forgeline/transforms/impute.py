@@ -10,6 +10,7 @@ from ..errors import InputError
 from . import _engine as eng
 from ._common import NativeTransformer
 from ._numeric import merge_moments, merge_sketches, moments_acc, reject_inf, sketches
+from ._sketch import medians_many
 
 _STRATEGIES = ("mean", "median", "most_frequent", "constant")
 
@@ -127,7 +128,7 @@ class SimpleImputer(NativeTransformer):
     def _finalize(self, acc):
         stat = None
         if self.strategy == "median":
-            stat = np.array([s.median() for s in acc["sk"]])
+            stat = medians_many(acc["sk"], self._threads)
         elif self.strategy == "most_frequent":
             stat = np.array([v[np.argmax(c)] if c.size else np.nan for v, c in acc["vc"]])
         self._set(acc["m"], stat)
