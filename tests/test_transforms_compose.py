@@ -141,3 +141,20 @@ def test_standalone_sparse_encoders_equal_sklearn():
         warnings.simplefilter("ignore", UserWarning)
         _csr_equal(ft.KBinsDiscretizer(n_bins=4).fit(X).transform(X),
                    KBinsDiscretizer(n_bins=4).fit(X).transform(X))
+
+
+def test_parallel_categorical_read_matches_serial_and_reports_first_bad_column():
+    import pandas as pd
+    from forgeline.errors import DataError
+    rng = np.random.default_rng(8)
+    n = 30_000  # 8 columns x 30k rows: above the parallel-conversion threshold
+    df = pd.DataFrame({f"c{j}": rng.choice([f"v{i}" for i in range(12)], n).astype(object)
+                       for j in range(8)})
+    one = ft.OneHotEncoder(n_threads=1).fit(df)
+    two = ft.OneHotEncoder(n_threads=2).fit(df)
+    _csr_equal(two.transform(df), one.transform(df))
+    bad = df.copy()
+    bad.loc[3, "c6"] = "new"
+    bad.loc[5, "c2"] = "new"
+    with pytest.raises(DataError, match="'c2'"):
+        two.transform(bad)
