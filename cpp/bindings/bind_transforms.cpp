@@ -33,7 +33,7 @@ std::vector<View1D<const T>> views(const std::vector<py::array_t<T, py::array::f
   return out;
 }
 
-py::array_t<double> moments(const std::vector<f64>& cols, int n_threads, bool pairwise) {
+py::array_t<double> moments(const std::vector<f64>& cols, int n_threads, bool pairwise, bool sums) {
   auto v = views(cols);
   py::array_t<double> out({static_cast<py::ssize_t>(v.size()),
                            static_cast<py::ssize_t>(tr::kMomentFields)});
@@ -42,7 +42,7 @@ py::array_t<double> moments(const std::vector<f64>& cols, int n_threads, bool pa
   {
     // Safe: reads only `cols` buffers (held by the vector) and writes `out`'s buffer.
     py::gil_scoped_release release;
-    tr::column_moments(v, dst, n_threads, pairwise);
+    tr::column_moments(v, dst, n_threads, pairwise, sums);
   }
   return out;
 }
@@ -278,7 +278,7 @@ void bind_transforms(py::module_& m) {
   m.def("_tf_udf", &udf, py::arg("cols"), py::arg("fn"), py::arg("n"), py::arg("n_threads") = 0,
         "Run a compiled block UDF (address) over the columns; returns one value per row.");
   m.def("_tf_moments", &moments, py::arg("cols"), py::arg("n_threads") = 0,
-        py::arg("pairwise") = true,
+        py::arg("pairwise") = true, py::arg("sums") = true,
         "Per-column (count, sum, m2, min, max, absmax, n_nan, n_posinf, n_neginf).");
   m.def("_tf_quantiles", &quantiles, py::arg("cols"), py::arg("lo"), py::arg("hi"),
         py::arg("gamma"), py::arg("n_threads") = 0,

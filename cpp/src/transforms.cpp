@@ -48,7 +48,7 @@ double column_sum(index_t n, bool pairwise, const F& f) {
 }  // namespace
 
 void column_moments(const std::vector<View1D<const double>>& cols, Moments* out, int n_threads,
-                    bool pairwise) {
+                    bool pairwise, bool sums) {
   const index_t p = static_cast<index_t>(cols.size());
   parallel_for(p, n_threads, 1, [&](index_t b, index_t e, index_t) {
     for (index_t c = b; c < e; ++c) {
@@ -69,7 +69,7 @@ void column_moments(const std::vector<View1D<const double>>& cols, Moments* out,
       }
       // NaN counts as 0 in every sum, as np.nansum does (it zero-fills, then sums).
       auto val = [&](index_t i) { const double v = x[i]; return std::isnan(v) ? 0.0 : v; };
-      m.sum = column_sum(x.size, pairwise, val);
+      if (sums) m.sum = column_sum(x.size, pairwise, val);
       if (m.count > 0) {
         // sklearn's corrected two-pass variance: T = sum / n, then sum((x-T)^2) - (sum(x-T))^2/n.
         const double t = m.sum / m.count;
@@ -78,9 +78,11 @@ void column_moments(const std::vector<View1D<const double>>& cols, Moments* out,
           const double v = x[i];
           return std::isnan(v) ? 0.0 : (v - t) * (v - t);
         };
-        const double corr = column_sum(x.size, pairwise, dev);
-        const double ss = column_sum(x.size, pairwise, dev2);
-        m.m2 = ss - corr * corr / m.count;
+        if (sums) {
+          const double corr = column_sum(x.size, pairwise, dev);
+          const double ss = column_sum(x.size, pairwise, dev2);
+          m.m2 = ss - corr * corr / m.count;
+        }
         m.min = mn;
         m.max = mx;
         m.absmax = amx;

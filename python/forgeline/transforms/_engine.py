@@ -235,10 +235,11 @@ def lower(sources: Sources, progs):
 MOMENT_FIELDS = ("count", "sum", "m2", "min", "max", "absmax", "n_nan", "n_posinf", "n_neginf")
 
 
-def moments(cols, n_threads: int = 0, pairwise: bool = True) -> dict[str, np.ndarray]:
-    """Per-column statistics (see ``transforms.hpp``), one array per field."""
+def moments(cols, n_threads: int = 0, pairwise: bool = True, sums: bool = True) -> dict[str, np.ndarray]:
+    """Per-column statistics (see ``transforms.hpp``), one array per field; ``sums=False``
+    skips the sum and m2 passes (left 0)."""
     m = core._tf_moments([np.ascontiguousarray(c, dtype=np.float64) for c in cols], n_threads,
-                         pairwise)
+                         pairwise, sums)
     return {f: m[:, i].copy() for i, f in enumerate(MOMENT_FIELDS)}
 
 

@@ -55,8 +55,8 @@ def merge_moments(a: dict, b: dict) -> dict:
     return out
 
 
-def moments_acc(cols, n_rows: int, n_threads: int, pairwise: bool) -> dict:
-    m = eng.moments(cols, n_threads, pairwise)
+def moments_acc(cols, n_rows: int, n_threads: int, pairwise: bool, sums: bool = True) -> dict:
+    m = eng.moments(cols, n_threads, pairwise, sums)
     m["rows"] = n_rows
     return m
 

@@ -72,7 +72,8 @@ class SimpleImputer(NativeTransformer):
     def _fit_frame(self, frame, y):
         self._check_params()
         cols = self._float_cols(frame)
-        m = moments_acc(cols, frame.n_rows, self._threads, self._pairwise_sums)
+        m = moments_acc(cols, frame.n_rows, self._threads, self._pairwise_sums,
+                        sums=self.strategy == "mean")
         reject_inf(self, m, frame.names)
         stat = None
         if self.strategy == "median":
@@ -107,7 +108,8 @@ class SimpleImputer(NativeTransformer):
     def _accumulate(self, frame, y):
         self._check_params()
         cols = self._float_cols(frame)
-        m = moments_acc(cols, frame.n_rows, self._threads, self._pairwise_sums)
+        m = moments_acc(cols, frame.n_rows, self._threads, self._pairwise_sums,
+                        sums=self.strategy == "mean")
         reject_inf(self, m, frame.names)
         acc = {"m": m}
         if self.strategy == "median":
