@@ -139,10 +139,10 @@ def t2(quick: bool) -> list[dict]:
     return rows
 
 
-def chunked(quick: bool) -> list[dict]:
+def chunked(quick: bool, total: int | None = None) -> list[dict]:
     """partial_fit over many chunks (numeric branch statistics + one-hot frequencies)."""
     from forgeline import transforms as ft
-    total = 200_000 if quick else 10_000_000
+    total = total or (200_000 if quick else 10_000_000)
     chunk = 50_000 if quick else 500_000
     base = make_data(chunk, seed=1)
     num = [f"n{i}" for i in range(NUM)]
