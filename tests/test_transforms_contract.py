@@ -17,6 +17,7 @@ ESTIMATORS = [
     ft.Log1p(), ft.Winsorizer(), ft.PowerTransformer(), ft.KBinsDiscretizer(encode="ordinal"),
     ft.KBinsDiscretizer(encode="onehot-dense", strategy="uniform"),
     ft.OneHotEncoder(sparse_output=False, handle_unknown="ignore"), ft.OrdinalEncoder(),
+    ft.OneHotEncoder(handle_unknown="ignore"), ft.KBinsDiscretizer(),  # native CSR output
     ft.CountEncoder(), ft.HashEncoder(),
     ft.TargetEncoder(),
 ]

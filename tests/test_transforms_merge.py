@@ -157,3 +157,44 @@ def test_partial_states_pickle_and_merge_across_processes():
         bound = merged._acc["sk"][j].rank_error_bound()
         assert lo - bound - 1 <= col.size / 2 <= hi + bound + 1  # ties span [lo, hi]
     assert merged.statistics_.shape == exact.statistics_.shape
+
+
+def test_sketch_deep_levels_rank_and_quantile_error_within_bound():
+    # Many levels (n / 2k ~ 2000): chunked updates, merges in a tree, infinities and ties.
+    rng = np.random.default_rng(11)
+    x = np.concatenate([rng.lognormal(0, 2, 150_000), -rng.exponential(1, 100_000),
+                        np.zeros(20_000), [np.inf, -np.inf] * 10, np.full(30_000, 3.5)])
+    rng.shuffle(x)
+    k = 64
+    leaves = [ft.QuantileSketch(k=k, exact_limit=0) for _ in range(4)]
+    for i, part in enumerate(np.array_split(x, 40)):
+        leaves[i % 4].update(part)
+    s = leaves[0].merge(leaves[1]).merge(leaves[2].merge(leaves[3]))
+    assert s.n == x.size
+    assert sum(lv.size * 2 ** h for h, lv in enumerate(s.levels)) == x.size  # weight kept
+    assert all(np.all(np.diff(lv) >= 0) for lv in s.levels[1:])
+    xs = np.sort(x)
+    bound = s.rank_error_bound()
+    assert 0 < bound < 0.2 * x.size
+    probes = np.unique(xs[:: x.size // 500])
+    est = np.array([s.rank(v) for v in probes])
+    assert np.max(np.abs(est - np.searchsorted(xs, probes, side="right"))) <= bound
+    q = np.linspace(0, 1, 41)
+    got = s.quantiles(q)
+    lo = np.searchsorted(xs, got, side="left")
+    hi = np.searchsorted(xs, got, side="right")
+    target = q * (x.size - 1)
+    assert np.all((lo - bound - 1 <= target) & (target <= hi + bound))
+
+
+def test_sketch_native_updates_do_not_depend_on_thread_count():
+    from forgeline.transforms._sketch import QuantileSketch, merge_many, update_many
+    rng = np.random.default_rng(3)
+    cols = [rng.normal(size=50_000) for _ in range(5)]
+    one = update_many([QuantileSketch(k=128, exact_limit=0) for _ in cols], cols, n_threads=1)
+    two = update_many([QuantileSketch(k=128, exact_limit=0) for _ in cols], cols, n_threads=2)
+    m1, m2 = merge_many(one, two, n_threads=1), merge_many(two, one, n_threads=3)
+    for a, b in list(zip(one, two)) + list(zip(m1, m2)):
+        assert a.offsets == b.offsets and len(a.levels) == len(b.levels)
+        for la, lb in zip(a.levels, b.levels):
+            assert_array_equal(la, lb)

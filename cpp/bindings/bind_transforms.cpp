@@ -1,10 +1,16 @@
 // Bindings for forgeline.transforms kernels. Shapes are read and outputs allocated here with
 // the GIL held; kernels then run with the GIL released on buffers kept alive by local py::
 // objects, so no Python object is touched while other threads may run.
+#include <algorithm>
+#include <string>
 #include <vector>
 
 #include "bindings.hpp"
+#include "forgeline/plan.hpp"
 #include "forgeline/transforms.hpp"
+#include "forgeline/parallel.hpp"
+#include "forgeline/transforms_sketch.hpp"
+#include "forgeline/transforms_sparse.hpp"
 
 namespace forgeline::bind {
 
@@ -27,7 +33,7 @@ std::vector<View1D<const T>> views(const std::vector<py::array_t<T, py::array::f
   return out;
 }
 
-py::array_t<double> moments(const std::vector<f64>& cols, int n_threads, bool pairwise) {
+py::array_t<double> moments(const std::vector<f64>& cols, int n_threads, bool pairwise, bool sums) {
   auto v = views(cols);
   py::array_t<double> out({static_cast<py::ssize_t>(v.size()),
                            static_cast<py::ssize_t>(tr::kMomentFields)});
@@ -36,7 +42,7 @@ py::array_t<double> moments(const std::vector<f64>& cols, int n_threads, bool pa
   {
     // Safe: reads only `cols` buffers (held by the vector) and writes `out`'s buffer.
     py::gil_scoped_release release;
-    tr::column_moments(v, dst, n_threads, pairwise);
+    tr::column_moments(v, dst, n_threads, pairwise, sums);
   }
   return out;
 }
@@ -84,6 +90,164 @@ py::tuple kmeans(const f64& x, const f64& init, int max_iter, double tol) {
   return py::make_tuple(py::array_t<double>(static_cast<py::ssize_t>(centers.size()), centers.data()), it);
 }
 
+// The executor reads columns as contiguous buffers of their kind's dtype.
+template <class T>
+py::array contiguous(const py::handle& h) {
+  return py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(h);
+}
+
+// The plan's input columns, converted to the dtype of their kind; `keep` holds the buffers.
+plan::Inputs plan_inputs(const plan::Program& p, const py::list& columns, const i32& kinds,
+                         index_t n_rows, std::vector<py::array>& keep) {
+  plan::Inputs in;
+  in.n_rows = n_rows;
+  require(static_cast<std::size_t>(kinds.size()) == columns.size(),
+          "plan: one kind per input column is required");
+  const auto* k = kinds.data();
+  for (std::size_t i = 0; i < columns.size(); ++i) {
+    py::array a;
+    switch (static_cast<plan::Source>(k[i])) {
+      case plan::Source::Float64: a = contiguous<double>(columns[i]); break;
+      case plan::Source::Float32: a = contiguous<float>(columns[i]); break;
+      case plan::Source::Datetime: a = contiguous<std::int64_t>(columns[i]); break;
+      default: a = contiguous<std::int32_t>(columns[i]); break;
+    }
+    require(a && a.ndim() == 1 && a.shape(0) == n_rows,
+            "plan: input column " + std::to_string(i) + " must be 1-D with n_rows values");
+    in.columns.push_back(a.data());
+    keep.push_back(std::move(a));
+  }
+  for (std::size_t g = 0; g < p.src.size(); ++g) {
+    require(static_cast<std::size_t>(p.src[g]) < in.columns.size(),
+            "plan: group reads a column that was not passed");
+    require(p.src_kind[g] == k[p.src[g]], "plan: column kind differs from the program's");
+  }
+  return in;
+}
+
+template <class I>
+py::tuple run_csr_as(const plan::Program& p, const plan::Inputs& in, index_t bound, int n_threads) {
+  const index_t n = in.n_rows;
+  py::array_t<double> data(static_cast<py::ssize_t>(std::max<index_t>(n * bound, 1)));
+  py::array_t<I> indices(static_cast<py::ssize_t>(std::max<index_t>(n * bound, 1)));
+  py::array_t<I> indptr(static_cast<py::ssize_t>(n + 1));
+  double* pd = data.mutable_data();
+  I* pi = indices.mutable_data();
+  I* pp = indptr.mutable_data();
+  index_t nnz;
+  {
+    // Safe: the kernel reads only the input buffers (held by the caller's `keep`) and the
+    // program, and writes only the three fresh arrays.
+    py::gil_scoped_release release;
+    nnz = tr::run_csr<I>(p, in, bound, pd, pi, pp, n_threads);
+  }
+  return py::make_tuple(data, indices, indptr, nnz);
+}
+
+py::tuple run_csr(const plan::Program& p, const py::list& columns, const i32& kinds,
+                  index_t n_rows, int n_threads) {
+  require(n_rows >= 0, "plan: negative row count");
+  std::vector<py::array> keep;
+  plan::Inputs in = plan_inputs(p, columns, kinds, n_rows, keep);
+  const index_t bound = std::min<index_t>(static_cast<index_t>(p.src.size()), p.n_slots);
+  // scipy's index dtype: int32 while every index and nnz fit in it.
+  if (n_rows * bound < (index_t{1} << 31) - 1 && p.n_slots < (index_t{1} << 31) - 1)
+    return run_csr_as<std::int32_t>(p, in, bound, n_threads);
+  return run_csr_as<std::int64_t>(p, in, bound, n_threads);
+}
+
+// A sketch state crosses the boundary as (list of float64 level arrays, uint8 parity array).
+tr::Compactor to_compactor(const py::handle& state) {
+  auto t = py::reinterpret_borrow<py::tuple>(state);
+  require(t.size() == 2, "sketch: a state is (levels, parity)");
+  tr::Compactor c;
+  for (const auto& lv : py::reinterpret_borrow<py::list>(t[0])) {
+    auto a = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(lv);
+    require(a && a.ndim() == 1, "sketch: levels must be 1-D float arrays");
+    c.levels.emplace_back(a.data(), a.data() + a.size());
+  }
+  auto par = py::array_t<std::uint8_t, py::array::c_style | py::array::forcecast>::ensure(t[1]);
+  require(par && par.ndim() == 1 && static_cast<std::size_t>(par.size()) == c.levels.size(),
+          "sketch: one parity per level");
+  for (py::ssize_t i = 0; i < par.size(); ++i) {
+    require(par.data()[i] <= 1, "sketch: parity must be 0 or 1");
+    c.parity.push_back(par.data()[i]);
+  }
+  return c;
+}
+
+py::tuple from_compactor(const tr::Compactor& c) {
+  py::list levels;
+  for (const auto& lv : c.levels)
+    levels.append(py::array_t<double>(static_cast<py::ssize_t>(lv.size()), lv.data()));
+  py::array_t<std::uint8_t> par(static_cast<py::ssize_t>(c.parity.size()), c.parity.data());
+  return py::make_tuple(levels, par);
+}
+
+std::vector<tr::Compactor> compactors(const py::list& states) {
+  std::vector<tr::Compactor> out;
+  out.reserve(states.size());
+  for (const auto& st : states) out.push_back(to_compactor(st));
+  return out;
+}
+
+py::list as_states(const std::vector<tr::Compactor>& cs) {
+  py::list out;
+  for (const auto& c : cs) out.append(from_compactor(c));
+  return out;
+}
+
+py::list sketch_add(const py::list& states, const std::vector<f64>& cols, index_t k, int n_threads) {
+  require(states.size() == cols.size(), "sketch: one column per sketch");
+  require(k >= 1, "sketch: k must be positive");
+  auto cs = compactors(states);
+  auto v = views(cols);
+  {
+    // Safe: each task touches only its own C++ compactor and reads `cols` (held here).
+    py::gil_scoped_release release;
+    parallel_for(static_cast<index_t>(cs.size()), n_threads, 1, [&](index_t b, index_t e, index_t) {
+      for (index_t i = b; i < e; ++i)
+        tr::compactor_add(cs[static_cast<std::size_t>(i)], v[static_cast<std::size_t>(i)], k);
+    });
+  }
+  return as_states(cs);
+}
+
+py::list sketch_merge(const py::list& a, const py::list& b, index_t k, int n_threads) {
+  require(a.size() == b.size(), "sketch: merge needs as many sketches on both sides");
+  require(k >= 1, "sketch: k must be positive");
+  auto ca = compactors(a);
+  auto cb = compactors(b);
+  {
+    // Safe: pure C++ data only.
+    py::gil_scoped_release release;
+    parallel_for(static_cast<index_t>(ca.size()), n_threads, 1, [&](index_t lo, index_t hi, index_t) {
+      for (index_t i = lo; i < hi; ++i)
+        tr::compactor_merge(ca[static_cast<std::size_t>(i)], cb[static_cast<std::size_t>(i)], k);
+    });
+  }
+  return as_states(ca);
+}
+
+py::array_t<double> sketch_quantiles(const py::list& states, const f64& q, int n_threads) {
+  auto cs = compactors(states);
+  auto vq = view1d(q);
+  std::vector<double> qs(static_cast<std::size_t>(vq.size));
+  for (index_t j = 0; j < vq.size; ++j) qs[static_cast<std::size_t>(j)] = vq[j];
+  py::array_t<double> out({static_cast<py::ssize_t>(cs.size()), static_cast<py::ssize_t>(qs.size())});
+  double* po = out.mutable_data();
+  const index_t nq = vq.size;
+  {
+    // Safe: reads the C++ copies, writes the fresh `out`.
+    py::gil_scoped_release release;
+    parallel_for(static_cast<index_t>(cs.size()), n_threads, 1, [&](index_t b, index_t e, index_t) {
+      for (index_t i = b; i < e; ++i)
+        tr::compactor_quantiles(cs[static_cast<std::size_t>(i)], qs.data(), nq, po + i * nq);
+    });
+  }
+  return out;
+}
+
 }  // namespace
 
 py::array_t<double> udf(const std::vector<f64>& cols, std::uintptr_t fn, index_t n, int n_threads) {
@@ -101,10 +265,20 @@ py::array_t<double> udf(const std::vector<f64>& cols, std::uintptr_t fn, index_t
 }
 
 void bind_transforms(py::module_& m) {
+  m.def("_tf_sketch_add", &sketch_add, py::arg("states"), py::arg("cols"), py::arg("k"),
+        py::arg("n_threads") = 0, "Add one column to each compactor sketch; returns new states.");
+  m.def("_tf_sketch_merge", &sketch_merge, py::arg("a"), py::arg("b"), py::arg("k"),
+        py::arg("n_threads") = 0, "Merge compactor sketches pairwise; returns new states.");
+  m.def("_tf_sketch_quantiles", &sketch_quantiles, py::arg("states"), py::arg("q"),
+        py::arg("n_threads") = 0, "Quantiles of each compactor sketch, (n_sketches, len(q)).");
+  m.def("_tf_run_csr", &run_csr, py::arg("program"), py::arg("columns"), py::arg("kinds"),
+        py::arg("n_rows"), py::arg("n_threads") = 0,
+        "Run a FeatureProgram into CSR: (data, indices, indptr, nnz); data/indices are "
+        "over-allocated, entries [0, nnz) are the result.");
   m.def("_tf_udf", &udf, py::arg("cols"), py::arg("fn"), py::arg("n"), py::arg("n_threads") = 0,
         "Run a compiled block UDF (address) over the columns; returns one value per row.");
   m.def("_tf_moments", &moments, py::arg("cols"), py::arg("n_threads") = 0,
-        py::arg("pairwise") = true,
+        py::arg("pairwise") = true, py::arg("sums") = true,
         "Per-column (count, sum, m2, min, max, absmax, n_nan, n_posinf, n_neginf).");
   m.def("_tf_quantiles", &quantiles, py::arg("cols"), py::arg("lo"), py::arg("hi"),
         py::arg("gamma"), py::arg("n_threads") = 0,

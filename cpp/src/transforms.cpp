@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <stdexcept>
 
@@ -48,7 +49,7 @@ double column_sum(index_t n, bool pairwise, const F& f) {
 }  // namespace
 
 void column_moments(const std::vector<View1D<const double>>& cols, Moments* out, int n_threads,
-                    bool pairwise) {
+                    bool pairwise, bool sums) {
   const index_t p = static_cast<index_t>(cols.size());
   parallel_for(p, n_threads, 1, [&](index_t b, index_t e, index_t) {
     for (index_t c = b; c < e; ++c) {
@@ -69,7 +70,7 @@ void column_moments(const std::vector<View1D<const double>>& cols, Moments* out,
       }
       // NaN counts as 0 in every sum, as np.nansum does (it zero-fills, then sums).
       auto val = [&](index_t i) { const double v = x[i]; return std::isnan(v) ? 0.0 : v; };
-      m.sum = column_sum(x.size, pairwise, val);
+      if (sums) m.sum = column_sum(x.size, pairwise, val);
       if (m.count > 0) {
         // sklearn's corrected two-pass variance: T = sum / n, then sum((x-T)^2) - (sum(x-T))^2/n.
         const double t = m.sum / m.count;
@@ -78,9 +79,11 @@ void column_moments(const std::vector<View1D<const double>>& cols, Moments* out,
           const double v = x[i];
           return std::isnan(v) ? 0.0 : (v - t) * (v - t);
         };
-        const double corr = column_sum(x.size, pairwise, dev);
-        const double ss = column_sum(x.size, pairwise, dev2);
-        m.m2 = ss - corr * corr / m.count;
+        if (sums) {
+          const double corr = column_sum(x.size, pairwise, dev);
+          const double ss = column_sum(x.size, pairwise, dev2);
+          m.m2 = ss - corr * corr / m.count;
+        }
         m.min = mn;
         m.max = mx;
         m.absmax = amx;
@@ -121,21 +124,73 @@ void multi_select(double* a, std::int64_t begin, std::int64_t end, const std::in
 
 }  // namespace
 
+namespace {
+
+// Order-preserving 64-bit key of a non-NaN double (flip negatives, set the sign bit of the rest).
+inline std::uint64_t order_key(double v) {
+  std::uint64_t u;
+  std::memcpy(&u, &v, sizeof u);
+  return (u & (std::uint64_t{1} << 63)) ? ~u : (u | (std::uint64_t{1} << 63));
+}
+
+constexpr int kBucketBits = 16;
+
+// Puts the order statistics of the non-NaN values of x at sorted positions `need` (sorted,
+// unique, < n) into `at` (at[i] = value at position need[i]). Radix select: one pass builds
+// a histogram of the top 16 key bits, a second gathers only the values of the buckets that
+// hold a wanted position, and the exact selection runs on that (usually small) gathered set.
+void select_positions(const View1D<const double>& x, const std::vector<std::int64_t>& need, std::vector<double>& at,
+                      std::vector<std::uint32_t>& hist, std::vector<double>& gathered) {
+  const std::size_t nb = std::size_t{1} << kBucketBits;
+  hist.assign(nb, 0);
+  for (index_t i = 0; i < x.size; ++i)
+    if (!std::isnan(x[i])) ++hist[order_key(x[i]) >> (64 - kBucketBits)];
+  // Mark the buckets holding a wanted position; count values of unmarked buckets below each.
+  std::vector<std::uint8_t> wanted(nb, 0);
+  std::vector<std::int64_t> adj(need.size());
+  {
+    std::size_t q = 0;
+    std::int64_t below = 0, skipped = 0;
+    for (std::size_t b = 0; b < nb && q < need.size(); ++b) {
+      const std::int64_t c = hist[b];
+      bool hit = false;
+      while (q < need.size() && need[q] < below + c) {
+        adj[q] = need[q] - skipped;  // position inside the gathered values
+        hit = true;
+        ++q;
+      }
+      if (hit) wanted[b] = 1; else skipped += c;
+      below += c;
+    }
+  }
+  gathered.clear();
+  for (index_t i = 0; i < x.size; ++i) {
+    const double v = x[i];
+    if (!std::isnan(v) && wanted[order_key(v) >> (64 - kBucketBits)]) gathered.push_back(v);
+  }
+  std::vector<std::int64_t> pos(adj);
+  pos.erase(std::unique(pos.begin(), pos.end()), pos.end());
+  multi_select(gathered.data(), 0, static_cast<std::int64_t>(gathered.size()), pos.data(),
+               pos.data() + pos.size());
+  at.resize(need.size());
+  for (std::size_t i = 0; i < need.size(); ++i) at[i] = gathered[static_cast<std::size_t>(adj[i])];
+}
+
+}  // namespace
+
 void column_quantiles(const std::vector<View1D<const double>>& cols, View2D<const std::int64_t> lo,
                       View2D<const std::int64_t> hi, View2D<const double> gamma, View2D<double> out,
                       int n_threads) {
   const index_t p = static_cast<index_t>(cols.size());
   const index_t k = lo.cols;
   parallel_for(p, n_threads, 1, [&](index_t b, index_t e, index_t) {
-    std::vector<double> buf;
+    std::vector<double> gathered, at;
+    std::vector<std::uint32_t> hist;
     std::vector<std::int64_t> need;
     for (index_t c = b; c < e; ++c) {
       const auto& x = cols[static_cast<size_t>(c)];
-      buf.clear();
-      buf.reserve(static_cast<size_t>(x.size));
-      for (index_t i = 0; i < x.size; ++i)
-        if (!std::isnan(x[i])) buf.push_back(x[i]);
-      const auto n = static_cast<std::int64_t>(buf.size());
+      std::int64_t n = 0;
+      for (index_t i = 0; i < x.size; ++i) n += !std::isnan(x[i]);
       need.clear();
       for (index_t q = 0; q < k; ++q) {
         if (lo(c, q) >= 0) need.push_back(lo(c, q));
@@ -144,14 +199,17 @@ void column_quantiles(const std::vector<View1D<const double>>& cols, View2D<cons
       std::sort(need.begin(), need.end());
       need.erase(std::unique(need.begin(), need.end()), need.end());
       for (std::int64_t idx : need) require(idx < n, "quantile index out of range");
-      multi_select(buf.data(), 0, n, need.data(), need.data() + need.size());
+      if (!need.empty()) select_positions(x, need, at, hist, gathered);
+      auto value_at = [&](std::int64_t pos) {
+        return at[static_cast<size_t>(std::lower_bound(need.begin(), need.end(), pos) - need.begin())];
+      };
       for (index_t q = 0; q < k; ++q) {
         const std::int64_t l = lo(c, q), h = hi(c, q);
         if (l < 0 || h < 0) {
           out(c, q) = kNaN;
           continue;
         }
-        const double a = buf[static_cast<size_t>(l)], bb = buf[static_cast<size_t>(h)];
+        const double a = value_at(l), bb = value_at(h);
         const double t = gamma(c, q);
         const double diff = bb - a;
         // numpy's _lerp: a + diff*t, replaced by b - diff*(1-t) where t >= 0.5.

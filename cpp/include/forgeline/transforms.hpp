@@ -26,8 +26,10 @@ struct Moments {
 };
 constexpr int kMomentFields = 9;
 
+// With `sums` false only the counts, min/max/absmax are computed (sum and m2 stay 0): what
+// callers that need no mean (a median imputer) pay for.
 void column_moments(const std::vector<View1D<const double>>& cols, Moments* out, int n_threads,
-                    bool pairwise);
+                    bool pairwise, bool sums = true);
 
 // Order statistics of the non-NaN values of each column. For column c and slot q it returns
 // numpy's interpolation between the lo[c,q]-th and hi[c,q]-th smallest values with weight

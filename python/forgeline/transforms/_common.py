@@ -82,6 +82,42 @@ def _code_numeric_columns(frame: Frame, vocabularies) -> Frame:
     return Frame(cols, frame.n_rows)
 
 
+_PARALLEL_MIN_CELLS = 200_000
+
+
+def _to_frame(X, kinds, columns, vocabularies, input_kind, n_threads) -> Frame:
+    """``to_frame`` of X; categorical columns are converted in parallel column groups.
+
+    Arrow's string kernels (``index_in``, ``unique``) release the GIL, so threads over
+    column groups overlap the per-column encoding. Groups are contiguous and their results
+    are taken in order, so a bad column raises the same error as the serial conversion.
+    """
+    names = list(columns) if columns is not None else None
+    if names is None and isinstance(X, Mapping):
+        names = [str(k) for k in X]
+    elif names is None and hasattr(X, "columns") and not isinstance(X, np.ndarray):
+        names = [str(c) for c in X.columns]
+    threads = min(n_threads, len(names) if names else 1)
+    if (input_kind != CATEGORICAL or threads < 2 or columns is None
+            or _n_rows(X) * len(names) < _PARALLEL_MIN_CELLS):
+        return to_frame(X, float_dtype=np.float64, kinds=kinds, columns=columns,
+                        vocabularies=vocabularies)
+    from concurrent.futures import ThreadPoolExecutor
+    groups = [list(g) for g in np.array_split(np.asarray(names, dtype=object), threads) if len(g)]
+
+    def convert(group):
+        sub_kinds = None if kinds is None else {n: kinds[n] for n in group if n in kinds}
+        sub_vocab = None if vocabularies is None else {n: vocabularies[n] for n in group
+                                                       if n in vocabularies}
+        return to_frame(X, float_dtype=np.float64, kinds=sub_kinds, columns=group,
+                        vocabularies=sub_vocab)
+
+    with ThreadPoolExecutor(len(groups)) as ex:
+        futures = [ex.submit(convert, g) for g in groups]
+        frames = [f.result() for f in futures]
+    return Frame([c for f in frames for c in f.columns], frames[0].n_rows)
+
+
 def sums_pairwise(X, select=None) -> bool:
     """Whether numpy sums X's columns pairwise when sklearn reduces ``np.asarray(X)`` on axis 0.
 
@@ -207,8 +243,7 @@ class NativeTransformer(_Base):
             kinds = {n: kind for n in (columns if columns is not None else names)}
         if vocabularies is not None:
             vocabularies = dict(zip(columns if columns is not None else names, vocabularies))
-        frame = to_frame(X, float_dtype=np.float64, kinds=kinds, columns=columns,
-                         vocabularies=vocabularies)
+        frame = _to_frame(X, kinds, columns, vocabularies, self._input_kind, self._threads)
         if columns is None and not reset and not real and frame.names != names:
             raise SchemaError("internal: column names changed")  # pragma: no cover
         if self._input_kind == CATEGORICAL:
@@ -267,9 +302,19 @@ class NativeTransformer(_Base):
         check_is_fitted(self)
         sources = eng.Sources()
         progs, n_rows = self._plan(X, sources)
-        out, fired = eng.run(sources, progs, n_rows, self._threads)
+        if self._sparse_out:  # straight into CSR: no dense intermediate
+            out, fired = eng.run_csr(sources, progs, n_rows, self._threads)
+        else:
+            out, fired = eng.run(sources, progs, n_rows, self._threads)
         self._raise_fired(fired)
         return wrap_output(self, out, self.get_feature_names_out(), getattr(X, "index", None))
+
+    # Whether transform returns a scipy CSR matrix (as sklearn's counterpart does).
+    _sparse_out = False
+
+    def _fit_nnz(self, n_rows: int) -> int:
+        """Stored entries of ``transform(training data)``, for ColumnTransformer's density."""
+        return n_rows * len(self.get_feature_names_out())
 
     def _plan(self, X, sources: eng.Sources, select=None):
         """Read X and return (programs computing the output from `sources`, n_rows)."""

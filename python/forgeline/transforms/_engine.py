@@ -123,6 +123,50 @@ def run(sources: Sources, progs, n_rows: int, n_threads: int = 0, out: np.ndarra
     target = out[:, dst:dst + width]
     if width == 0 or n_rows == 0:
         return out, []
+    prog, columns, kinds, owner = lower(sources, progs)
+    try:
+        prog.run(columns, kinds, n_rows, n_threads, target)
+    except ValueError as exc:
+        return out, _fired(exc, owner)
+    return out, []
+
+
+def run_csr(sources: Sources, progs, n_rows: int, n_threads: int = 0):
+    """Execute ``progs`` straight into a scipy CSR matrix (no dense intermediate).
+
+    The result equals ``scipy.sparse.csr_matrix(dense)``: sorted column indices, explicit
+    zeros dropped, int32 indices while they fit. Returns ``(matrix, fired)`` like :func:`run`.
+    """
+    from scipy import sparse
+    width = width_of(progs)
+    if width == 0 or n_rows == 0:
+        return sparse.csr_matrix((n_rows, width), dtype=np.float64), []
+    prog, columns, kinds, owner = lower(sources, progs)
+    try:
+        data, indices, indptr, nnz = core._tf_run_csr(prog, columns, kinds, n_rows, n_threads)
+    except ValueError as exc:
+        return None, _fired(exc, owner)
+    if nnz < 0.75 * data.size:  # give back the over-allocation when it is large
+        data, indices = data[:nnz].copy(), indices[:nnz].copy()
+    else:
+        data, indices = data[:nnz], indices[:nnz]
+    m = sparse.csr_matrix((data, indices, indptr), shape=(n_rows, width), copy=False)
+    m.has_sorted_indices = True
+    return m, []
+
+
+def _fired(exc: ValueError, owner) -> list:
+    msg = str(exc)
+    if not msg.startswith("check failed in plan group "):
+        raise exc
+    gi = int(msg[len("check failed in plan group "):].split(":", 1)[0])
+    return [(owner[gi], OP_CHECK_FINITE if msg.endswith("infinity") else OP_CHECK_NAN)]
+
+
+def lower(sources: Sources, progs):
+    """The native plan program for ``progs``: ``(FeatureProgram, columns, kinds, owner)``;
+    ``owner[g]`` is the Prog behind native group ``g`` (for check errors)."""
+    width = width_of(progs)
     base = (0, len(sources.floats), len(sources.floats) + len(sources.codes))
     columns = sources.floats + sources.codes + sources.datetimes
     kinds = np.asarray([_plan.SOURCE_FLOAT64] * len(sources.floats)
@@ -183,15 +227,7 @@ def run(sources: Sources, progs, n_rows: int, n_threads: int = 0, out: np.ndarra
         i32(op_len), np.asarray(op_a, np.float64), np.asarray(op_b, np.float64),
         np.concatenate(dtabs) if dtabs else np.zeros(0),
         np.concatenate(itabs) if itabs else np.zeros(0, np.int32))
-    try:
-        prog.run(columns, kinds, n_rows, n_threads, target)
-    except ValueError as exc:
-        msg = str(exc)
-        if not msg.startswith("check failed in plan group "):
-            raise
-        gi = int(msg[len("check failed in plan group "):].split(":", 1)[0])
-        return out, [(owner[gi], OP_CHECK_FINITE if msg.endswith("infinity") else OP_CHECK_NAN)]
-    return out, []
+    return prog, columns, kinds, owner
 
 
 # ------------------------------------------------------------------ statistics helpers
@@ -199,10 +235,11 @@ def run(sources: Sources, progs, n_rows: int, n_threads: int = 0, out: np.ndarra
 MOMENT_FIELDS = ("count", "sum", "m2", "min", "max", "absmax", "n_nan", "n_posinf", "n_neginf")
 
 
-def moments(cols, n_threads: int = 0, pairwise: bool = True) -> dict[str, np.ndarray]:
-    """Per-column statistics (see ``transforms.hpp``), one array per field."""
+def moments(cols, n_threads: int = 0, pairwise: bool = True, sums: bool = True) -> dict[str, np.ndarray]:
+    """Per-column statistics (see ``transforms.hpp``), one array per field; ``sums=False``
+    skips the sum and m2 passes (left 0)."""
     m = core._tf_moments([np.ascontiguousarray(c, dtype=np.float64) for c in cols], n_threads,
-                         pairwise)
+                         pairwise, sums)
     return {f: m[:, i].copy() for i, f in enumerate(MOMENT_FIELDS)}
 
 

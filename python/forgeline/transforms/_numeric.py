@@ -6,7 +6,7 @@ import numpy as np
 
 from ..errors import DataError
 from . import _engine as eng
-from ._sketch import QuantileSketch
+from ._sketch import QuantileSketch, merge_many, update_many
 
 EPS = np.finfo(np.float64).eps
 
@@ -55,27 +55,16 @@ def merge_moments(a: dict, b: dict) -> dict:
     return out
 
 
-def moments_acc(cols, n_rows: int, n_threads: int, pairwise: bool) -> dict:
-    m = eng.moments(cols, n_threads, pairwise)
+def moments_acc(cols, n_rows: int, n_threads: int, pairwise: bool, sums: bool = True) -> dict:
+    m = eng.moments(cols, n_threads, pairwise, sums)
     m["rows"] = n_rows
     return m
 
 
-def _pool_map(fn, items):
-    # numpy's sort releases the GIL, so per-column sketch work runs in parallel threads.
-    from concurrent.futures import ThreadPoolExecutor
-    from .._native import core
-    items = list(items)
-    workers = min(len(items), max(1, core.default_num_threads()))
-    if workers <= 1:
-        return [fn(x) for x in items]
-    with ThreadPoolExecutor(workers) as ex:
-        return list(ex.map(fn, items))
+def sketches(cols, k: int, exact_limit: int, n_threads: int = 0) -> list[QuantileSketch]:
+    """One new sketch per column (columns updated natively in parallel)."""
+    return update_many([QuantileSketch(k, exact_limit) for _ in cols], cols, n_threads)
 
 
-def sketches(cols, k: int, exact_limit: int) -> list[QuantileSketch]:
-    return _pool_map(lambda c: QuantileSketch(k, exact_limit).update(c), cols)
-
-
-def merge_sketches(a: list, b: list) -> list:
-    return _pool_map(lambda xy: xy[0].merge(xy[1]), zip(a, b))
+def merge_sketches(a: list, b: list, n_threads: int = 0) -> list:
+    return merge_many(a, b, n_threads)

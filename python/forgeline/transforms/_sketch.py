@@ -1,24 +1,30 @@
-"""A deterministic, mergeable quantile sketch (exact while small).
+"""A deterministic, mergeable quantile sketch (exact while small), updated natively.
 
 The sketch keeps every value while it holds at most ``exact_limit`` of them; quantiles are
-then exactly numpy's. Beyond that it becomes a compactor hierarchy in the style of
-Munro-Paterson / KLL without randomness: level ``h`` holds values of weight ``2**h``; a level
-that grows past ``2*k`` values is sorted and every other value (alternating the starting
-offset per level) moves up one level with double weight.
+then exactly numpy's. Beyond that it is a compactor hierarchy in the style of KLL, without
+randomness (C++: ``cpp/src/transforms_sketch.cpp``): level ``h`` holds values of weight
+``2**h``. New values go to an unsorted level-0 buffer that is compacted in blocks of
+``2k``: a block is sorted (a cache-sized sort, never a sort of the whole chunk) and every
+other value -- alternating the starting offset per level -- moves up one level with double
+weight. A sorted upper level holding more than ``2k`` values is compacted the same way.
+Merging two sketches merges them level by level and compacts. Columns are updated in
+parallel with the GIL released.
 
 Rank-error bound
 ----------------
-One compaction at level ``h`` changes the rank of any query point by at most ``2**h``, and
-it consumes at least ``2*k*2**h`` of input weight, so level ``h`` contributes at most
-``n/(2k)`` rank error in total. Only levels ``h <= log2(n/(2k))`` ever compact, hence for any
-query value the estimated rank differs from the true rank by at most::
+One compaction of an even block at level ``h`` changes the rank of any query point by at
+most ``2**h``, and it moves at least ``2*k*2**h`` of input weight through level ``h``; no
+more than ``n`` weight ever passes a level, so level ``h`` contributes at most ``n/(2k)``
+rank error. Only levels ``h <= log2(n/(2k))`` ever compact, hence for any query value the
+estimated rank (:meth:`QuantileSketch.rank`) differs from the true rank by at most::
 
     eps * n   with   eps = (floor(log2(n / (2 k))) + 1) / (2 k)
 
 (0 while the sketch is exact). This holds for any sequence of updates and merges, because
-every compaction, wherever it happens, obeys the same accounting. With the default
-``k = 4096`` and ``n = 10**7`` that is 0.13 % of ``n``. The result is deterministic: the same
-updates and merges in the same order give the same sketch.
+every compaction, wherever it happens, obeys the same accounting; the total weight stays
+exactly ``n``. With the default ``k = 4096`` and ``n = 10**7`` that is 0.13 % of ``n``.
+The result is deterministic: the same updates and merges in the same order give the same
+sketch, whatever the thread count.
 """
 
 from __future__ import annotations
@@ -27,20 +33,20 @@ import math
 
 import numpy as np
 
+from .._native import core
 from . import _engine as eng
 
 
-def _merge_sorted(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Merge two sorted arrays (timsort finds the two runs: linear time)."""
-    if a.size == 0:
-        return b
-    if b.size == 0:
-        return a
-    return np.sort(np.concatenate([a, b]), kind="stable")
-
-
 class QuantileSketch:
-    """Mergeable quantile summary of one column's non-NaN values (see module docstring)."""
+    """Mergeable quantile summary of one column's non-NaN values (see module docstring).
+
+    Parameters
+    ----------
+    k : int
+        Compactor size: rank error ``eps * n`` with ``eps = (floor(log2(n/(2k))) + 1)/(2k)``.
+    exact_limit : int
+        Keep all values (exact, numpy's quantiles) while at most this many were seen.
+    """
 
     def __init__(self, k: int = 4096, exact_limit: int = 100_000):
         self.k = int(k)
@@ -57,83 +63,21 @@ class QuantileSketch:
         s.n, s.exact = self.n, self.exact
         return s
 
+    def _state(self):
+        return (list(self.levels), np.asarray(self.offsets, dtype=np.uint8))
+
+    def _set_state(self, state) -> None:
+        self.levels = list(state[0])
+        self.offsets = [int(p) for p in state[1]]
+
     def update(self, values: np.ndarray) -> QuantileSketch:
-        v = np.asarray(values, dtype=np.float64)
-        v = v[~np.isnan(v)]
-        self.n += int(v.size)
-        if self.exact and self.n <= self.exact_limit:
-            self.levels[0] = np.concatenate([self.levels[0], v])  # unsorted while exact
-            return self
-        if self.exact:  # leaving exact mode: from now on every level stays sorted
-            v = np.concatenate([self.levels[0], v])
-            self.levels[0] = np.zeros(0)
-            self.exact = False
-        v = np.sort(v)
-        m = v.size
-        if m > 2 * self.k:
-            # Jump compaction of a large batch: keep every w-th order statistic (w = 2**h,
-            # m >= 2k*w) at level h directly. Each kept value stands for w neighbours, so
-            # the rank error is < w while m//w*w >= 2k*w weight is consumed: the same
-            # accounting as h successive halvings, at the cost of one sort.
-            h = int(math.floor(math.log2(m / (2 * self.k))))
-            w = 1 << h
-            while len(self.levels) <= h:
-                self.levels.append(np.zeros(0))
-                self.offsets.append(0)
-            groups = m // w
-            start = (w - 1) if self.offsets[h] else 0
-            self.offsets[h] = 1 - self.offsets[h]
-            picked = v[start: groups * w: w]
-            self.levels[h] = _merge_sorted(self.levels[h], picked)
-            v = v[groups * w:]
-        self.levels[0] = _merge_sorted(self.levels[0], v)
-        self._compress()
+        """Add the non-NaN values of ``values`` (in place); returns self."""
+        update_many([self], [values])
         return self
 
     def merge(self, other: QuantileSketch) -> QuantileSketch:
         """A new sketch summarising both inputs."""
-        out = self.copy()
-        out.k = min(self.k, other.k)
-        out.exact_limit = min(self.exact_limit, other.exact_limit)
-        while len(out.levels) < len(other.levels):
-            out.levels.append(np.zeros(0))
-            out.offsets.append(0)
-        out.n += other.n
-        exact = self.exact and other.exact and out.n <= out.exact_limit
-        for h, lv in enumerate(other.levels):
-            if exact:
-                out.levels[h] = np.concatenate([out.levels[h], lv])
-            else:
-                mine = np.sort(out.levels[h]) if out.exact else out.levels[h]
-                theirs = np.sort(lv) if other.exact else lv
-                out.levels[h] = _merge_sorted(mine, theirs)
-        if not exact and out.exact:
-            out.levels[1:] = [np.sort(lv) for lv in out.levels[1:]]
-        out.exact = exact
-        out._compress()
-        return out
-
-    def _compress(self) -> None:
-        if self.exact and self.n <= self.exact_limit:
-            return
-        if self.exact:
-            self.levels = [np.sort(lv) for lv in self.levels]
-        self.exact = False
-        h = 0
-        while h < len(self.levels):
-            lv = self.levels[h]  # sorted
-            if lv.size > 2 * self.k:
-                keep_last = lv.size % 2 == 1
-                body = lv[:-1] if keep_last else lv
-                off = self.offsets[h]
-                self.offsets[h] = 1 - off
-                up = body[off::2]
-                self.levels[h] = lv[-1:] if keep_last else np.zeros(0)
-                if h + 1 == len(self.levels):
-                    self.levels.append(np.zeros(0))
-                    self.offsets.append(0)
-                self.levels[h + 1] = _merge_sorted(self.levels[h + 1], up)
-            h += 1
+        return merge_many([self], [other])[0]
 
     def rank_error_bound(self) -> float:
         """Upper bound on |estimated rank - true rank| for any query (0 while exact)."""
@@ -155,17 +99,17 @@ class QuantileSketch:
         return float(w[vals <= x].sum())
 
     def quantiles(self, q, method: str = "linear") -> np.ndarray:
-        """Quantiles at ``q`` (in [0, 1]); numpy's exactly while the sketch is exact."""
+        """Quantiles at ``q`` (in [0, 1]); numpy's exactly while the sketch is exact.
+
+        Approximate: the smallest stored value whose cumulative weight exceeds
+        ``q * (n - 1)``; its rank is within :meth:`rank_error_bound` of the target.
+        """
         q = np.atleast_1d(np.asarray(q, dtype=np.float64))
         if self.n == 0:
             return np.full(q.shape, np.nan)
         if self.exact:
             return eng.quantiles([self.levels[0]], q, method, n_valid=[self.n])[0]
-        vals, w = self._weighted()
-        cum = np.cumsum(w)
-        target = q * (self.n - 1)
-        idx = np.searchsorted(cum, target, side="right")
-        return vals[np.minimum(idx, vals.size - 1)]
+        return core._tf_sketch_quantiles([self._state()], q, 1)[0]
 
     def median(self) -> float:
         """``np.ma.median``'s value while exact; the 0.5 quantile otherwise."""
@@ -178,3 +122,65 @@ class QuantileSketch:
         meta = {"k": self.k, "exact_limit": self.exact_limit, "n": self.n, "exact": self.exact,
                 "offsets": list(self.offsets), "levels": len(self.levels)}
         return meta, {f"level{h}": lv for h, lv in enumerate(self.levels)}
+
+
+def _by_k(items):
+    groups: dict[int, list] = {}
+    for it in items:
+        groups.setdefault(it[0].k, []).append(it)
+    return groups.values()
+
+
+def update_many(sketches: list, cols: list, n_threads: int = 0) -> list:
+    """Add ``cols[i]`` to ``sketches[i]`` in place (approximate ones natively, in parallel)."""
+    native = []
+    for s, c in zip(sketches, cols):
+        v = np.ascontiguousarray(c, dtype=np.float64)
+        nan = np.isnan(v)
+        n_new = int(v.size - np.count_nonzero(nan))
+        s.n += n_new
+        if s.exact and s.n <= s.exact_limit:
+            s.levels[0] = np.concatenate([s.levels[0], v[~nan]])  # unsorted while exact
+            continue
+        s.exact = False  # level 0 holds the raw values so far: the native add compacts them
+        native.append((s, v))
+    for group in _by_k(native):
+        states = core._tf_sketch_add([s._state() for s, _ in group], [v for _, v in group],
+                                     group[0][0].k, n_threads)
+        for (s, _), st in zip(group, states):
+            s._set_state(st)
+    return sketches
+
+
+def merge_many(a: list, b: list, n_threads: int = 0) -> list:
+    """New sketches ``a[i]`` merged with ``b[i]`` (natively, in parallel)."""
+    out, native = [], []
+    for x, y in zip(a, b):
+        s = QuantileSketch(min(x.k, y.k), min(x.exact_limit, y.exact_limit))
+        s.n = x.n + y.n
+        if x.exact and y.exact and s.n <= s.exact_limit:
+            s.levels = [np.concatenate([x.levels[0], y.levels[0]])]
+        else:
+            s.exact = False
+            native.append((s, x, y))
+        out.append(s)
+    for group in _by_k(native):
+        states = core._tf_sketch_merge([x._state() for _, x, _ in group],
+                                       [y._state() for _, _, y in group], group[0][0].k,
+                                       n_threads)
+        for (s, _, _), st in zip(group, states):
+            s._set_state(st)
+    return out
+
+
+def medians_many(sketches: list, n_threads: int = 0) -> np.ndarray:
+    """``median()`` of every sketch (approximate ones in one native call)."""
+    out = np.full(len(sketches), np.nan)
+    approx = [j for j, s in enumerate(sketches) if not s.exact and s.n]
+    for j, s in enumerate(sketches):
+        if s.exact:
+            out[j] = s.median()
+    if approx:
+        out[approx] = core._tf_sketch_quantiles([sketches[j]._state() for j in approx],
+                                                np.array([0.5]), n_threads)[:, 0]
+    return out

@@ -201,12 +201,14 @@ class KBinsDiscretizer(NativeTransformer):
                 out.append(q.emitting(eng.EMIT_ONEHOT, int(self.n_bins_[j])))
         return out
 
-    def transform(self, X):
-        out = super().transform(X)
-        if self.encode == "onehot":
-            from scipy import sparse
-            return sparse.csr_matrix(out)
-        return out
+    @property
+    def _sparse_out(self):
+        return self.encode == "onehot"
+
+    def _fit_nnz(self, n_rows):
+        # every row falls in exactly one bin of every feature
+        return n_rows * len(self.n_bins_) if self.encode != "ordinal" else \
+            super()._fit_nnz(n_rows)
 
     def _names_out(self, names):
         if self.encode == "ordinal":

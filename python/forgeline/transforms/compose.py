@@ -17,7 +17,7 @@ from .._native import resolve_threads
 from ..errors import DataError, InputError, SchemaError
 from . import _engine as eng
 from ._base import _Base, check_is_fitted, wrap_output
-from ._common import NativeTransformer, _column_names
+from ._common import NativeTransformer, _column_names, _n_rows
 
 
 def _fusable(progs) -> bool:
@@ -89,11 +89,19 @@ class Pipeline(_Base):
         if fired:
             self.steps[0][1]._raise_fired(fired)
 
+    @property
+    def _sparse_out(self):
+        return self.steps[-1][1]._sparse_out
+
+    def _fit_nnz(self, n_rows: int) -> int:
+        return self.steps[-1][1]._fit_nnz(n_rows)
+
     def transform(self, X):
         """Transform X through every step in one fused native pass where possible."""
         sources = eng.Sources()
         progs, n_rows = self._plan(X, sources)
-        out, fired = eng.run(sources, progs, n_rows, resolve_threads(self.n_threads))
+        runner = eng.run_csr if self._sparse_out else eng.run
+        out, fired = runner(sources, progs, n_rows, resolve_threads(self.n_threads))
         self._raise(fired)
         return wrap_output(self, out, self.get_feature_names_out(), getattr(X, "index", None))
 
@@ -170,13 +178,20 @@ class ColumnTransformer(_Base):
         ``columns`` are names (or integer positions for numpy input). A transformer may be a
         list of transformers, meaning a :class:`Pipeline`.
     remainder : "drop"
+    sparse_threshold : float, default 0.3
+        As sklearn's: when a branch outputs a sparse matrix (a one-hot encoder with
+        ``sparse_output=True``, ``KBinsDiscretizer(encode="onehot")``) and the overall density
+        of the training output is below this value, ``transform`` returns a CSR matrix
+        (built natively, without a dense intermediate); ``sparse_output_`` records it.
+    verbose_feature_names_out : bool
     n_threads : int or None
     """
 
-    def __init__(self, transformers, *, remainder="drop", verbose_feature_names_out=True,
-                 n_threads=None):
+    def __init__(self, transformers, *, remainder="drop", sparse_threshold=0.3,
+                 verbose_feature_names_out=True, n_threads=None):
         self.transformers = transformers
         self.remainder = remainder
+        self.sparse_threshold = sparse_threshold
         self.verbose_feature_names_out = verbose_feature_names_out
         self.n_threads = n_threads
 
@@ -208,10 +223,29 @@ class ColumnTransformer(_Base):
                 finally:
                     t.__dict__.pop("_fit_select_cols", None)
             self.transformers_.append((name, t, cols))
+        self._set_sparse_output(_n_rows(X))
         self.n_features_in_ = len(names)
         if real:
             self.feature_names_in_ = np.asarray(names, dtype=object)
         return self
+
+    def _set_sparse_output(self, n_rows: int) -> None:
+        """sklearn's rule: sparse when some branch is sparse and the training output's
+        density (stored entries of sparse branches, every entry of dense ones) is below
+        ``sparse_threshold``."""
+        thr = self.sparse_threshold
+        if not isinstance(thr, (int, float)) or isinstance(thr, bool) or not 0 <= thr <= 1:
+            raise InputError(f"sparse_threshold must be a number in [0, 1], got {thr!r}")
+        branches = [t for _, t, _ in self.transformers_]
+        if not any(t._sparse_out for t in branches):
+            self.sparse_output_ = False
+            return
+        total = nnz = 0
+        for t in branches:
+            width = len(t.get_feature_names_out())
+            total += n_rows * width
+            nnz += t._fit_nnz(n_rows) if t._sparse_out else n_rows * width
+        self.sparse_output_ = bool(total and nnz / total < thr)
 
     def fit_transform(self, X, y=None, **kw):
         return self.fit(X, y).transform(X)
@@ -232,7 +266,8 @@ class ColumnTransformer(_Base):
                 p, n = t._plan(X, sources, select=cols)
             progs += p
             n_rows = n
-        out, fired = eng.run(sources, progs, n_rows, resolve_threads(self.n_threads))
+        runner = eng.run_csr if getattr(self, "sparse_output_", False) else eng.run
+        out, fired = runner(sources, progs, n_rows, resolve_threads(self.n_threads))
         if fired:
             self.transformers_[0][1]._raise_fired(fired) if isinstance(
                 self.transformers_[0][1], NativeTransformer) else None

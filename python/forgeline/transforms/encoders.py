@@ -315,12 +315,22 @@ class OneHotEncoder(_CategoricalBase):
                 raise DataError(f"Found unknown categories in column {j} ({c.name!r}) during "
                                 "transform", column=c.name)
 
-    def transform(self, X):
-        out = super().transform(X)
-        if self.sparse_output:
-            from scipy import sparse
-            return sparse.csr_matrix(out)
-        return out
+    @property
+    def _sparse_out(self):
+        return bool(self.sparse_output)
+
+    def _fit_nnz(self, n_rows):
+        """Ones in the one-hot output of the training data, from the fitted category counts."""
+        acc = getattr(self, "_acc", None)
+        if acc is None:
+            return super()._fit_nnz(n_rows)
+        nnz = 0
+        for j, (_, counts, n_missing) in enumerate(acc["cols"]):
+            m, width = self._slots(j)
+            if width == 0:
+                continue
+            nnz += int(counts[m[2:] >= 0].sum()) + (int(n_missing) if m[1] >= 0 else 0)
+        return nnz
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

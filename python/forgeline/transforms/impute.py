@@ -10,6 +10,7 @@ from ..errors import InputError
 from . import _engine as eng
 from ._common import NativeTransformer
 from ._numeric import merge_moments, merge_sketches, moments_acc, reject_inf, sketches
+from ._sketch import medians_many
 
 _STRATEGIES = ("mean", "median", "most_frequent", "constant")
 
@@ -71,7 +72,8 @@ class SimpleImputer(NativeTransformer):
     def _fit_frame(self, frame, y):
         self._check_params()
         cols = self._float_cols(frame)
-        m = moments_acc(cols, frame.n_rows, self._threads, self._pairwise_sums)
+        m = moments_acc(cols, frame.n_rows, self._threads, self._pairwise_sums,
+                        sums=self.strategy == "mean")
         reject_inf(self, m, frame.names)
         stat = None
         if self.strategy == "median":
@@ -106,7 +108,8 @@ class SimpleImputer(NativeTransformer):
     def _accumulate(self, frame, y):
         self._check_params()
         cols = self._float_cols(frame)
-        m = moments_acc(cols, frame.n_rows, self._threads, self._pairwise_sums)
+        m = moments_acc(cols, frame.n_rows, self._threads, self._pairwise_sums,
+                        sums=self.strategy == "mean")
         reject_inf(self, m, frame.names)
         acc = {"m": m}
         if self.strategy == "median":
@@ -127,7 +130,7 @@ class SimpleImputer(NativeTransformer):
     def _finalize(self, acc):
         stat = None
         if self.strategy == "median":
-            stat = np.array([s.median() for s in acc["sk"]])
+            stat = medians_many(acc["sk"], self._threads)
         elif self.strategy == "most_frequent":
             stat = np.array([v[np.argmax(c)] if c.size else np.nan for v, c in acc["vc"]])
         self._set(acc["m"], stat)
