@@ -4,12 +4,21 @@ Workloads:
 
 * ``mlp 50-256-128-1 relu, batch B`` for B in 1, 64, 100k: a float32 ReLU MLP built in torch
   (eval mode). Peers: torch with 1 and 2 threads, ONNX Runtime on the torch export
-  (``torch.onnx.export``), scikit-learn ``MLPRegressor.predict`` with the same weights, and
-  plain numpy (BLAS matmul + bias + ReLU) as the "call BLAS" alternative.
-* ``logistic 340 features, 500k rows``: LogisticRegression ``predict_proba`` against
-  scikit-learn's.
+  (``torch.onnx.export``) with 1 and 2 threads, scikit-learn ``MLPRegressor.predict`` with
+  the same weights, and plain numpy (BLAS matmul + bias + ReLU) as the "call BLAS"
+  alternative. Batch 1 also reports the Scorer (``forgeline.compile``) on a 1-row numpy
+  array and the bare native binding. Batch 100k also runs the float64 path (the same
+  network in ``.double()``) and single-thread CPU-time rows, which other tenants of a
+  shared machine do not inflate.
+* ``dense layer N x K -> M`` (the MLP's layer shapes, batch 64 and 100k, float32 and
+  float64): one fused dense+ReLU layer against numpy's BLAS matmul + bias + ReLU, at
+  1 thread (threadpoolctl limits BLAS) and all threads. This is the measurement behind
+  the "own kernel or BLAS" rule in cpp/include/forgeline/linear.hpp.
+* ``logistic 340 features``: LogisticRegression ``predict_proba`` against scikit-learn's.
 
-``--quick`` shrinks the row counts.
+Latency rows are the best mean of 200 short loops (100 calls each), so a loop that the
+scheduler interrupted does not count; big batches are best-of-N wall time. ``--quick``
+shrinks the row counts.
 """
 
 from __future__ import annotations
@@ -20,7 +29,7 @@ import time
 import warnings
 
 import numpy as np
-from _timing import best_of, per_call, row
+from _timing import best_of, row
 
 BATCHES = (1, 64, 100_000)
 
@@ -34,38 +43,68 @@ def _cpu_best_of(fn, repeats: int = 5) -> float:
     return best_of(fn, repeats=repeats, clock=time.process_time)
 
 
-def _mlp_workloads(quick: bool) -> list[dict]:
-    rows: list[dict] = []
+def _latency(fn, loops: int = 200, calls: int = 100) -> float:
+    """Best mean seconds per call over ``loops`` loops of ``calls`` calls."""
+    fn()
+    best = float("inf")
+    for _ in range(loops):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        best = min(best, (time.perf_counter() - t0) / calls)
+    return best
+
+
+def _blas_limits():
     try:
-        import torch
+        from threadpoolctl import threadpool_limits
     except ImportError:
-        return [row("mlp 50-256-128-1 relu", "torch", None, "pip install torch==2.13.0")]
-    from forgeline.models import import_model
+        return None
+    return threadpool_limits
 
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(50, 256), torch.nn.ReLU(), torch.nn.Linear(256, 128),
-                                torch.nn.ReLU(), torch.nn.Linear(128, 1)).eval()
-    fl_model = import_model(model)
-    net = fl_model._net(np.dtype(np.float32))
-    rng = np.random.default_rng(0)
-    X_all = rng.normal(size=(max(BATCHES), 50)).astype(np.float32)
 
-    ort_sess = {}
-    ort_note = ""
+def _onnx_sessions(torch, model, x_example):
     try:
         import onnxruntime as ort
 
         buf = io.BytesIO()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(model, torch.from_numpy(X_all[:2]), buf, input_names=["x"], output_names=["y"],
+            torch.onnx.export(model, torch.from_numpy(x_example), buf, input_names=["x"], output_names=["y"],
                               dynamic_axes={"x": {0: "n"}, "y": {0: "n"}}, dynamo=False)
+        sessions = {}
         for th in (1, 2):
             so = ort.SessionOptions()
             so.intra_op_num_threads = th
-            ort_sess[th] = ort.InferenceSession(buf.getvalue(), so, providers=["CPUExecutionProvider"])
+            sessions[th] = ort.InferenceSession(buf.getvalue(), so, providers=["CPUExecutionProvider"])
+        return sessions, ""
     except Exception as exc:  # noqa: BLE001 - any export/runtime problem becomes a note
-        ort_note = f"onnx export/runtime unavailable: {type(exc).__name__}: {exc}"[:200]
+        return {}, f"onnx export/runtime unavailable: {type(exc).__name__}: {exc}"[:200]
+
+
+def _mlp_workloads(quick: bool) -> list[dict]:
+    rows: list[dict] = []
+    try:
+        import torch
+    except ImportError:
+        return [row("mlp 50-256-128-1 relu", "torch", None, "pip install torch==2.13.0")]
+    import forgeline as fl
+    from forgeline.models import import_model
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(50, 256), torch.nn.ReLU(), torch.nn.Linear(256, 128),
+                                torch.nn.ReLU(), torch.nn.Linear(128, 1)).eval()
+    model64 = torch.nn.Sequential(*[torch.nn.Linear(m.in_features, m.out_features) if isinstance(m, torch.nn.Linear)
+                                    else torch.nn.ReLU() for m in model]).double().eval()
+    model64.load_state_dict({k: v.double() for k, v in model.state_dict().items()})
+    fl_model = import_model(model)
+    fl_model64 = import_model(model64)
+    net = fl_model._net(np.dtype(np.float32))
+    rng = np.random.default_rng(0)
+    X_all = rng.normal(size=(max(BATCHES), 50)).astype(np.float32)
+    scorer = fl.compile(model, sample=X_all[:500])
+    ort_sess, ort_note = _onnx_sessions(torch, model, X_all[:2])
+    ort_sess64, ort_note64 = _onnx_sessions(torch, model64, X_all[:2].astype(np.float64))
 
     sk = None
     try:
@@ -88,21 +127,28 @@ def _mlp_workloads(quick: bool) -> list[dict]:
         h = np.maximum(h @ Ws[1] + bs[1], 0)
         return h @ Ws[2] + bs[2]
 
+    repeats = 3 if quick else 7
     for b in BATCHES:
         n = b if not quick or b < 1000 else 5_000
         wl = f"mlp 50-256-128-1 relu, batch {n}"
         X = np.ascontiguousarray(X_all[:n])
         Xt = torch.from_numpy(X)
         big = n >= 1000
-        timer = (lambda f: best_of(f, repeats=3 if quick else 5)) if big else (
-            lambda f: per_call(f, n=500 if quick else (20_000 if n == 1 else 3000)))
-        ours = fl_model.predict(X)
+        if big:
+            def timer(f):
+                return best_of(f, repeats=repeats)
+        else:
+            def timer(f):
+                return _latency(f, loops=20 if quick else 200, calls=20 if quick else 100)
+        ours = fl_model.predict_raw(X)
         if n == 1:
-            x1 = X[0]
-            rows.append(row(wl, "forgeline (latency binding)", timer(lambda: net.predict_one(x1)),
-                            "_Network32.predict_one: one row, no pool, GIL held"))
             rows.append(row(wl, "forgeline predict_raw", timer(lambda: fl_model.predict_raw(X)),
-                            "public API incl. input validation"))
+                            "public model API on a (1, 50) float32 ndarray"))
+            rows.append(row(wl, "forgeline Scorer.predict_raw", timer(lambda: scorer.predict_raw(X)),
+                            "fl.compile(model, sample); 1-row numpy array, schema-checked"))
+            x1 = X[0]
+            rows.append(row(wl, "forgeline native binding", timer(lambda: net.predict_one(x1)),
+                            "_Network32.predict_one: one row, no pool, GIL held"))
         else:
             rows.append(row(wl, "forgeline", timer(lambda: fl_model.predict_raw(X)), "all threads (2)"))
             rows.append(row(wl, "forgeline 1 thread", timer(lambda: fl_model.predict_raw(X, n_threads=1)), ""))
@@ -135,6 +181,69 @@ def _mlp_workloads(quick: bool) -> list[dict]:
             torch.set_num_threads(2)
             if 1 in ort_sess:
                 rows.append(row(wl_cpu, "onnxruntime 1 thread", _cpu_best_of(lambda: ort_sess[1].run(None, {"x": X})), ""))
+            rows += _float64_rows(n, X.astype(np.float64), fl_model64, model64, torch, ort_sess64, ort_note64, timer)
+    return rows
+
+
+def _float64_rows(n, X64, fl_model64, model64, torch, ort_sess64, ort_note64, timer) -> list[dict]:
+    wl = f"mlp 50-256-128-1 relu float64, batch {n}"
+    Xt = torch.from_numpy(X64)
+    ours = fl_model64.predict_raw(X64)
+    rows = [row(wl, "forgeline", timer(lambda: fl_model64.predict_raw(X64)), "all threads (2), float64 weights"),
+            row(wl, "forgeline 1 thread", timer(lambda: fl_model64.predict_raw(X64, n_threads=1)), "")]
+    for th in (1, 2):
+        torch.set_num_threads(th)
+        with torch.inference_mode():
+            ref = model64(Xt).numpy()[:, 0]
+            err = float(np.max(np.abs(ref - ours) / (1 + np.abs(ref))))
+            rows.append(row(wl, f"torch {th} thread{'s' if th > 1 else ''}", timer(lambda: model64(Xt)),
+                            f"max rel diff {err:.1e}"))
+    torch.set_num_threads(2)
+    for th, sess in ort_sess64.items():
+        rows.append(row(wl, f"onnxruntime {th} thread{'s' if th > 1 else ''}",
+                        timer(lambda: sess.run(None, {"x": X64})), "torch.onnx.export of model.double()"))
+    if not ort_sess64:
+        rows.append(row(wl, "onnxruntime", None, ort_note64))
+    wl_cpu = f"{wl}, 1-thread CPU time"
+    rows.append(row(wl_cpu, "forgeline 1 thread", _cpu_best_of(lambda: fl_model64.predict_raw(X64, n_threads=1)),
+                    "process CPU time"))
+    if 1 in ort_sess64:
+        rows.append(row(wl_cpu, "onnxruntime 1 thread", _cpu_best_of(lambda: ort_sess64[1].run(None, {"x": X64})), ""))
+    return rows
+
+
+def _layer_rule_rows(quick: bool) -> list[dict]:
+    """One dense+ReLU layer per MLP shape: the own fused kernel against numpy's BLAS."""
+    from forgeline._native import core
+
+    limits = _blas_limits()
+    rows: list[dict] = []
+    rng = np.random.default_rng(3)
+    for n in (64, 5_000 if quick else 100_000):
+        for k, m in ((50, 256), (256, 128), (128, 1)):
+            for dtype in (np.float32, np.float64):
+                W = rng.normal(size=(k, m)).astype(dtype)
+                b = rng.normal(size=m).astype(dtype)
+                X = rng.normal(size=(n, k)).astype(dtype)
+                net = (core._Network32 if dtype == np.float32 else core._Network64)(k)
+                net.add_dense(W, b, 1)
+                wl = f"dense layer {n} x {k} -> {m} relu {np.dtype(dtype).name}"
+
+                def blas(X=X, W=W, b=b):
+                    return np.maximum(X @ W + b, 0)
+
+                if n >= 1000:
+                    def timer(f):
+                        return best_of(f, repeats=3 if quick else 5)
+                else:
+                    def timer(f):
+                        return _latency(f, loops=20 if quick else 100, calls=20)
+                rows.append(row(wl, "forgeline 1 thread", timer(lambda: net.predict(X, 1)), "fused bias + ReLU"))
+                if limits is not None:
+                    with limits(limits=1, user_api="blas"):
+                        rows.append(row(wl, "numpy BLAS 1 thread", timer(blas), "matmul, then bias and ReLU passes"))
+                rows.append(row(wl, "forgeline 2 threads", timer(lambda: net.predict(X, 2)), ""))
+                rows.append(row(wl, "numpy BLAS default threads", timer(blas), ""))
     return rows
 
 
@@ -165,7 +274,7 @@ def _logistic_workload(quick: bool) -> list[dict]:
 
 def run(quick: bool) -> list[dict]:
     """Rows for bench/peers.py (section "linear")."""
-    return _mlp_workloads(quick) + _logistic_workload(quick)
+    return _mlp_workloads(quick) + _layer_rule_rows(quick) + _logistic_workload(quick)
 
 
 if __name__ == "__main__":

@@ -161,3 +161,35 @@ def test_empty_and_strided_inputs():
     X[7, 4] = np.inf
     with pytest.raises(fl.DataError, match=r"infinity \(row 7, column 'x4'\)"):
         m.predict_raw(X[:, :])
+
+
+@pytest.mark.parametrize("model_dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("input_cast", ["promote", "cast"])
+def test_one_row_path_equals_batch_path(model_dtype, input_cast):
+    rng = np.random.default_rng(8)
+    for n_out, output_2d in ((1, False), (1, True), (4, False)):
+        m = LinearModel.from_coef(rng.normal(size=(n_out, 7)).astype(model_dtype), rng.normal(size=n_out),
+                                  input_cast=input_cast, output_2d=output_2d, finite_only=False)
+        for in_dtype in (np.float32, np.float64, ">f8", np.int64):
+            X = (rng.normal(size=(6, 7)) * 4).astype(in_dtype)
+            batch = m.predict_raw(X)
+            for r in range(6):
+                one = m.predict_raw(X[r:r + 1])
+                assert one.shape == batch[r:r + 1].shape
+                assert one.dtype == batch.dtype
+                np.testing.assert_array_equal(one, batch[r:r + 1])
+            np.testing.assert_array_equal(m.predict_raw(np.asfortranarray(X[:, ::-1][:, ::-1])[2:3]), batch[2:3])
+
+
+def test_one_row_path_reports_bad_input_like_the_batch_path():
+    m = _model(n_out=1, finite_only=True, source={"estimator": "LogisticRegression"})
+    X = np.random.default_rng(4).normal(size=(3, 12))
+    X[1, 5] = np.nan
+    with pytest.raises(fl.DataError, match="row 0, column 'x5'"):
+        m.predict_raw(X[1:2])
+    with pytest.raises(fl.DataError, match="NaN"):
+        m.predict(X[1:2])
+    with pytest.raises(fl.SchemaError, match="expected 12 feature columns"):
+        m.predict_raw(X[:1, :5])
+    lenient = _model(n_out=1, finite_only=False)
+    assert np.isnan(lenient.predict_raw(X[1:2])).all()

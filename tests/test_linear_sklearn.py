@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from sklearn import linear_model as lm
 from sklearn import svm
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.multiclass import OneVsRestClassifier
 
 import forgeline as fl
 from forgeline.models import import_model, model_from_parts
@@ -69,12 +70,18 @@ CLASSIFIERS = [
     (lm.SGDClassifier(loss="hinge", random_state=0), Y3),
     (svm.LinearSVC(), YBIN), (svm.LinearSVC(), YSTR),
     (lm.RidgeClassifier(), Y3), (lm.Perceptron(random_state=0), YBIN),
+    # One-vs-rest logistic regression (sklearn 1.9 dropped multi_class="ovr").
+    (OneVsRestClassifier(lm.LogisticRegression()), YSTR),
+    (OneVsRestClassifier(lm.LogisticRegression()), YBIN),
+    (OneVsRestClassifier(lm.SGDClassifier(loss="log_loss", random_state=0)), Y3),
+    (OneVsRestClassifier(svm.LinearSVC()), Y3),
 ]
 
 
 def _id(case):
     est, y = case
-    return f"{type(est).__name__}-{np.ndim(y)}-{len(np.unique(y)) if np.ndim(y) == 1 else 'mt'}"
+    inner = f"[{type(est.estimator).__name__}]" if isinstance(est, OneVsRestClassifier) else ""
+    return f"{type(est).__name__}{inner}-{np.ndim(y)}-{len(np.unique(y)) if np.ndim(y) == 1 else 'mt'}"
 
 
 @pytest.mark.parametrize("in_dtype", [np.float64, np.float32])
@@ -210,3 +217,26 @@ def test_unfitted_and_unsupported():
     sparse = _fit(lm.SGDClassifier(random_state=0), X0, YBIN).sparsify()
     with pytest.raises(fl.UnsupportedModelError, match="sparse"):
         import_model(sparse)
+
+
+def test_one_vs_rest_ties_and_unsupported():
+    from sklearn.tree import DecisionTreeClassifier
+
+    est = _fit(OneVsRestClassifier(lm.LogisticRegression()), X0, Y3)
+    # Make classes 0 and 2 tie everywhere: OneVsRestClassifier keeps the first maximum.
+    est.estimators_[0].coef_ = est.estimators_[2].coef_.copy()
+    est.estimators_[0].intercept_ = est.estimators_[2].intercept_ + 50.0
+    est.estimators_[2].intercept_ = est.estimators_[0].intercept_.copy()
+    model = import_model(est)
+    np.testing.assert_array_equal(model.predict(X0), est.predict(X0))
+    assert (est.predict(X0) == 0).all()
+    back = model_from_parts(*model.to_parts())
+    np.testing.assert_array_equal(back.predict(X0), est.predict(X0))
+    with pytest.raises(fl.UnsupportedModelError, match="estimator 0 is DecisionTreeClassifier"):
+        import_model(OneVsRestClassifier(DecisionTreeClassifier()).fit(X0, Y3))
+    with pytest.raises(fl.UnsupportedModelError, match="modified_huber"):
+        import_model(_fit(OneVsRestClassifier(lm.SGDClassifier(loss="modified_huber", random_state=0)), X0, Y3))
+    with pytest.raises(fl.UnsupportedModelError, match="multilabel"):
+        import_model(OneVsRestClassifier(lm.LogisticRegression()).fit(X0, np.c_[YBIN, 1 - YBIN, YBIN]))
+    with pytest.raises(fl.NotFittedError):
+        import_model(OneVsRestClassifier(lm.LogisticRegression()))

@@ -82,8 +82,8 @@ def test_bit_identical_for_any_thread_count_and_batch_size(isa, dtype):
     for threads in (2, 3, 0):
         assert np.array_equal(net.predict(X, threads)[0], base)
     for r in (0, 5, 3000):
-        one, bad = net.predict_one(X[r])
-        assert bad == -1 and np.array_equal(one, base[r])
+        assert np.array_equal(net.predict_one(X[r]), base[r])
+        assert np.array_equal(net.predict_one(X[r:r + 1], True), base[r:r + 1])
     assert np.array_equal(net.predict(X[5:11], 2)[0], base[5:11])
 
 
@@ -97,7 +97,8 @@ def test_input_dtype_and_strides_are_converted(model_dtype, in_dtype):
     out, _ = net.predict(X, 2)
     expect, _ = net.predict(np.ascontiguousarray(X, dtype=model_dtype), 2)
     assert np.array_equal(out, expect)
-    assert np.array_equal(net.predict_one(X[3])[0], expect[3])
+    assert np.array_equal(net.predict_one(X[3]), expect[3])
+    assert np.array_equal(net.predict_one(X[3:4]), expect[3:4])
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -113,7 +114,9 @@ def test_nan_propagates_and_is_reported(dtype):
     assert np.isnan(out[450]).all()
     assert np.isfinite(np.delete(out, [450, 500], axis=0)).all()
     assert net.predict(X, 2)[1] == -1  # no check requested
-    assert net.predict_one(X[500], True)[1] == 0
+    with pytest.raises(ValueError, match="non-finite"):
+        net.predict_one(X[500], True)
+    assert np.isinf(net.predict_one(X[500])).any() or np.isnan(net.predict_one(X[500])).any()
 
 
 def test_layer_ops_layernorm_softmax_affine():
@@ -148,5 +151,18 @@ def test_native_validation_errors():
     net.add_dense(np.ones((3, 2)), np.ones(2))
     with pytest.raises(ValueError, match="columns"):
         net.predict(np.ones((4, 5)), 1)
-    with pytest.raises(ValueError, match="1-D"):
+    with pytest.raises(ValueError, match="one row of 3"):
         net.predict_one(np.ones(5))
+    with pytest.raises(ValueError, match="one row of 3"):
+        net.predict_one(np.ones((2, 3)))
+    with pytest.raises(ValueError, match="float32 or float64"):
+        net.predict_one(np.ones(3, dtype=np.int64))
+    with pytest.raises(ValueError, match="float32 or float64"):
+        net.predict_one(np.ones(3, dtype=">f8"))
+    one = net.predict_one(np.ones((1, 3)), False, True)
+    assert one.shape == (1, 2)  # squeeze only drops a single output column
+    net1 = core._Network64(3)
+    net1.add_dense(np.ones((3, 1)), np.ones(1))
+    assert net1.predict_one(np.ones((1, 3)), False, True).shape == (1,)
+    assert net1.predict_one(np.ones((1, 3))).shape == (1, 1)
+    assert net1.predict_one(np.ones(6)[::2]).tolist() == [4.0]

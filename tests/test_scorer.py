@@ -216,3 +216,43 @@ def test_drift_counts_unseen_categories(churn_scorer, churn_data, churn_pipeline
     unseen = frame[(frame["column"] == "payment_method") & (frame["test"] == "unseen")]
     assert len(unseen) == 1 and unseen["statistic"].iloc[0] > 0  # "crypto" is new
     fl.Profile.from_dict(churn_scorer.profile.to_dict())  # the reference stays consistent
+
+
+def _one_row_cases():
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(300, 6))
+    y = (X[:, 0] + X[:, 3] > 0).astype(int)
+    plain = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y)
+    # Reads columns 4, 1 and 3 only, in that order: the row path must pick them by position.
+    picked = make_pipeline(ColumnTransformer([("s", StandardScaler(), [4, 1, 3])]), LogisticRegression()).fit(X, y)
+    return X, [plain, picked]
+
+
+@pytest.mark.parametrize("case", [0, 1])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_one_row_numpy_equals_general_path(case, dtype):
+    X, models = _one_row_cases()
+    scorer = fl.compile(models[case], sample=X[:100])
+    rows = X[100:110].astype(dtype)
+    full = scorer.predict_proba(rows)  # more than one row: the general path
+    for r in range(len(rows)):
+        one = rows[r:r + 1]
+        np.testing.assert_array_equal(scorer.predict_proba(one), full[r:r + 1])
+        np.testing.assert_array_equal(scorer.predict_raw(one), scorer.predict_raw(rows)[r:r + 1])
+        assert scorer.predict(one).shape == (1,)
+    wide = np.hstack([rows[:1], np.ones((1, 2), dtype=dtype)])  # extra columns are ignored
+    np.testing.assert_array_equal(scorer.predict_proba(wide), full[:1])
+    with pytest.raises(fl.SchemaError):
+        scorer.predict_proba(rows[:1, :4])  # missing columns still name the problem
+    bad = rows[:1].copy()
+    bad[0, 1] = np.nan  # LogisticRegression rejects NaN; so does the row path, with the same error
+    with pytest.raises(fl.DataError, match="NaN") as one_err:
+        scorer.predict_proba(bad)
+    with pytest.raises(fl.DataError, match="NaN") as many_err:
+        scorer.predict_proba(np.vstack([bad, bad]))
+    assert str(one_err.value) == str(many_err.value)

@@ -1,4 +1,5 @@
 // Bindings for dense networks (linear models are one-layer networks).
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -48,18 +49,33 @@ py::tuple predict_as(const Network<T>& net, const py::array& X, int n_threads, b
   return py::make_tuple(out, bad);
 }
 
+// The latency path. Returns the output array alone (no tuple: a tuple is a GC-tracked
+// allocation, and with many live objects the collections it triggers cost more than the
+// forward pass). Bad input raises ValueError; the Python caller then takes the general
+// path, which reports it as a typed forgeline error.
 template <class T, class In>
-py::tuple predict_one_as(const Network<T>& net, const py::array& X, bool check_finite) {
-  auto x = py::array_t<In, py::array::forcecast>::ensure(X);
-  if (!x || x.ndim() != 1 || x.shape(0) != net.n_in())
-    throw std::invalid_argument("expected a 1-D array of " + std::to_string(net.n_in()) + " values");
-  py::array_t<T> out(static_cast<py::ssize_t>(net.n_out()));
+py::array predict_one_as(const Network<T>& net, const py::array& x, bool check_finite, bool squeeze) {
+  const auto nd = x.ndim();
+  if (!(nd == 1 || (nd == 2 && x.shape(0) == 1)) || x.shape(nd - 1) != net.n_in())
+    throw py::value_error("expected one row of " + std::to_string(net.n_in()) + " values");
+  const auto stride = x.strides(nd - 1);
+  if (stride % static_cast<py::ssize_t>(sizeof(In)) != 0) throw py::value_error("misaligned input");
+  const py::ssize_t n_out = net.n_out();
+  py::array_t<T> out = (nd == 1 || (squeeze && n_out == 1)) ? py::array_t<T>(n_out)
+                                                            : py::array_t<T>({py::ssize_t{1}, n_out});
   // The GIL stays held: one row is about a microsecond of work, less than the cost of
   // releasing and re-acquiring it, and nothing here can block.
-  const index_t bad = net.predict_row(
-      x.data(), static_cast<index_t>(x.strides(0) / static_cast<py::ssize_t>(sizeof(In))), out.mutable_data(),
-      check_finite);
-  return py::make_tuple(out, bad);
+  const index_t bad = net.predict_row(static_cast<const In*>(x.data()),
+                                      static_cast<index_t>(stride / static_cast<py::ssize_t>(sizeof(In))),
+                                      out.mutable_data(), check_finite);
+  if (bad >= 0) throw py::value_error("non-finite input");
+  return out;
+}
+
+// numpy's byteorder character for the non-native order ('=' and '|' are native).
+char foreign_byteorder() {
+  const std::uint16_t one = 1;
+  return *reinterpret_cast<const unsigned char*>(&one) == 1 ? '>' : '<';
 }
 
 bool is_f32(const py::array& a) { return a.dtype().is(py::dtype::of<float>()); }
@@ -106,12 +122,22 @@ void bind_network(py::module_& m, const char* name) {
           "(out, first_bad_row): forward pass; first_bad_row is -1 unless check_finite found a NaN/inf row.")
       .def(
           "predict_one",
-          [](const Network<T>& net, const py::array& x, bool check_finite) {
-            return is_f32(x) ? predict_one_as<T, float>(net, x, check_finite)
-                             : predict_one_as<T, double>(net, x, check_finite);
+          [](const Network<T>& net, const py::array& x, bool check_finite, bool squeeze) -> py::array {
+            // Read the dtype straight from the descriptor: building py::dtype objects to
+            // compare against costs as much as a small layer.
+            const auto* d = py::detail::array_descriptor_proxy(py::detail::array_proxy(x.ptr())->descr);
+            if (d->byteorder != foreign_byteorder()) {
+              if (d->type_num == py::detail::npy_api::NPY_FLOAT_)
+                return predict_one_as<T, float>(net, x, check_finite, squeeze);
+              if (d->type_num == py::detail::npy_api::NPY_DOUBLE_)
+                return predict_one_as<T, double>(net, x, check_finite, squeeze);
+            }
+            throw py::value_error("expected a native-endian float32 or float64 array");
           },
-          py::arg("x"), py::arg("check_finite") = false,
-          "(out, bad): one row on the calling thread; bad is 0 when check_finite found a NaN/inf.");
+          py::arg("x"), py::arg("check_finite") = false, py::arg("squeeze") = false,
+          "One row, (n_in,) or (1, n_in) float32/float64, on the calling thread. Returns (n_out,) or\n"
+          "(1, n_out) ((1,) with squeeze and one output). ValueError on a wrong shape or dtype,\n"
+          "or (check_finite) a NaN/inf input.");
 }
 
 }  // namespace

@@ -128,12 +128,37 @@ class Scorer:
             self.__dict__["_row_spec_cache"] = spec
         return spec
 
+    def _array_row_index(self):
+        """Column positions of the plan's inputs in a numpy array (whose columns are named
+        ``x0, x1, ...``), or None when some schema column is not numeric or not so named."""
+        spec = self.__dict__.get("_array_row_cache", _MISSING)
+        if spec is _MISSING:
+            spec = None
+            pos = {f"x{j}": j for j in range(len(self.schema))}
+            if all(c.kind == _frame.NUMERIC and c.name in pos for c in self.schema):
+                idx = [pos[name] for name, _ in self.features.inputs]
+                # None: the inputs are the leading columns in order, so a slice (no copy) will do.
+                take = None if idx == list(range(len(idx))) else np.asarray(idx, dtype=np.intp)
+                spec = (max(pos[c.name] for c in self.schema) + 1, take, len(idx))
+            self.__dict__["_array_row_cache"] = spec
+        return spec
+
     def _row_features(self, X) -> np.ndarray | None:
-        """Features for one row given as a mapping of scalars: the low-latency path.
+        """Features for one row given as a mapping of scalars or a (1, n) float ndarray: the
+        low-latency path.
 
         Returns None when ``X`` is anything else (or needs the general path to report a
         problem), so behaviour is the same as the general path, only faster.
         """
+        if type(X) is np.ndarray:
+            if X.ndim != 2 or X.shape[0] != 1 or X.dtype.kind != "f":
+                return None
+            spec = self._array_row_index()
+            if spec is None or X.shape[1] < spec[0]:
+                return None
+            # The general path also widens numeric columns to float64 before the plan runs.
+            row = X[:, :spec[2]] if spec[1] is None else X[:, spec[1]]
+            return self.features.program().run_rows(np.asarray(row, dtype=np.float64), 1)
         if not isinstance(X, dict) or not X:
             return None
         vals = []

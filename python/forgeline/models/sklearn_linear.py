@@ -6,6 +6,12 @@ intercept_``; classifiers predict ``classes_[decision > 0]`` (binary) or the arg
 ``SGDClassifier`` uses one-vs-rest normalised ``expit`` (``log_loss``) or the modified
 Huber formula; GLMs apply their link's inverse (identity or exp). Like scikit-learn,
 non-finite inputs are rejected (:class:`~forgeline.DataError`).
+
+One-vs-rest logistic regression is ``OneVsRestClassifier(LogisticRegression())`` in
+scikit-learn 1.9 (``multi_class="ovr"`` is gone): its binary linear estimators are stacked
+into one layer; ``predict_proba`` is each estimator's ``expit`` normalised over the classes,
+and ``predict`` takes the first maximal decision value (``OneVsRestClassifier`` breaks ties
+as ``np.argmax`` does).
 """
 
 from __future__ import annotations
@@ -65,6 +71,8 @@ def try_import(obj, **options):
     """
     mod = type(obj).__module__ or ""
     name = type(obj).__name__
+    if mod.startswith("sklearn.multiclass") and name == "OneVsRestClassifier":
+        return _import_ovr(obj, options)
     if not mod.startswith("sklearn.linear_model") and not mod.startswith("sklearn.svm"):
         return None
     if name not in _REGRESSORS | _GLMS | _CLASSIFIERS:
@@ -99,3 +107,39 @@ def try_import(obj, **options):
     link = _glm_link(obj) if name in _GLMS else "identity"
     return LinearModel.from_coef(coef, intercept, task="regression", link=link,
                                  output_2d=coef.ndim == 2, **common)
+
+
+def _import_ovr(obj, options):
+    """``OneVsRestClassifier`` over linear classifiers, as one multi-output linear layer."""
+    if options:
+        raise TypeError(f"unexpected importer options for OneVsRestClassifier: {sorted(options)}")
+    if not hasattr(obj, "estimators_"):
+        raise NotFittedError("OneVsRestClassifier is not fitted")
+    if obj.multilabel_:
+        raise UnsupportedModelError("OneVsRestClassifier: multilabel targets are not supported")
+    parts = []
+    for i, est in enumerate(obj.estimators_):
+        sub = type(est).__name__
+        if not (type(est).__module__ or "").startswith(("sklearn.linear_model", "sklearn.svm")) \
+                or sub not in _CLASSIFIERS:
+            raise UnsupportedModelError(f"OneVsRestClassifier: estimator {i} is {sub}; only linear "
+                                        "classifiers are supported (a class seen in every or no "
+                                        "training row gives a constant predictor)")
+        m = try_import(est)
+        if m.n_outputs != 1:
+            raise UnsupportedModelError(f"OneVsRestClassifier: estimator {i} ({sub}) is not binary")
+        parts.append(m)
+    kinds = {p.proba for p in parts}
+    if kinds - {"logistic", "none"}:
+        # sklearn normalises modified-Huber rows that sum to zero into NaN; no exact match.
+        raise UnsupportedModelError("OneVsRestClassifier: only logistic or probability-free "
+                                    f"estimators are supported, got {sorted(kinds)}")
+    proba = "logistic" if kinds == {"logistic"} else "none"
+    dtype = np.result_type(*[p.arrays["l0.weight"] for p in parts])
+    coef = np.vstack([p.coef_ for p in parts]).astype(dtype)
+    intercept = np.concatenate([p.intercept_ for p in parts]).astype(dtype)
+    classes = np.asarray(obj.classes_)
+    task = "binary" if classes.size <= 2 else "multiclass"
+    return LinearModel.from_coef(coef, intercept, task=task, classes=classes, proba=proba,
+                                 predict_from="raw", feature_names=parts[0].feature_names,
+                                 source=_source(obj), input_cast="promote", finite_only=True)
