@@ -188,3 +188,57 @@ def test_scorer_set_engine(tmp_path):
     assert fl.load(path).model.engine == "native"
     with pytest.raises(ValueError, match="engine must be"):
         scorer.set_engine("turbo")
+
+
+def test_pred_contrib_is_named_unsupported():
+    from forgeline.errors import UnsupportedModelError
+
+    rng = np.random.default_rng(5)
+    b, X = tl._train(rng, "binary", n=200, rounds=2)
+    with pytest.raises(UnsupportedModelError, match="pred_contrib"):
+        fm.import_model(b, pred_contrib=True)
+    with pytest.raises(UnsupportedModelError, match="pred_contrib"):
+        fm.import_model(b).predict_contrib(X)
+
+
+def test_predict_one_lean_path():
+    rng = np.random.default_rng(6)
+    for objective in ("binary", "multiclass", "regression"):
+        b, X = tl._train(rng, objective, n=200, rounds=3)
+        m = fm.import_model(b)
+        for Z in (X, X.astype(np.float32)):
+            for i in (0, 7):
+                np.testing.assert_array_equal(m.predict_one(Z[i], output="raw"),
+                                              m.predict_raw(Z[i:i + 1]).reshape(-1))
+                np.testing.assert_array_equal(m.predict_one(Z[i]),
+                                              m._linked(Z[i:i + 2], 1)[0])
+        # Strided rows and non-float rows are read correctly; wrong shapes are SchemaErrors.
+        np.testing.assert_array_equal(m.predict_one(np.asfortranarray(X)[3]), m.predict_one(X[3].copy()))
+        from forgeline.errors import SchemaError
+        with pytest.raises(SchemaError):
+            m.predict_one(X[0, :2])
+        with pytest.raises(SchemaError):
+            m.predict_one(np.array(["a"] * X.shape[1]))
+
+
+def test_scorer_one_row_numpy_path():
+    import pandas as pd
+
+    import forgeline as fl
+
+    rng = np.random.default_rng(7)
+    b, X = tl._train(rng, "multiclass", n=300, rounds=3)
+    scorer = fl.compile(b, sample=X)
+    for Z in (X, X.astype(np.float32)):
+        for i in (0, 5):
+            for method in ("predict_proba", "predict_raw", "predict"):
+                one = getattr(scorer, method)(Z[i:i + 1])
+                ref = getattr(scorer, method)(Z[i:i + 2])[:1]
+                np.testing.assert_array_equal(one, ref)
+    # Named columns: a positional numpy row does not match the schema, so the general path
+    # reports it as before.
+    df = pd.DataFrame(X, columns=[f"f{j}" for j in range(X.shape[1])])
+    named = fl.compile(b, sample=df)
+    np.testing.assert_array_equal(named.predict_proba(df.iloc[:1]), scorer.predict_proba(X[:1]))
+    with pytest.raises(fl.SchemaError):
+        named.predict_proba(X[:1])

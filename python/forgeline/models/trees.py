@@ -272,6 +272,16 @@ class TreeEnsemble(NativeModel):
         out = self._linked(X, n_threads, base_margin)
         return out[:, 0] if self.n_outputs == 1 else out
 
+    def predict_contrib(self, X, n_threads: int | None = None):
+        """Feature contributions (LightGBM ``pred_contrib`` / XGBoost ``pred_contribs``).
+
+        Not supported: always raises :class:`~forgeline.UnsupportedModelError`.
+        """
+        from ..errors import UnsupportedModelError
+
+        raise UnsupportedModelError("pred_contrib (TreeSHAP feature contributions) is not supported "
+                                    "by forgeline tree ensembles; use the source library")
+
     def predict_one(self, x, output: str = "value") -> np.ndarray:
         """Score one row (a 1-D float array) with minimal overhead: no thread pool, no frame.
 

@@ -33,7 +33,7 @@ from ..errors import CompileError
 GENERATOR_VERSION = 1
 #: Trees per generated function: bounds the size of one LLVM function (compile time grows
 #: faster than linearly with it) while keeping calls rare.
-TREES_PER_FUNCTION = 20
+TREES_PER_FUNCTION = 10
 #: Rows per block: the block of X stays in L2 while every tree function streams over it.
 BLOCK_ROWS = 2048
 #: Deepest tree the generator nests (Python's parser limits nesting to ~100 levels).
@@ -143,10 +143,13 @@ class _Gen:
         T = int(self.a["tree_output"].size)
         out: list[str] = []
         funcs = []
+        acc = "float32" if self.acc32 else "float64"
         for c0 in range(0, T, TREES_PER_FUNCTION):
             name = f"_trees_{c0}"
             funcs.append(name)
-            out.append("@njit(cache=True, nogil=True, error_model='numpy')")
+            # One explicit signature: compiled once, eagerly, and no dispatch on each call.
+            out.append(f"@njit('void(float64[:, ::1], {acc}[:, ::1], int64, int64)', "
+                       "cache=True, nogil=True, error_model='numpy')")
             out.append(f"def {name}(X, acc, r0, r1):")
             out.append(f"    x = np.empty((1, {self.F}), dtype=np.float64)")
             out.append("    r = 0")
@@ -340,10 +343,8 @@ class JitEnsemble:
                 if not (self.path / "model.py").exists():
                     self._write(settings, n_features, arrays)
                 mod = self._load()
-                # Compile (or load from cache) now, so the cost is paid here and not on the
-                # first prediction. Inputs are compiled for float32 and float64.
-                for dt in (np.float32, np.float64):
-                    self._run(mod, np.zeros((1, n_features), dtype=dt), None, 0.0)
+                # The functions have explicit signatures: importing the module compiled
+                # them (or loaded them from the cache).
                 _LOADED[str(self.path)] = mod
             else:
                 self.cached = True
@@ -394,8 +395,11 @@ class JitEnsemble:
 
         def block(b0):
             b1 = min(n, b0 + BLOCK_ROWS)
+            # float64 blocks only (one compiled signature); float32 -> float64 is exact.
+            Mb = np.ascontiguousarray(M[b0:b1], dtype=np.float64)
+            ab = acc[b0:b1]
             for fn in funcs:  # tree order: the summation order of the C++ engine
-                fn(M, acc, b0, b1)
+                fn(Mb, ab, 0, b1 - b0)
 
         starts = range(0, n, BLOCK_ROWS)
         if n_threads <= 1 or n <= BLOCK_ROWS:
