@@ -43,7 +43,7 @@ def _both(m, X, cache, **kw):
         m.set_engine("native")
 
 
-_JIT_SETTINGS = settings(max_examples=4, deadline=None,
+_JIT_SETTINGS = settings(max_examples=3, deadline=None,
                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 
