@@ -108,11 +108,17 @@ print(json.dumps({"seconds": time.perf_counter() - t, "cached": m.jit_info["cach
 
 
 def _jit_rows(wl, m, X, ref_secs):
-    """The Numba-JIT engine on the same model: batch time, cold compile, cached load."""
+    """The Numba-JIT engine beside the native one: batch time, cold compile, cached load.
+
+    ``m`` may be a prefix of the workload's model (``FORGELINE_BENCH_JIT_TREES``): Numba
+    compiles about 2 s of CPU per 1000 nodes, so the full T1 model takes minutes; the
+    speed ratio per tree is what the ``auto`` rule needs."""
+    if os.environ.get("FORGELINE_BENCH_JIT", "1") == "0":
+        return [row(wl, "forgeline jit (numba)", None, "skipped: FORGELINE_BENCH_JIT=0")]
     try:
         import numba  # noqa: F401
     except ImportError:
-        return [row(wl, "forgeline jit", None, "pip install 'forgeline[jit]' (numba)")]
+        return [row(wl, "forgeline jit (numba)", None, "pip install 'forgeline[jit]' (numba)")]
     cache = CACHE / "jit"
     t = time.perf_counter()
     c = time.process_time()
@@ -167,7 +173,12 @@ def _forgeline_rows(wl, model_src, X, proba_ref, lat_n, import_fn, jit=False, sc
         rows.append(row(wl + " single-row", "forgeline Scorer.predict_proba",
                         per_call(lambda: scorer.predict_proba(X1), lat_n), "compiled Scorer, 1-row numpy"))
     if jit:
-        rows += _jit_rows(wl, m, X, secs)
+        n_jit = int(os.environ.get("FORGELINE_BENCH_JIT_TREES", "30"))
+        mj = import_fn(model_src, num_iteration=n_jit) if 0 < n_jit < m.n_trees else m
+        wj = wl if mj is m else f"{wl} [first {mj.n_trees} trees]"
+        native_j = best_of(lambda: mj.predict_proba(X), repeats=3)
+        rows.append(row(wj, "forgeline native", native_j, "the C++ engine on the same trees"))
+        rows += _jit_rows(wj, mj, X, native_j)
     rows.append(row(wl + " load", "forgeline from_parts", t_load, f"import from source {t_import:.3f}s"))
     return rows, m
 
