@@ -27,10 +27,12 @@ CAT_RULES = {"truncate": 0, "negative": 1, "integral": 2}
 LINKS = {"identity": 0, "sigmoid": 1, "softmax": 2, "exp": 3, "sigmoid_f32": 4,
          "softmax_f32": 5, "exp_f32": 6}
 
-#: ``engine="auto"`` picks the Numba JIT only for models up to this many nodes and this depth
-#: (bench/README.md: above it compile time grows faster than the speed-up pays back) ...
-JIT_AUTO_MAX_NODES = 20_000
-JIT_AUTO_MAX_DEPTH = 16
+#: ``engine="auto"`` picks the Numba JIT, which runs faster than the C++ engine (bench: 1.5x
+#: on T1's trees, bit-identical), when the model fits the generator (depth) and this node
+#: budget (Numba compiles roughly linearly in nodes: a T1-sized 37,500-node model takes
+#: minutes cold) ...
+JIT_AUTO_MAX_NODES = 100_000
+JIT_AUTO_MAX_DEPTH = 60
 #: ... and, unless this is True, only when the compiled code is already in the cache, so
 #: that "auto" never starts a compile of seconds to minutes behind the caller's back.
 JIT_AUTO_COMPILE = False
@@ -114,12 +116,11 @@ class TreeEnsemble(NativeModel):
             ``"jit"``: generate and compile code for these trees with Numba
             (:mod:`forgeline.models.trees_jit`), cached on disk by a hash of the model;
             raises :class:`~forgeline.CompileError` without numba.
-            ``"auto"``: the JIT when numba is installed, the model is small enough
-            (at most ``JIT_AUTO_MAX_NODES`` nodes) and no more than ``JIT_AUTO_MAX_DEPTH``
-            deep, which is where the benchmark (bench/README.md) shows it beats the C++
-            engine, *and* its compiled code is already cached or ``JIT_AUTO_COMPILE``
-            allows compiling now. Otherwise the C++ engine. Both engines give
-            bit-identical results.
+            ``"auto"``: the JIT (faster per row, see bench/README.md) when numba is
+            installed, the model has at most ``JIT_AUTO_MAX_NODES`` nodes and depth
+            ``JIT_AUTO_MAX_DEPTH`` (compile-time budget and generator limit), *and* its
+            compiled code is already cached (or ``JIT_AUTO_COMPILE`` allows compiling now).
+            Otherwise the C++ engine. Both engines give bit-identical results.
         cache_dir : path-like, optional
             JIT cache root; default ``$FORGELINE_JIT_CACHE`` or the user cache dir
             (``~/.cache/forgeline/jit``).
