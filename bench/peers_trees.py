@@ -92,7 +92,64 @@ def _rf_model(s):
     return pickle.loads(path.read_bytes())
 
 
-def _forgeline_rows(wl, model_src, X, proba_ref, lat_n, import_fn):
+_JIT_LOAD_SCRIPT = r"""
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+t = time.perf_counter()
+import numpy as np
+import forgeline.models as fm
+meta = json.loads(open(sys.argv[2]).read())
+arrays = dict(np.load(sys.argv[3]))
+m = fm.model_from_parts(meta, arrays)
+m.set_engine("jit", cache_dir=sys.argv[4])
+print(json.dumps({"seconds": time.perf_counter() - t, "cached": m.jit_info["cached"],
+                  "compile": m.jit_info["compile_seconds"]}))
+"""
+
+
+def _jit_rows(wl, m, X, ref_secs):
+    """The Numba-JIT engine beside the native one: batch time, cold compile, cached load.
+
+    ``m`` may be a prefix of the workload's model (``FORGELINE_BENCH_JIT_TREES``): Numba
+    compiles about 2 s of CPU per 1000 nodes, so the full T1 model takes minutes; the
+    speed ratio per tree is what the ``auto`` rule needs."""
+    if os.environ.get("FORGELINE_BENCH_JIT", "1") == "0":
+        return [row(wl, "forgeline jit (numba)", None, "skipped: FORGELINE_BENCH_JIT=0")]
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return [row(wl, "forgeline jit (numba)", None, "pip install 'forgeline[jit]' (numba)")]
+    cache = CACHE / "jit"
+    t = time.perf_counter()
+    c = time.process_time()
+    m.set_engine("jit", cache_dir=cache)
+    info = dict(m.jit_info, wall=time.perf_counter() - t, cpu=time.process_time() - c)
+    p = m.predict_proba(X)
+    m.set_engine("native")
+    same = bool(np.array_equal(p, m.predict_proba(X)))
+    m.set_engine("jit", cache_dir=cache)
+    secs = best_of(lambda: m.predict_proba(X), repeats=3)
+    m.set_engine("native")
+    # Cached load in a fresh process: numba import + loading the machine code from disk.
+    tmp = tempfile.mkdtemp()
+    meta, arrays = m.to_parts()
+    Path(tmp, "meta.json").write_text(json.dumps(meta))
+    np.savez(Path(tmp, "arrays.npz"), **arrays)
+    try:
+        res = subprocess.run([sys.executable, "-c", _JIT_LOAD_SCRIPT, str(HERE.parent / "python"),
+                              str(Path(tmp, "meta.json")), str(Path(tmp, "arrays.npz")), str(cache)],
+                             capture_output=True, text=True, timeout=3600, check=True)
+        cached = json.loads(res.stdout.strip().splitlines()[-1])
+        cached_note = f"cached load {cached['seconds']:.2f}s in a new process (incl. numba import)"
+    except Exception as exc:  # noqa: BLE001
+        cached_note = f"cached load failed: {type(exc).__name__}"
+    cold = ("cold compile" if not info["cached"] else "cache hit; cold compile was in an earlier run")
+    return [row(wl, "forgeline jit (numba)", secs,
+                f"bit-identical to native: {same}; {cold} {info['wall']:.1f}s wall / {info['cpu']:.1f}s cpu; "
+                f"{cached_note}; native/jit = {ref_secs / secs:.2f}")]
+
+
+def _forgeline_rows(wl, model_src, X, proba_ref, lat_n, import_fn, jit=False, scorer_row=False):
     import forgeline.models as fm
     rows = []
     t = time.perf_counter()
@@ -107,6 +164,21 @@ def _forgeline_rows(wl, model_src, X, proba_ref, lat_n, import_fn):
     x1 = np.ascontiguousarray(X[0])
     rows.append(row(wl + " single-row", "forgeline predict_one", per_call(lambda: m.predict_one(x1), lat_n),
                     "1-D row, no thread pool"))
+    rows.append(row(wl + " single-row", "forgeline core.predict_one", per_call(lambda: m._core.predict_one(x1, True), lat_n),
+                    "the bare native call: kernel + pybind11 + output array"))
+    if scorer_row:
+        import forgeline as fl
+        scorer = fl.compile(m, sample=X[:1000], profile=False)
+        X1 = X[:1]
+        rows.append(row(wl + " single-row", "forgeline Scorer.predict_proba",
+                        per_call(lambda: scorer.predict_proba(X1), lat_n), "compiled Scorer, 1-row numpy"))
+    if jit:
+        n_jit = int(os.environ.get("FORGELINE_BENCH_JIT_TREES", "30"))
+        mj = import_fn(model_src, num_iteration=n_jit) if 0 < n_jit < m.n_trees else m
+        wj = wl if mj is m else f"{wl} [first {mj.n_trees} trees]"
+        native_j = best_of(lambda: mj.predict_proba(X), repeats=3)
+        rows.append(row(wj, "forgeline native", native_j, "the C++ engine on the same trees"))
+        rows += _jit_rows(wj, mj, X, native_j)
     rows.append(row(wl + " load", "forgeline from_parts", t_load, f"import from source {t_import:.3f}s"))
     return rows, m
 
@@ -224,7 +296,7 @@ def run(quick: bool) -> list[dict]:
     path = _lgb_model(s)
     booster = lgb.Booster(model_file=str(path))
     ref = booster.predict(X, num_threads=THREADS)
-    rs, _ = _forgeline_rows(wl, path, X, ref, s["lat"], fm.import_model)
+    rs, _ = _forgeline_rows(wl, path, X, ref, s["lat"], fm.import_model, jit=True, scorer_row=True)
     rows += rs
     rows.append(row(wl, "lightgbm.predict", best_of(lambda: booster.predict(X, num_threads=THREADS), repeats=2), ""))
     one = X[:1]

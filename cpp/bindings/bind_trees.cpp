@@ -37,6 +37,9 @@ std::shared_ptr<Ensemble> make_ensemble(const py::dict& cfg, const py::dict& a) 
   s.n_outputs = cfg["n_outputs"].cast<index_t>();
   s.leaf_dim = cfg["leaf_dim"].cast<index_t>();
   s.divisor = cfg["divisor"].cast<double>();
+  if (cfg.contains("link")) s.link = cfg["link"].cast<int>();
+  if (cfg.contains("link_param")) s.link_param = cfg["link_param"].cast<double>();
+  if (cfg.contains("divide_raw")) s.divide_raw = cfg["divide_raw"].cast<bool>();
   auto flat = [](const auto& arr) {
     using T = std::remove_const_t<std::remove_pointer_t<decltype(arr.data())>>;
     return View1D<const T>{arr.data(), static_cast<index_t>(arr.size()), 1};
@@ -110,6 +113,27 @@ py::array_t<double> predict_row(const Ensemble& e, const py::array& x, int link,
   return out;
 }
 
+// Leanest latency path: positional arguments only, the ensemble's own link settings, a 1-D
+// float32/float64 row read in place (any stride). Everything else is converted once.
+py::array_t<double> predict_one(const Ensemble& e, const py::handle& x, bool value) {
+  py::array_t<double> out(e.n_outputs());
+  double* o = out.mutable_data();
+  if (py::isinstance<py::array_t<float>>(x) &&
+      py::reinterpret_borrow<py::array>(x).strides(0) % static_cast<py::ssize_t>(sizeof(float)) == 0) {
+    auto a = py::reinterpret_borrow<py::array_t<float>>(x);
+    if (a.ndim() != 1 || a.shape(0) != e.n_features())
+      throw std::invalid_argument("x must be a 1-D array with n_features values");
+    e.predict_one<float>(a.data(), a.strides(0) / static_cast<py::ssize_t>(sizeof(float)), o, value);
+    return out;
+  }
+  auto a = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(x);
+  if (!a) throw std::invalid_argument("x must be a numeric 1-D array");
+  if (a.ndim() != 1 || a.shape(0) != e.n_features())
+    throw std::invalid_argument("x must be a 1-D array with n_features values");
+  e.predict_one<double>(a.data(), a.strides(0) / static_cast<py::ssize_t>(sizeof(double)), o, value);
+  return out;
+}
+
 }  // namespace
 
 void bind_trees(py::module_& m) {
@@ -122,6 +146,7 @@ void bind_trees(py::module_& m) {
       .def("predict", &predict_any, py::arg("X"), py::arg("base_margin") = py::none(),
            py::arg("t0") = 0, py::arg("t1") = -1, py::arg("n_threads") = 0,
            py::arg("divide") = true)
+      .def("predict_one", &predict_one, py::arg("x"), py::arg("value"))
       .def("predict_row", &predict_row, py::arg("x"), py::arg("link") = 0, py::arg("param") = 1.0,
            py::arg("divide") = true);
   m.def(

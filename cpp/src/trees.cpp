@@ -49,7 +49,11 @@ Ensemble::Ensemble(const EnsembleSpec& s)
       n_features_(s.n_features),
       n_outputs_(s.n_outputs),
       leaf_dim_(s.leaf_dim),
-      divisor_(s.divisor) {
+      divisor_(s.divisor),
+      link_(s.link),
+      link_param_(s.link_param),
+      divide_raw_(s.divide_raw) {
+  require(s.link >= 0 && s.link <= 6, "unknown link");
   require(s.input_mode >= 0 && s.input_mode <= 2, "bad input mode");
   require(s.cat_rule >= 0 && s.cat_rule <= 2, "bad categorical rule");
   require(n_features_ >= 0 && n_features_ <= static_cast<index_t>(kFeatureMask), "bad n_features");
@@ -316,63 +320,82 @@ void Ensemble::predict(View2D<const T> x, const double* base_margin, double* out
   });
 }
 
+template <class Node, class V, class Acc>
+void Ensemble::walk_row(const V* xs, Acc* acc) const {
+  // Latency path: walk kRowLanes trees at a time without branches (one row's trees are
+  // independent), then add their leaves in tree order.
+  const index_t K = n_outputs_;
+  const Node* nodes = node_array(static_cast<V*>(nullptr));
+  const Acc* leaves;
+  if constexpr (sizeof(Acc) == sizeof(float)) leaves = leaf_values_f32_.data(); else leaves = leaf_values_.data();
+  for (index_t k = 0; k < K; ++k) acc[k] = static_cast<Acc>(base_[static_cast<size_t>(k)]);
+  auto add = [&](size_t t, std::int32_t i) {
+    const Acc* lv = leaves + static_cast<index_t>(leaf_slot_[static_cast<size_t>(i)]) * leaf_dim_;
+    if (leaf_dim_ == 1) acc[out_col_[t]] += lv[0]; else for (index_t k = 0; k < K; ++k) acc[k] += lv[k];
+  };
+  const size_t n_trees = roots_.size();
+  size_t t = 0;
+  std::int32_t idx[kRowLanes];
+  for (; t + kRowLanes <= n_trees; t += kRowLanes) {
+    int depth = 0;
+    bool special = false;
+    for (index_t l = 0; l < kRowLanes; ++l) {
+      idx[l] = roots_[t + static_cast<size_t>(l)];
+      depth = std::max(depth, depth_[t + static_cast<size_t>(l)]);
+      special = special || tree_special_[t + static_cast<size_t>(l)];
+    }
+    if (special) walk_lanes<true, kRowLanes>(nodes, idx, xs, 0, depth);
+    else walk_lanes<false, kRowLanes>(nodes, idx, xs, 0, depth);
+    for (index_t l = 0; l < kRowLanes; ++l) add(t + static_cast<size_t>(l), idx[l]);
+  }
+  for (; t < n_trees; ++t) {
+    std::int32_t i = roots_[t];
+    while (!(flags_of(nodes[i]) & kLeaf)) {
+      const Node& n = nodes[i];
+      const V v = xs[feature_of(n)];
+      bool left;
+      if (flags_of(n) & kSpecial) left = go_left_special(flags_of(n), static_cast<size_t>(i), v, n.threshold);
+      else left = (v <= n.threshold) | ((v != v) & static_cast<bool>(flags_of(n) & kNanLeft));
+      i = n.child + 1 - static_cast<std::int32_t>(left);
+    }
+    add(t, i);
+  }
+}
+
 template <class T>
 void Ensemble::predict_row(const T* x, index_t stride, double* out, bool divide) const {
-  // Latency path: prepare the row once, then walk kRowLanes trees at a time without branches
-  // (one row's trees are independent), adding their leaves in tree order.
   const index_t K = n_outputs_, nf = n_features_;
-  double xs_small[256];
+  // float32 nodes (12 bytes, a smaller cache footprint) are exact whenever the compared
+  // values are float32 numbers, as in predict().
+  const bool f32 = (input_mode_ == static_cast<int>(InputMode::kFloat32) ||
+                   (input_mode_ == static_cast<int>(InputMode::kLightGBM) && sizeof(T) == sizeof(float)));
+  constexpr index_t kSmall = 256;
+  double xs_small[kSmall];
+  float xf_small[kSmall];
   std::vector<double> xs_big;
+  std::vector<float> xf_big;
   double* xs = xs_small;
-  if (nf > 256) {
-    xs_big.resize(static_cast<size_t>(nf));
-    xs = xs_big.data();
+  float* xf = xf_small;
+  if (nf > kSmall) {
+    if (f32) { xf_big.resize(static_cast<size_t>(nf)); xf = xf_big.data(); }
+    else { xs_big.resize(static_cast<size_t>(nf)); xs = xs_big.data(); }
   }
-  for (index_t f = 0; f < nf; ++f) xs[f] = prep(static_cast<double>(x[f * stride]));
-  const PackedNode* nodes = nodes_.data();
-  auto walk = [&](auto* acc) {
+  if (f32) {
+    for (index_t f = 0; f < nf; ++f) xf[f] = prep_f(static_cast<float>(x[f * stride]));
+  } else {
+    for (index_t f = 0; f < nf; ++f) xs[f] = prep(static_cast<double>(x[f * stride]));
+  }
+  auto run = [&](auto* acc) {
     using Acc = std::remove_pointer_t<decltype(acc)>;
-    const Acc* leaves;
-    if constexpr (sizeof(Acc) == sizeof(float)) leaves = leaf_values_f32_.data(); else leaves = leaf_values_.data();
-    for (index_t k = 0; k < K; ++k) acc[k] = static_cast<Acc>(base_[static_cast<size_t>(k)]);
-    auto add = [&](size_t t, std::int32_t i) {
-      const Acc* lv = leaves + static_cast<index_t>(leaf_slot_[static_cast<size_t>(i)]) * leaf_dim_;
-      if (leaf_dim_ == 1) acc[out_col_[t]] += lv[0]; else for (index_t k = 0; k < K; ++k) acc[k] += lv[k];
-    };
-    const size_t n_trees = roots_.size();
-    size_t t = 0;
-    std::int32_t idx[kRowLanes];
-    for (; t + kRowLanes <= n_trees; t += kRowLanes) {
-      int depth = 0;
-      bool special = false;
-      for (index_t l = 0; l < kRowLanes; ++l) {
-        idx[l] = roots_[t + static_cast<size_t>(l)];
-        depth = std::max(depth, depth_[t + static_cast<size_t>(l)]);
-        special = special || tree_special_[t + static_cast<size_t>(l)];
-      }
-      if (special) walk_lanes<true, kRowLanes>(nodes, idx, xs, 0, depth);
-      else walk_lanes<false, kRowLanes>(nodes, idx, xs, 0, depth);
-      for (index_t l = 0; l < kRowLanes; ++l) add(t + static_cast<size_t>(l), idx[l]);
-    }
-    for (; t < n_trees; ++t) {
-      std::int32_t i = roots_[t];
-      while (!(flags_of(nodes[i]) & kLeaf)) {
-        const PackedNode& n = nodes[i];
-        const double v = xs[feature_of(n)];
-        bool left;
-        if (flags_of(n) & kSpecial) left = go_left_special(flags_of(n), static_cast<size_t>(i), v, n.threshold);
-        else left = (v <= n.threshold) | ((v != v) & static_cast<bool>(flags_of(n) & kNanLeft));
-        i = n.child + 1 - static_cast<std::int32_t>(left);
-      }
-      add(t, i);
-    }
+    if (f32) walk_row<PackedNodeF, float, Acc>(xf, acc);
+    else walk_row<PackedNode, double, Acc>(xs, acc);
     finish_row(acc, out, divide);
   };
   if (K <= 64) {
-    if (acc_f32_) { float acc[64]; walk(acc); } else { double acc[64]; walk(acc); }
+    if (acc_f32_) { float acc[64]; run(acc); } else { double acc[64]; run(acc); }
   } else {
-    if (acc_f32_) { std::vector<float> acc(static_cast<size_t>(K)); walk(acc.data()); }
-    else { std::vector<double> acc(static_cast<size_t>(K)); walk(acc.data()); }
+    if (acc_f32_) { std::vector<float> acc(static_cast<size_t>(K)); run(acc.data()); }
+    else { std::vector<double> acc(static_cast<size_t>(K)); run(acc.data()); }
   }
 }
 
@@ -425,6 +448,15 @@ void link_row(int link, double a, double* v, index_t k) {
 }
 
 }  // namespace
+
+template <class T>
+void Ensemble::predict_one(const T* x, index_t stride, double* out, bool value) const {
+  predict_row<T>(x, stride, out, value || divide_raw_);
+  if (value && link_) link_row(link_, link_param_, out, n_outputs_);
+}
+
+template void Ensemble::predict_one<float>(const float*, index_t, double*, bool) const;
+template void Ensemble::predict_one<double>(const double*, index_t, double*, bool) const;
 
 void apply_link(int link, double param, double* values, index_t rows, index_t k, int n_threads) {
   require(link >= 0 && link <= 6, "unknown link");

@@ -76,6 +76,9 @@ struct EnsembleSpec {
   View1D<const std::uint32_t> cat_bits;     // any
   View1D<const double> leaf_value;          // N * leaf_dim
   View1D<const double> base;                // n_outputs
+  int link = 0;                // Link applied by predict_one(value=true)
+  double link_param = 1.0;
+  bool divide_raw = true;      // whether raw margins are divided by `divisor` too
 };
 
 // Packed node: right child = child + 1. Leaves point to themselves (threshold NaN, child =
@@ -109,6 +112,9 @@ class Ensemble {
   // One row without the thread pool (latency path).
   template <class T>
   void predict_row(const T* x, index_t stride, double* out, bool divide = true) const;
+  // One row, raw margins or linked values with the ensemble's own link settings.
+  template <class T>
+  void predict_one(const T* x, index_t stride, double* out, bool value) const;
 
  private:
   template <class T, class Acc, class V>
@@ -119,6 +125,8 @@ class Ensemble {
   bool go_left_special(std::uint32_t fl, size_t i, double x, double thr) const;
   template <bool Special, index_t L, class Node, class V>
   void walk_lanes(const Node* nodes, std::int32_t* idx, const V* x, index_t lane_stride, int depth) const;
+  template <class Node, class V, class Acc>
+  void walk_row(const V* xs, Acc* acc) const;
   double prep(double v) const;
   float prep_f(float v) const;
   const NodeT<double>* node_array(double*) const { return nodes_.data(); }
@@ -129,6 +137,9 @@ class Ensemble {
   bool acc_f32_;
   index_t n_features_, n_outputs_, leaf_dim_;
   double divisor_;
+  int link_;
+  double link_param_;
+  bool divide_raw_;
   std::vector<PackedNode> nodes_;
   std::vector<PackedNodeF> fnodes_;
   std::vector<std::int32_t> leaf_slot_;  // node -> index into leaf_values_ / leaf_dim

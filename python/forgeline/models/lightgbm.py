@@ -122,6 +122,10 @@ def from_string(text: str, *, classes=None, estimator="model_string", num_iterat
     UnsupportedModelError
         For unsupported features (named in the message) and malformed model text.
     """
+    for opt in ("pred_contrib", "pred_leaf"):
+        if _ignored.get(opt):
+            raise UnsupportedModelError(f"LightGBM {opt} is not supported: forgeline scores raw "
+                                        "margins and probabilities only (no TreeSHAP / leaf indices)")
     try:
         return _from_string(text, classes, estimator, num_iteration, start_iteration)
     except (KeyError, ValueError, IndexError, OverflowError) as exc:

@@ -27,6 +27,16 @@ CAT_RULES = {"truncate": 0, "negative": 1, "integral": 2}
 LINKS = {"identity": 0, "sigmoid": 1, "softmax": 2, "exp": 3, "sigmoid_f32": 4,
          "softmax_f32": 5, "exp_f32": 6}
 
+#: ``engine="auto"`` picks the Numba JIT, which runs faster than the C++ engine (bench: 1.5x
+#: on T1's trees, bit-identical), when the model fits the generator (depth) and this node
+#: budget (Numba compiles roughly linearly in nodes: a T1-sized 37,500-node model takes
+#: minutes cold) ...
+JIT_AUTO_MAX_NODES = 100_000
+JIT_AUTO_MAX_DEPTH = 60
+#: ... and, unless this is True, only when the compiled code is already in the cache, so
+#: that "auto" never starts a compile of seconds to minutes behind the caller's back.
+JIT_AUTO_COMPILE = False
+
 #: Safety limits for imported and loaded ensembles (bundles are untrusted input).
 MAX_NODES = 50_000_000
 MAX_TREES = 1_000_000
@@ -84,11 +94,80 @@ class TreeEnsemble(NativeModel):
             "n_outputs": self.n_outputs,
             "leaf_dim": int(self.settings["leaf_dim"]),
             "divisor": float(self.settings["divisor"]),
+            "link": self._link,
+            "link_param": self._link_param,
+            "divide_raw": bool(self.settings.get("divide_raw", True)),
         }
         try:
             self._core = core.TreeEnsembleCore(cfg, self._arrays)
         except (ValueError, RuntimeError, MemoryError) as exc:
             raise BundleError(f"invalid tree ensemble: {exc}") from exc
+        self._jit = None
+        self.engine = "native"
+
+    # -- engine ------------------------------------------------------------------------
+    def set_engine(self, engine: str = "auto", *, cache_dir=None) -> TreeEnsemble:
+        """Choose the batch engine: the C++ interpreter or Numba code specialised to this model.
+
+        Parameters
+        ----------
+        engine : {"auto", "native", "jit"}
+            ``"native"``: the C++ engine (the default; no compile, no numba).
+            ``"jit"``: generate and compile code for these trees with Numba
+            (:mod:`forgeline.models.trees_jit`), cached on disk by a hash of the model;
+            raises :class:`~forgeline.CompileError` without numba.
+            ``"auto"``: the JIT (faster per row, see bench/README.md) when numba is
+            installed, the model has at most ``JIT_AUTO_MAX_NODES`` nodes and depth
+            ``JIT_AUTO_MAX_DEPTH`` (compile-time budget and generator limit), *and* its
+            compiled code is already cached (or ``JIT_AUTO_COMPILE`` allows compiling now).
+            Otherwise the C++ engine. Both engines give bit-identical results.
+        cache_dir : path-like, optional
+            JIT cache root; default ``$FORGELINE_JIT_CACHE`` or the user cache dir
+            (``~/.cache/forgeline/jit``).
+
+        Returns
+        -------
+        TreeEnsemble
+            ``self``; :attr:`engine` says which engine was picked and, for the JIT,
+            :attr:`jit_info` gives the compile time and whether it came from the cache.
+        """
+        from . import trees_jit
+
+        if engine not in ("auto", "native", "jit"):
+            raise ValueError(f"engine must be 'auto', 'native' or 'jit', got {engine!r}")
+        if engine == "native" or (engine == "auto" and not self._jit_pays(cache_dir)):
+            self._jit, self.engine = None, "native"
+            return self
+        self._jit = trees_jit.JitEnsemble(self.settings, self.n_features, self._arrays,
+                                          cache_dir=cache_dir)
+        self.engine = "jit"
+        return self
+
+    def _jit_pays(self, cache_dir) -> bool:
+        from . import trees_jit as tj
+
+        if not tj.numba_available() or self.n_outputs > tj.MAX_OUTPUTS:
+            return False
+        if self.n_nodes > JIT_AUTO_MAX_NODES or self._max_depth() > JIT_AUTO_MAX_DEPTH:
+            return False
+        return JIT_AUTO_COMPILE or tj.is_cached(self.settings, self.n_features, self._arrays,
+                                                cache_dir)
+
+    def _max_depth(self) -> int:
+        d = self.__dict__.get("_depth")
+        if d is None:
+            d = _max_depth(self._arrays)
+            self.__dict__["_depth"] = d
+        return d
+
+    @property
+    def jit_info(self) -> dict | None:
+        """``{"key", "path", "compile_seconds", "cached"}`` of the JIT engine, or None."""
+        j = self._jit
+        if j is None:
+            return None
+        return {"key": j.key, "path": str(j.path), "compile_seconds": j.compile_seconds,
+                "cached": j.cached}
 
     # -- info --------------------------------------------------------------------------
     @property
@@ -130,6 +209,13 @@ class TreeEnsemble(NativeModel):
                 raise SchemaError(f"base_margin needs {M.shape[0] * self.n_outputs} values, "
                                   f"got {base_margin.size}")
         divide = linked or self.settings.get("divide_raw", True)
+        if M.shape[0] == 1 and trees is None and base_margin is None:
+            # One row: the latency path (no thread pool, no GIL round trip).
+            return self._core.predict_row(M[0], 0, 1.0, divide).reshape(1, -1)
+        if self._jit is not None and trees is None and M.shape[0] > 1:
+            if not M.flags.c_contiguous:
+                M = np.ascontiguousarray(M)
+            return self._jit.predict(M, base_margin, resolve_threads(n_threads), divide)
         return self._core.predict(M, base_margin, t0, t1, resolve_threads(n_threads), divide)
 
     def predict_raw(self, X, n_threads: int | None = None, *, base_margin=None) -> np.ndarray:
@@ -187,18 +273,27 @@ class TreeEnsemble(NativeModel):
         out = self._linked(X, n_threads, base_margin)
         return out[:, 0] if self.n_outputs == 1 else out
 
+    def predict_contrib(self, X, n_threads: int | None = None):
+        """Feature contributions (LightGBM ``pred_contrib`` / XGBoost ``pred_contribs``).
+
+        Not supported: always raises :class:`~forgeline.UnsupportedModelError`.
+        """
+        from ..errors import UnsupportedModelError
+
+        raise UnsupportedModelError("pred_contrib (TreeSHAP feature contributions) is not supported "
+                                    "by forgeline tree ensembles; use the source library")
+
     def predict_one(self, x, output: str = "value") -> np.ndarray:
         """Score one row (a 1-D float array) with minimal overhead: no thread pool, no frame.
 
         ``output="raw"`` gives raw margins, ``"value"`` the linked values (probability of the
         positive class for binary models, class probabilities for multiclass).
         """
-        raw = output == "raw"
-        link = 0 if raw else self._link
-        divide = not raw or self.settings.get("divide_raw", True)
         try:
-            return self._core.predict_row(x, link, self._link_param, divide)
-        except ValueError as exc:
+            # One native call: no frame, no thread pool, no GIL release, only the output
+            # array allocated (bench: T1 single-row).
+            return self._core.predict_one(x, output != "raw")
+        except (ValueError, TypeError) as exc:
             raise SchemaError(f"predict_one: {exc}") from exc
 
     # -- persistence -----------------------------------------------------------------
@@ -268,6 +363,27 @@ def _check_limits(a: dict) -> None:
         raise LimitError(f"tree ensemble has {n_trees} trees, above the limit {MAX_TREES}")
     if a["cat_bits"].size > MAX_CAT_WORDS:
         raise LimitError(f"categorical bitsets have {a['cat_bits'].size} words, above {MAX_CAT_WORDS}")
+
+
+def _max_depth(a: dict) -> int:
+    """Depth of the deepest tree (a leaf-only tree has depth 0)."""
+    feat, left, right, offs = a["feature"], a["left"], a["right"], a["tree_offsets"]
+    depth = np.zeros(feat.size, dtype=np.int64)
+    best = 0
+    for t in range(offs.size - 1):
+        b, e = int(offs[t]), int(offs[t + 1])
+        stack = [0]
+        depth[b] = 0
+        while stack:
+            loc = stack.pop()
+            g = b + loc
+            d = int(depth[g])
+            best = max(best, d)
+            if feat[g] >= 0:
+                for c in (int(left[g]), int(right[g])):
+                    depth[b + c] = d + 1
+                    stack.append(c)
+    return best
 
 
 class TreeBuilder:
