@@ -199,39 +199,9 @@ class Scorer:
             return None
         return self.features.program().run_rows(row, 1)
 
-    def _numpy_row_columns(self):
-        """Column positions of the plan inputs in a positional numpy input (names x0, x1, ...),
-        when every schema column is numeric; else None (the general path handles it)."""
-        cols = self.__dict__.get("_np_cols", _MISSING)
-        if cols is _MISSING:
-            cols = None
-            names = self.schema.names
-            kinds = self.schema.kinds
-            if names and all(kinds[n] == _frame.NUMERIC and n == f"x{j}" for j, n in enumerate(names)):
-                pos = [int(name[1:]) for name, _ in self.features.inputs]
-                cols = (len(names), None if pos == list(range(len(names))) else np.asarray(pos))
-            self.__dict__["_np_cols"] = cols
-        return cols
-
-    def _numpy_row_features(self, X) -> np.ndarray | None:
-        """Features for a 1-row float numpy array: the same values the general path computes
-        (numeric columns become float64), without building a frame."""
-        if not (type(X) is np.ndarray and X.ndim == 2 and X.shape[0] == 1 and X.dtype.kind == "f"):
-            return None
-        cols = self._numpy_row_columns()
-        if cols is None or X.shape[1] < cols[0]:
-            return None
-        row = X if cols[1] is None and X.shape[1] == cols[0] else X[:, cols[1] if cols[1] is not None
-                                                                      else slice(0, cols[0])]
-        row = np.ascontiguousarray(row, dtype=np.float64)
-        return self.features.program().run_rows(row, 1)
-
     def _model_call(self, X, method: str, n_threads, monitor: bool):
         model = self._require_model(method)
         if not monitor:
-            block = self._numpy_row_features(X)
-            if block is not None:
-                return getattr(model, method)(block, n_threads=1)
             block = self._row_features(X)
             if block is not None:
                 return getattr(model, method)(block, n_threads=1)
