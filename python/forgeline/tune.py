@@ -67,6 +67,7 @@ class TuneResult:
     n_splits_: int = 0
     scoring: object = None
     extra: dict = field(default_factory=dict)
+    model_cache_hits_: int = 0
 
     def compile(self, sample=None, **options):
         """``forgeline.compile(best_estimator_, sample)``: the tuned pipeline as a Scorer."""
@@ -207,7 +208,8 @@ def _records(cands, scores, fit_t, score_t, hits, states, extra_cols=None):
         r["std_score"] = float(np.std(scores[row, done])) if done.any() else np.nan
         r["fit_time"] = fit_t[row]
         r["score_time"] = score_t[row]
-        r["cache_hits"] = int(hits[row])
+        r["cache_hits"] = int(hits[row, 0])
+        r["model_cache_hits"] = int(hits[row, 1])
         r["n_folds_done"] = int(done.sum())
         r["state"] = states[row] if states is not None else (
             "complete" if done.all() else "partial")
@@ -303,7 +305,8 @@ def search(estimator, space, X, y=None, *, cv=5, strategy: str = "grid", scoring
            factor: int = 3, min_resources: int | None = None, resource: str = "auto",
            cache_bytes: int = 1 << 30, mlflow_experiment: str | None = None,
            mlflow_tracking_uri: str | None = None, progress: bool | None = None,
-           optuna_pruner=None) -> TuneResult:
+           optuna_pruner=None, inner_threads: int | None = 1,
+           reuse_model_bins: bool = True) -> TuneResult:
     """Cross-validated search over ``space``, reusing fitted transforms across candidates.
 
     Parameters
@@ -328,10 +331,12 @@ def search(estimator, space, X, y=None, *, cv=5, strategy: str = "grid", scoring
     n_iter : int
         Candidates for ``"random"`` and ``"optuna"`` (and ``"halving"`` on distributions).
     n_jobs : int or None
-        Parallel units of work (one ``(prefix group, fold)`` each). Results do not depend
-        on it.
+        Parallel units of work (one ``(prefix group, fold)`` each). ``None`` (default) uses
+        every core, unlike sklearn's ``n_jobs=None``; negative counts back from the core
+        count as in sklearn. Results do not depend on it (see ``inner_threads``).
     backend : {"threads", "processes"}
-        Threads (forgeline's native transforms release the GIL) or joblib processes.
+        Threads (forgeline's native transforms release the GIL, and so do numpy, BLAS and
+        sklearn's Cython fits) or joblib processes.
     random_state : int or None
         Seeds the sampler, the halving row subsample and Optuna. Estimators left at
         ``random_state=None`` get a seed derived from ``(random_state, candidate index)``
@@ -359,6 +364,20 @@ def search(estimator, space, X, y=None, *, cv=5, strategy: str = "grid", scoring
     optuna_pruner : optuna pruner or None
         Defaults to ``optuna.pruners.MedianPruner()``; intermediate values are the running
         mean score after each fold.
+    inner_threads : int or None
+        BLAS / OpenMP threads inside each fold fit (via threadpoolctl), 1 by default: the
+        parallelism comes from ``n_jobs`` across candidates, and models whose result
+        depends on their own thread count (HistGradientBoosting's parallel gradient sums,
+        BLAS reductions) score the same whatever ``n_jobs`` is. ``None`` leaves the
+        libraries' own defaults (then only ``n_jobs=1`` runs are reproducible bit for
+        bit). The BLAS limit is process-wide while the search runs. The final refit runs
+        with the libraries' defaults, as in ``GridSearchCV``.
+    reuse_model_bins : bool
+        For a ``HistGradientBoosting*`` final model, bin each fold's training matrix once
+        and share the fitted bin mapper and binned matrix with every candidate on that
+        fold and prefix (the binning depends only on the rows and ``max_bins``/categorical
+        settings). The fitted models are identical to plain fits; ``False`` turns it off.
+        Hits are counted in ``trials_["model_cache_hits"]`` and ``model_cache_hits_``.
 
     Returns
     -------
@@ -379,6 +398,9 @@ def search(estimator, space, X, y=None, *, cv=5, strategy: str = "grid", scoring
         raise InputError(f"backend must be 'threads' or 'processes', got {backend!r}")
     if n_iter < 1:
         raise InputError(f"n_iter must be >= 1, got {n_iter}")
+    if inner_threads is not None and (not isinstance(inner_threads, (int, np.integer))
+                                      or inner_threads < 1):
+        raise InputError(f"inner_threads must be an int >= 1 or None, got {inner_threads!r}")
     n, y, groups = _check_inputs(estimator, X, y, groups)
     space_dicts = _check_space(estimator, space, strategy)
     from sklearn.metrics import check_scoring
@@ -387,7 +409,8 @@ def search(estimator, space, X, y=None, *, cv=5, strategy: str = "grid", scoring
     cv_obj = _make_cv(cv, estimator, y)
     folds = list(cv_obj.split(X, y, groups))
     scorer = check_scoring(_final(estimator, split), scoring=scoring)
-    task = Task(estimator=estimator, split=split, scorer=scorer)
+    task = Task(estimator=estimator, split=split, scorer=scorer,
+                reuse_bins=bool(reuse_model_bins))
     cache = PrefixCache(cache_bytes)
     t_start = time.perf_counter()
 
@@ -396,7 +419,7 @@ def search(estimator, space, X, y=None, *, cv=5, strategy: str = "grid", scoring
         try:
             return run_candidates(task, sub, _groups(sub, split), X_, y_, folds_,
                                   n_jobs=n_jobs, backend=backend, cache=cache, extra=extra,
-                                  progress=prog)
+                                  progress=prog, inner_threads=inner_threads)
         finally:
             prog.close()
 
@@ -406,6 +429,7 @@ def search(estimator, space, X, y=None, *, cv=5, strategy: str = "grid", scoring
         recs, interrupted, info = optuna_loop(
             task, space_dicts[0], X, y, folds, n_iter=n_iter, random_state=random_state,
             cache=cache, pruner=optuna_pruner, progress=progress,
+            inner_threads=inner_threads,
             seeds=lambda i: _seeds(estimator, split, random_state, i))
     else:
         raw = _candidates(space_dicts, strategy, n_iter, random_state)
@@ -434,6 +458,7 @@ def search(estimator, space, X, y=None, *, cv=5, strategy: str = "grid", scoring
     result = TuneResult(best_params_=best_params, best_score_=best_score,
                         best_estimator_=best_est, trials_=_frame(recs),
                         cache_hits_=int(sum(r["cache_hits"] for r in recs)),
+                        model_cache_hits_=int(sum(r.get("model_cache_hits", 0) for r in recs)),
                         interrupted=interrupted, strategy=strategy, n_splits_=len(folds),
                         scoring=scoring, extra=info)
     if mlflow_experiment is not None:
