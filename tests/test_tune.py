@@ -227,6 +227,22 @@ def test_bin_reuse_steps_aside_for_early_stopping_and_plain_models(data):
     assert res.best_score_ == ref.best_score_
 
 
+def test_halving_on_hgb_rounds_reuses_prefix_and_bins_across_rounds(data):
+    X, y = data
+    res = tune.search(_pipe(_hgb(max_iter=9)), HGB_SPACE, X, y, cv=3, strategy="halving",
+                      scoring="roc_auc", random_state=0)
+    t = res.trials_
+    assert res.extra["halving_resource"] == "model__max_iter"
+    later = t[t["round"] > 0]
+    assert len(later) and (later["cache_hits"] == 3).all()
+    assert (later["model_cache_hits"] == 3).all()
+    # with no budget nothing is kept, and the scores stay the same
+    none = tune.search(_pipe(_hgb(max_iter=9)), HGB_SPACE, X, y, cv=3, strategy="halving",
+                       scoring="roc_auc", random_state=0, cache_bytes=0)
+    assert none.cache_hits_ == none.model_cache_hits_ == 0
+    np.testing.assert_array_equal(none.trials_["mean_score"], t["mean_score"])
+
+
 def test_hist_gradient_boosting_scores_do_not_depend_on_n_jobs(data):
     X, y = data
     runs = [tune.search(_pipe(_hgb()), HGB_SPACE, X, y, cv=3, scoring="roc_auc", n_jobs=j)
@@ -375,6 +391,8 @@ def test_length_mismatch_and_bad_arguments(data):
         tune.search(_pipe(), {"model__C": uniform(0, 1)}, X, y, strategy="grid")
     with pytest.raises(InputError, match="cv"):
         tune.search(_pipe(), SPACE, X, y, cv=1)
+    with pytest.raises(InputError, match="cache_bytes"):
+        tune.search(_pipe(), SPACE, X, y, cache_bytes=-1)
     for bad in (0, -1, 1.5):
         with pytest.raises(InputError, match="inner_threads"):
             tune.search(_pipe(), SPACE, X, y, inner_threads=bad)

@@ -299,11 +299,22 @@ def _halving(ctx, cands, factor, min_resources, resource):
 
 
 # ---------------------------------------------------------------- search
+def _default_cache_bytes() -> int:
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024 // 4
+    except (OSError, ValueError, IndexError):  # pragma: no cover - not Linux
+        pass
+    return 1 << 30  # pragma: no cover
+
+
 def search(estimator, space, X, y=None, *, cv=5, strategy: str = "grid", scoring=None,
            n_iter: int = 10, n_jobs: int | None = None, backend: str = "threads",
            random_state: int | None = None, groups=None, refit: bool = True,
            factor: int = 3, min_resources: int | None = None, resource: str = "auto",
-           cache_bytes: int = 1 << 30, mlflow_experiment: str | None = None,
+           cache_bytes: int | None = None, mlflow_experiment: str | None = None,
            mlflow_tracking_uri: str | None = None, progress: bool | None = None,
            optuna_pruner=None, inner_threads: int | None = 1,
            reuse_model_bins: bool = True) -> TuneResult:
@@ -354,8 +365,11 @@ def search(estimator, space, X, y=None, *, cv=5, strategy: str = "grid", scoring
         random subset (kept in original order, for ``TimeSeriesSplit``) re-split with
         ``cv``. ``resource`` forces ``"n_samples"`` or a parameter name. The last round
         uses the full budget; the best trial is the best of that round.
-    cache_bytes : int
-        Budget of the transform cache (fitted prefix plus transformed fold matrices).
+    cache_bytes : int or None
+        Budget of the transform cache (transformed fold matrices, HGB binned matrices).
+        ``None``: a quarter of the memory available when the search starts (1 GiB where
+        that cannot be read), enough for halving on boosting rounds to keep every fold's
+        matrices across rounds instead of refitting them.
     mlflow_experiment, mlflow_tracking_uri : str or None
         Log every trial (params, fold scores, mean/std, fit time, cache hits) as a child
         run of one parent run into this MLflow experiment.
@@ -411,7 +425,10 @@ def search(estimator, space, X, y=None, *, cv=5, strategy: str = "grid", scoring
     scorer = check_scoring(_final(estimator, split), scoring=scoring)
     task = Task(estimator=estimator, split=split, scorer=scorer,
                 reuse_bins=bool(reuse_model_bins))
-    cache = PrefixCache(cache_bytes)
+    if cache_bytes is not None and (not isinstance(cache_bytes, (int, np.integer))
+                                    or cache_bytes < 0):
+        raise InputError(f"cache_bytes must be an int >= 0 or None, got {cache_bytes!r}")
+    cache = PrefixCache(_default_cache_bytes() if cache_bytes is None else cache_bytes)
     t_start = time.perf_counter()
 
     def run(sub, X_, y_, folds_, extra):
