@@ -247,6 +247,9 @@ def test_hist_gradient_boosting_scores_do_not_depend_on_n_jobs(data):
     X, y = data
     runs = [tune.search(_pipe(_hgb()), HGB_SPACE, X, y, cv=3, scoring="roc_auc", n_jobs=j)
             for j in (1, 2, None)]
+    runs.append(tune.search(_pipe(_hgb()), HGB_SPACE, X, y, cv=3, scoring="roc_auc",
+                            n_jobs=2, backend="processes"))
+    assert runs[-1].model_cache_hits_ == runs[0].model_cache_hits_ == 18
     for r in runs[1:]:
         np.testing.assert_array_equal(_scores(r), _scores(runs[0]))
         assert r.best_params_ == runs[0].best_params_
