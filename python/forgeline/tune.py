@@ -5,7 +5,10 @@ model is a scikit-learn, LightGBM or XGBoost (sklearn-wrapper) estimator. The sp
 ``GridSearchCV``: for a ``Pipeline``, every step but the last (the *prefix*) is fitted once
 per ``(fold, prefix parameters)`` and its transformed train/validation matrices are cached;
 every candidate that shares those prefix parameters only fits the final estimator. Cache
-hits are counted per trial (``trials_["cache_hits"]``) and in total (``cache_hits_``).
+hits are counted per trial (``trials_["cache_hits"]``) and in total (``cache_hits_``). A
+``HistGradientBoosting*`` final model also bins each fold's training matrix only once per
+prefix (``model_cache_hits_``), with bit-identical models. Fold fits pin BLAS / OpenMP to one
+thread and run in parallel across candidates, so scores do not depend on ``n_jobs``.
 
 Strategies: ``"grid"`` (every combination), ``"random"`` (``n_iter`` draws, lists or scipy
 distributions), ``"halving"`` (successive halving, see :func:`search`) and ``"optuna"``
@@ -49,10 +52,13 @@ class TuneResult:
     trials_ : pandas.DataFrame or pyarrow.Table
         One row per trial (per candidate and round for halving): ``trial``, ``params``,
         ``param_<name>`` columns, ``split<k>_score``, ``mean_score``, ``std_score``,
-        ``fit_time``, ``score_time``, ``cache_hits``, ``state`` and ``rank``. A pandas frame
+        ``fit_time``, ``score_time``, ``cache_hits``, ``model_cache_hits``, ``state`` and
+        ``rank``. A pandas frame
         when pandas is importable, else a pyarrow Table.
     cache_hits_ : int
         Fold fits that reused a cached, already fitted prefix.
+    model_cache_hits_ : int
+        Fold fits of a HistGradientBoosting model that reused the fold's binned matrix.
     interrupted : bool
         True when Ctrl-C stopped the loop; the trials done so far are kept.
     """
