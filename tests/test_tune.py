@@ -180,6 +180,81 @@ def test_halving_on_boosting_rounds_reuses_the_cache(data):
     assert res.best_score_ == last["mean_score"].max()
 
 
+def _hgb(**kw):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    return HistGradientBoostingClassifier(**{"max_iter": 8, "early_stopping": False,
+                                             "random_state": 0, **kw})
+
+
+HGB_SPACE = {"ct__num__imp__strategy": ["median", "mean"],
+             "model__learning_rate": [0.1, 0.3], "model__max_leaf_nodes": [4, 8]}
+
+
+def test_hist_gradient_boosting_reuses_binned_folds_exactly(data):
+    X, y = data
+    res = tune.search(_pipe(_hgb()), HGB_SPACE, X, y, cv=3, scoring="roc_auc", n_jobs=2)
+    ref = GridSearchCV(_pipe(_hgb()), HGB_SPACE, cv=3, scoring="roc_auc").fit(X, y)
+    order = [ref.cv_results_["params"].index(p)
+             for p in res.trials_.sort_values("trial")["params"]]
+    # same bins, same trees: the fold scores are equal, not merely close
+    for f in range(3):
+        np.testing.assert_array_equal(
+            res.trials_.sort_values("trial")[f"split{f}_score"].to_numpy(),
+            ref.cv_results_[f"split{f}_test_score"][order])
+    assert res.best_params_ == ref.best_params_
+    # 2 prefixes x 3 folds bin once; the other 3 candidates of each group reuse the bins
+    assert res.model_cache_hits_ == 2 * 3 * 3
+    assert res.trials_["model_cache_hits"].sum() == res.model_cache_hits_
+    assert "_bin_data" not in vars(res.best_estimator_.steps[-1][1])
+    off = tune.search(_pipe(_hgb()), HGB_SPACE, X, y, cv=3, scoring="roc_auc",
+                      reuse_model_bins=False)
+    assert off.model_cache_hits_ == 0
+    np.testing.assert_array_equal(_scores(off), _scores(res))
+
+
+def test_bin_reuse_steps_aside_for_early_stopping_and_plain_models(data):
+    X, y = data
+    es = _hgb(early_stopping=True, validation_fraction=0.2, n_iter_no_change=2)
+    space = {"model__learning_rate": [0.1, 0.3]}
+    res = tune.search(_pipe(es), space, X, y, cv=3, scoring="roc_auc")
+    ref = GridSearchCV(_pipe(es), space, cv=3, scoring="roc_auc").fit(X, y)
+    assert res.model_cache_hits_ == 0  # the internal split bins other rows each time
+    assert res.best_score_ == ref.best_score_
+    Xn = X[["a", "c"]].to_numpy()
+    res = tune.search(_hgb(), {"learning_rate": [0.1, 0.3]}, Xn, y, cv=3)
+    ref = GridSearchCV(_hgb(), {"learning_rate": [0.1, 0.3]}, cv=3).fit(Xn, y)
+    assert res.model_cache_hits_ == 3
+    assert res.best_score_ == ref.best_score_
+
+
+def test_halving_on_hgb_rounds_reuses_prefix_and_bins_across_rounds(data):
+    X, y = data
+    res = tune.search(_pipe(_hgb(max_iter=9)), HGB_SPACE, X, y, cv=3, strategy="halving",
+                      scoring="roc_auc", random_state=0)
+    t = res.trials_
+    assert res.extra["halving_resource"] == "model__max_iter"
+    later = t[t["round"] > 0]
+    assert len(later) and (later["cache_hits"] == 3).all()
+    assert (later["model_cache_hits"] == 3).all()
+    # with no budget nothing is kept, and the scores stay the same
+    none = tune.search(_pipe(_hgb(max_iter=9)), HGB_SPACE, X, y, cv=3, strategy="halving",
+                       scoring="roc_auc", random_state=0, cache_bytes=0)
+    assert none.cache_hits_ == none.model_cache_hits_ == 0
+    np.testing.assert_array_equal(none.trials_["mean_score"], t["mean_score"])
+
+
+def test_hist_gradient_boosting_scores_do_not_depend_on_n_jobs(data):
+    X, y = data
+    runs = [tune.search(_pipe(_hgb()), HGB_SPACE, X, y, cv=3, scoring="roc_auc", n_jobs=j)
+            for j in (1, 2, None)]
+    runs.append(tune.search(_pipe(_hgb()), HGB_SPACE, X, y, cv=3, scoring="roc_auc",
+                            n_jobs=2, backend="processes"))
+    assert runs[-1].model_cache_hits_ == runs[0].model_cache_hits_ == 18
+    for r in runs[1:]:
+        np.testing.assert_array_equal(_scores(r), _scores(runs[0]))
+        assert r.best_params_ == runs[0].best_params_
+
+
 def test_halving_rounds_rule_for_hist_gradient_boosting():
     from sklearn.ensemble import HistGradientBoostingClassifier
 
@@ -256,7 +331,7 @@ def test_keyboard_interrupt_returns_trials_done_so_far(data):
         return auc(model, Xv, yv)
 
     space = {"model__C": [0.01, 0.1, 1.0, 10.0]}
-    res = tune.search(_pipe(), space, X, y, cv=KFold(2), scoring=scorer)
+    res = tune.search(_pipe(), space, X, y, cv=KFold(2), scoring=scorer, n_jobs=1)
     assert res.interrupted
     assert res.best_estimator_ is None
     assert res.trials_["n_folds_done"].sum() == 7
@@ -319,3 +394,8 @@ def test_length_mismatch_and_bad_arguments(data):
         tune.search(_pipe(), {"model__C": uniform(0, 1)}, X, y, strategy="grid")
     with pytest.raises(InputError, match="cv"):
         tune.search(_pipe(), SPACE, X, y, cv=1)
+    with pytest.raises(InputError, match="cache_bytes"):
+        tune.search(_pipe(), SPACE, X, y, cache_bytes=-1)
+    for bad in (0, -1, 1.5):
+        with pytest.raises(InputError, match="inner_threads"):
+            tune.search(_pipe(), SPACE, X, y, inner_threads=bad)

@@ -113,6 +113,7 @@ class FoldScore:
     fit_time: float
     score_time: float
     hit: bool
+    model_hit: bool = False
 
 
 class PrefixCache:
@@ -168,6 +169,7 @@ class Task:
     estimator: object
     split: Split
     scorer: object
+    reuse_bins: bool = True
 
 
 def build(estimator, params: dict, seed_params: dict):
@@ -204,9 +206,8 @@ def fit_score_fold(task: Task, params: dict, seed_params: dict, X, y, train, val
     y_va = None if y is None else y[valid]
     t0 = time.perf_counter()
     hit = False
+    key = (fold, len(train), task.split.prefix_key({**seed_params, **params}))
     if task.split.prefix:
-        key = (fold, len(train), task.split.prefix_key({**seed_params, **params}))
-
         def _fit():
             return fit_prefix(est, task.split, take(X, train), y_tr, take(X, valid))
 
@@ -215,12 +216,26 @@ def fit_score_fold(task: Task, params: dict, seed_params: dict, X, y, train, val
         else:
             (_, Xt_tr, Xt_va), hit, _ = cache.get_or_fit(key, _fit)
         model = est.steps[-1][1]
-        model.fit(Xt_tr, y_tr)
     else:
-        Xt_va = take(X, valid)
+        Xt_tr, Xt_va = take(X, train), take(X, valid)
         model = est
-        model.fit(take(X, train), y_tr)
+    model_hit = _fit_model(model, Xt_tr, y_tr, cache if task.reuse_bins else None, key)
     t1 = time.perf_counter()
     score = float(task.scorer(model, Xt_va, y_va))
     t2 = time.perf_counter()
-    return FoldScore(score=score, fit_time=t1 - t0, score_time=t2 - t1, hit=hit)
+    return FoldScore(score=score, fit_time=t1 - t0, score_time=t2 - t1, hit=hit,
+                     model_hit=model_hit)
+
+
+def _fit_model(model, X_tr, y_tr, cache, key) -> bool:
+    """Fit the final model, reusing its cached binned training data where it has any."""
+    if cache is None:
+        model.fit(X_tr, y_tr)
+        return False
+    from ._tune_model import install_bin_cache, remove_bin_cache
+    hit = install_bin_cache(model, X_tr, cache, key)
+    try:
+        model.fit(X_tr, y_tr)
+    finally:
+        remove_bin_cache(model)
+    return hit[0]

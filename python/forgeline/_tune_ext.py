@@ -11,7 +11,7 @@ import time
 import numpy as np
 
 from ._tune_cv import fit_score_fold
-from ._tune_run import Progress
+from ._tune_run import Progress, inner_limits
 from .errors import InputError
 
 _PRIMITIVE = (type(None), bool, int, float, str)
@@ -38,7 +38,7 @@ def _distributions(optuna, space: dict):
 
 
 def optuna_loop(task, space, X, y, folds, *, n_iter, random_state, cache, pruner, progress,
-                seeds):
+                seeds, inner_threads=1):
     """Ask/tell loop: TPE proposes, folds run in order, the running mean is reported after
     each fold so the pruner can stop a poor trial early."""
     try:
@@ -61,15 +61,17 @@ def optuna_loop(task, space, X, y, folds, *, n_iter, random_state, cache, pruner
             sd = seeds(i)
             scores = np.full(n_folds, np.nan)
             fit_t = score_t = 0.0
-            hits = 0
+            hits = mhits = 0
             state = "complete"
             try:
                 for f, (train, valid) in enumerate(folds):
-                    fs = fit_score_fold(task, params, sd, X, y, train, valid, f, cache)
+                    with inner_limits(inner_threads):
+                        fs = fit_score_fold(task, params, sd, X, y, train, valid, f, cache)
                     scores[f] = fs.score
                     fit_t += fs.fit_time
                     score_t += fs.score_time
                     hits += int(fs.hit)
+                    mhits += int(fs.model_hit)
                     prog.fold_done()
                     trial.report(float(np.nanmean(scores)), f)
                     if f < n_folds - 1 and trial.should_prune():
@@ -91,6 +93,7 @@ def optuna_loop(task, space, X, y, folds, *, n_iter, random_state, cache, pruner
             r.update({f"split{f}_score": scores[f] for f in range(n_folds)})
             r.update(mean_score=mean, std_score=float(np.std(scores[done])) if done.any()
                      else math.nan, fit_time=fit_t, score_time=score_t, cache_hits=hits,
+                     model_cache_hits=mhits,
                      n_folds_done=int(done.sum()), state=state)
             recs.append(r)
             if interrupted:
@@ -129,6 +132,7 @@ def log_mlflow(result, recs, experiment: str, tracking_uri: str | None):
                                tags={"forgeline.tune": "search"})
     pid = parent.info.run_id
     summary = {"best_score": result.best_score_, "cache_hits": result.cache_hits_,
+               "model_cache_hits": result.model_cache_hits_,
                "n_trials": len(recs), "interrupted": float(result.interrupted)}
     client.log_batch(pid, metrics=metrics(summary),
                      params=[Param("strategy", result.strategy),
@@ -141,7 +145,7 @@ def log_mlflow(result, recs, experiment: str, tracking_uri: str | None):
                                   tags={"mlflow.parentRunId": pid, "forgeline.tune": "trial",
                                         "state": r["state"]})
         m = {k: r[k] for k in ("mean_score", "std_score", "fit_time", "score_time",
-                               "cache_hits", "n_folds_done")}
+                               "cache_hits", "model_cache_hits", "n_folds_done")}
         m.update({k: v for k, v in r.items() if k.startswith("split")})
         if "n_resources" in r:
             m["n_resources"] = r["n_resources"]

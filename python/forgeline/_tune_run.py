@@ -9,6 +9,8 @@ table, so the outcome never depends on ``n_jobs`` or on completion order.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
+import os
 import sys
 import threading
 
@@ -42,14 +44,50 @@ class Progress:
             self.bar.close()
 
 
-def _run_unit(task, jobs, train, valid, fold, *, X, y, cache, extra, stop, sink=None):
+def resolve_jobs(n_jobs) -> int:
+    """``None`` = every core this process may use (forgeline's convention), negative =
+    sklearn's ``cpu_count + 1 + n_jobs``."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS / Windows
+        cores = os.cpu_count() or 1
+    if n_jobs is None or n_jobs == 0:
+        return cores
+    if n_jobs < 0:
+        return max(1, cores + 1 + n_jobs)
+    return int(n_jobs)
+
+
+def inner_limits(inner_threads, user_api=None):
+    """Pin BLAS / OpenMP inside the fold fits to ``inner_threads`` (``None``: leave them).
+
+    A model whose result depends on its own thread count (HistGradientBoosting sums its
+    gradients in parallel, BLAS splits its reductions) then gives the same scores whatever
+    ``n_jobs`` is. BLAS pools are process-wide; OpenMP's thread count is per calling thread,
+    so each worker thread sets its own (see ``_pin_worker``).
+    """
+    if inner_threads is None:
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+    return threadpool_limits(limits=int(inner_threads), user_api=user_api)
+
+
+def _pin_worker(inner_threads):
+    if inner_threads is not None:
+        inner_limits(inner_threads, "openmp")  # dies with the worker thread: no restore
+
+
+def _run_unit(task, jobs, train, valid, fold, *, X, y, cache, extra, stop, sink=None,
+              inner_threads=None):
     """One unit: candidates ``jobs`` (``[(index, params, seeds)]``) on fold ``fold``.
 
     With threads, ``sink`` receives each fold score as soon as it exists, so an interrupt
     in the middle of a unit keeps the fits already done.
     """
     if cache is None:  # process backend: a unit-local cache still shares the prefix fit
-        cache = PrefixCache(1 << 62)
+        with inner_limits(inner_threads):  # a worker process runs one unit at a time
+            return _run_unit(task, jobs, train, valid, fold, X=X, y=y,
+                             cache=PrefixCache(1 << 62), extra=extra, stop=stop, sink=sink)
     out = []
     for ci, params, seeds in jobs:
         if stop is not None and stop.is_set():
@@ -62,11 +100,11 @@ def _run_unit(task, jobs, train, valid, fold, *, X, y, cache, extra, stop, sink=
 
 
 def run_candidates(task, cands, groups, X, y, folds, *, n_jobs, backend, cache, extra,
-                   progress: Progress, on_fold=None):
+                   progress: Progress, inner_threads=1):
     """Fit and score ``cands`` (``[(index, params, seeds)]``) on every fold.
 
     Returns ``(results, interrupted)`` where ``results[(index, fold)]`` is a FoldScore.
-    ``on_fold(results)`` is called after each unit (for early stopping hooks).
+    ``inner_threads`` pins BLAS / OpenMP in the fits (see :func:`inner_limits`).
     """
     units = [(g, f) for g in groups for f in range(len(folds))]
     results: dict = {}
@@ -82,62 +120,65 @@ def run_candidates(task, cands, groups, X, y, folds, *, n_jobs, backend, cache, 
         train, valid = folds[f]
         return jobs, train, valid, f
 
-    n_jobs = 1 if n_jobs in (None, 0, 1) else n_jobs
-    if n_jobs < 0:
-        import os
-        n_jobs = max(1, (os.cpu_count() or 1) + 1 + n_jobs)
+    n_jobs = min(resolve_jobs(n_jobs), max(len(units), 1))
+    pin = inner_limits(inner_threads) if backend == "threads" else contextlib.nullcontext()
     try:
-        if n_jobs == 1:
-            for g, f in units:
-                jobs, train, valid, f = _args(g, f)
-                for ci, params, seeds in jobs:
-                    fs = fit_score_fold(task, params, seeds, X, y, train, valid, f, cache, extra)
-                    _collect([(ci, f, fs)])
-        elif backend == "threads":
-            stop = threading.Event()
-            sink: dict = {}
-            with cf.ThreadPoolExecutor(max_workers=n_jobs) as ex:
-                futs = []
+        with pin:
+            if n_jobs == 1 or len(units) == 1:
                 for g, f in units:
                     jobs, train, valid, f = _args(g, f)
-                    futs.append(ex.submit(_run_unit, task, jobs, train, valid, f, X=X, y=y,
-                                          cache=cache, extra=extra, stop=stop,
-                                          sink=sink))
-                try:
-                    for fut in futs:
-                        while True:
-                            try:
-                                _collect(fut.result(timeout=0.25))
-                                break
-                            except cf.TimeoutError:
-                                continue
-                except BaseException:
-                    stop.set()
-                    for fu in futs:
-                        fu.cancel()
-                    raise
-                finally:
-                    ex.shutdown(wait=True)  # running units stop after their current fit
-                    results.update(sink)
-        else:
-            from joblib import Parallel, delayed
-            gen = Parallel(n_jobs=n_jobs, return_as="generator")(
-                delayed(_run_unit)(task, *_args(g, f), X=X, y=y, cache=None, extra=extra,
-                                   stop=None) for g, f in units)
-            for batch in gen:
-                _collect(batch)
+                    for ci, params, seeds in jobs:
+                        fs = fit_score_fold(task, params, seeds, X, y, train, valid, f,
+                                            cache, extra)
+                        _collect([(ci, f, fs)])
+            elif backend == "threads":
+                stop = threading.Event()
+                sink: dict = {}
+                with cf.ThreadPoolExecutor(max_workers=n_jobs, initializer=_pin_worker,
+                                           initargs=(inner_threads,)) as ex:
+                    futs = []
+                    for g, f in units:
+                        jobs, train, valid, f = _args(g, f)
+                        futs.append(ex.submit(_run_unit, task, jobs, train, valid, f, X=X, y=y,
+                                              cache=cache, extra=extra, stop=stop,
+                                              sink=sink))
+                    try:
+                        for fut in futs:
+                            while True:
+                                try:
+                                    _collect(fut.result(timeout=0.25))
+                                    break
+                                except cf.TimeoutError:
+                                    continue
+                    except BaseException:
+                        stop.set()
+                        for fu in futs:
+                            fu.cancel()
+                        raise
+                    finally:
+                        ex.shutdown(wait=True)  # running units stop after their current fit
+                        results.update(sink)
+            else:
+                from joblib import Parallel, delayed
+                gen = Parallel(n_jobs=n_jobs, return_as="generator")(
+                    delayed(_run_unit)(task, *_args(g, f), X=X, y=y, cache=None, extra=extra,
+                                       stop=None, inner_threads=inner_threads)
+                    for g, f in units)
+                for batch in gen:
+                    _collect(batch)
     except KeyboardInterrupt:
         interrupted = True
     return results, interrupted
 
 
 def fold_table(cands, results, n_folds):
-    """Per-candidate arrays: scores (NaN where not run), fit/score time, cache hits."""
+    """Per-candidate arrays: scores (NaN where not run), fit/score time, and cache hits as
+    ``(n, 2)``: prefix hits, model (binned data) hits."""
     n = len(cands)
     scores = np.full((n, n_folds), np.nan)
     fit_t = np.zeros(n)
     score_t = np.zeros(n)
-    hits = np.zeros(n, dtype=np.int64)
+    hits = np.zeros((n, 2), dtype=np.int64)
     for row, (ci, _, _) in enumerate(cands):
         for f in range(n_folds):
             fs: FoldScore | None = results.get((ci, f))
@@ -146,5 +187,6 @@ def fold_table(cands, results, n_folds):
             scores[row, f] = fs.score
             fit_t[row] += fs.fit_time
             score_t[row] += fs.score_time
-            hits[row] += int(fs.hit)
+            hits[row, 0] += int(fs.hit)
+            hits[row, 1] += int(fs.model_hit)
     return scores, fit_t, score_t, hits

@@ -5,7 +5,10 @@ model is a scikit-learn, LightGBM or XGBoost (sklearn-wrapper) estimator. The sp
 ``GridSearchCV``: for a ``Pipeline``, every step but the last (the *prefix*) is fitted once
 per ``(fold, prefix parameters)`` and its transformed train/validation matrices are cached;
 every candidate that shares those prefix parameters only fits the final estimator. Cache
-hits are counted per trial (``trials_["cache_hits"]``) and in total (``cache_hits_``).
+hits are counted per trial (``trials_["cache_hits"]``) and in total (``cache_hits_``). A
+``HistGradientBoosting*`` final model also bins each fold's training matrix only once per
+prefix (``model_cache_hits_``), with bit-identical models. Fold fits pin BLAS / OpenMP to one
+thread and run in parallel across candidates, so scores do not depend on ``n_jobs``.
 
 Strategies: ``"grid"`` (every combination), ``"random"`` (``n_iter`` draws, lists or scipy
 distributions), ``"halving"`` (successive halving, see :func:`search`) and ``"optuna"``
@@ -49,10 +52,13 @@ class TuneResult:
     trials_ : pandas.DataFrame or pyarrow.Table
         One row per trial (per candidate and round for halving): ``trial``, ``params``,
         ``param_<name>`` columns, ``split<k>_score``, ``mean_score``, ``std_score``,
-        ``fit_time``, ``score_time``, ``cache_hits``, ``state`` and ``rank``. A pandas frame
+        ``fit_time``, ``score_time``, ``cache_hits``, ``model_cache_hits``, ``state`` and
+        ``rank``. A pandas frame
         when pandas is importable, else a pyarrow Table.
     cache_hits_ : int
         Fold fits that reused a cached, already fitted prefix.
+    model_cache_hits_ : int
+        Fold fits of a HistGradientBoosting model that reused the fold's binned matrix.
     interrupted : bool
         True when Ctrl-C stopped the loop; the trials done so far are kept.
     """
@@ -67,6 +73,7 @@ class TuneResult:
     n_splits_: int = 0
     scoring: object = None
     extra: dict = field(default_factory=dict)
+    model_cache_hits_: int = 0
 
     def compile(self, sample=None, **options):
         """``forgeline.compile(best_estimator_, sample)``: the tuned pipeline as a Scorer."""
@@ -207,7 +214,8 @@ def _records(cands, scores, fit_t, score_t, hits, states, extra_cols=None):
         r["std_score"] = float(np.std(scores[row, done])) if done.any() else np.nan
         r["fit_time"] = fit_t[row]
         r["score_time"] = score_t[row]
-        r["cache_hits"] = int(hits[row])
+        r["cache_hits"] = int(hits[row, 0])
+        r["model_cache_hits"] = int(hits[row, 1])
         r["n_folds_done"] = int(done.sum())
         r["state"] = states[row] if states is not None else (
             "complete" if done.all() else "partial")
@@ -297,13 +305,25 @@ def _halving(ctx, cands, factor, min_resources, resource):
 
 
 # ---------------------------------------------------------------- search
+def _default_cache_bytes() -> int:
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024 // 4
+    except (OSError, ValueError, IndexError):  # pragma: no cover - not Linux
+        pass
+    return 1 << 30  # pragma: no cover
+
+
 def search(estimator, space, X, y=None, *, cv=5, strategy: str = "grid", scoring=None,
            n_iter: int = 10, n_jobs: int | None = None, backend: str = "threads",
            random_state: int | None = None, groups=None, refit: bool = True,
            factor: int = 3, min_resources: int | None = None, resource: str = "auto",
-           cache_bytes: int = 1 << 30, mlflow_experiment: str | None = None,
+           cache_bytes: int | None = None, mlflow_experiment: str | None = None,
            mlflow_tracking_uri: str | None = None, progress: bool | None = None,
-           optuna_pruner=None) -> TuneResult:
+           optuna_pruner=None, inner_threads: int | None = 1,
+           reuse_model_bins: bool = True) -> TuneResult:
     """Cross-validated search over ``space``, reusing fitted transforms across candidates.
 
     Parameters
@@ -328,10 +348,12 @@ def search(estimator, space, X, y=None, *, cv=5, strategy: str = "grid", scoring
     n_iter : int
         Candidates for ``"random"`` and ``"optuna"`` (and ``"halving"`` on distributions).
     n_jobs : int or None
-        Parallel units of work (one ``(prefix group, fold)`` each). Results do not depend
-        on it.
+        Parallel units of work (one ``(prefix group, fold)`` each). ``None`` (default) uses
+        every core, unlike sklearn's ``n_jobs=None``; negative counts back from the core
+        count as in sklearn. Results do not depend on it (see ``inner_threads``).
     backend : {"threads", "processes"}
-        Threads (forgeline's native transforms release the GIL) or joblib processes.
+        Threads (forgeline's native transforms release the GIL, and so do numpy, BLAS and
+        sklearn's Cython fits) or joblib processes.
     random_state : int or None
         Seeds the sampler, the halving row subsample and Optuna. Estimators left at
         ``random_state=None`` get a seed derived from ``(random_state, candidate index)``
@@ -349,8 +371,11 @@ def search(estimator, space, X, y=None, *, cv=5, strategy: str = "grid", scoring
         random subset (kept in original order, for ``TimeSeriesSplit``) re-split with
         ``cv``. ``resource`` forces ``"n_samples"`` or a parameter name. The last round
         uses the full budget; the best trial is the best of that round.
-    cache_bytes : int
-        Budget of the transform cache (fitted prefix plus transformed fold matrices).
+    cache_bytes : int or None
+        Budget of the transform cache (transformed fold matrices, HGB binned matrices).
+        ``None``: a quarter of the memory available when the search starts (1 GiB where
+        that cannot be read), enough for halving on boosting rounds to keep every fold's
+        matrices across rounds instead of refitting them.
     mlflow_experiment, mlflow_tracking_uri : str or None
         Log every trial (params, fold scores, mean/std, fit time, cache hits) as a child
         run of one parent run into this MLflow experiment.
@@ -359,6 +384,20 @@ def search(estimator, space, X, y=None, *, cv=5, strategy: str = "grid", scoring
     optuna_pruner : optuna pruner or None
         Defaults to ``optuna.pruners.MedianPruner()``; intermediate values are the running
         mean score after each fold.
+    inner_threads : int or None
+        BLAS / OpenMP threads inside each fold fit (via threadpoolctl), 1 by default: the
+        parallelism comes from ``n_jobs`` across candidates, and models whose result
+        depends on their own thread count (HistGradientBoosting's parallel gradient sums,
+        BLAS reductions) score the same whatever ``n_jobs`` is. ``None`` leaves the
+        libraries' own defaults (then only ``n_jobs=1`` runs are reproducible bit for
+        bit). The BLAS limit is process-wide while the search runs. The final refit runs
+        with the libraries' defaults, as in ``GridSearchCV``.
+    reuse_model_bins : bool
+        For a ``HistGradientBoosting*`` final model, bin each fold's training matrix once
+        and share the fitted bin mapper and binned matrix with every candidate on that
+        fold and prefix (the binning depends only on the rows and ``max_bins``/categorical
+        settings). The fitted models are identical to plain fits; ``False`` turns it off.
+        Hits are counted in ``trials_["model_cache_hits"]`` and ``model_cache_hits_``.
 
     Returns
     -------
@@ -379,6 +418,9 @@ def search(estimator, space, X, y=None, *, cv=5, strategy: str = "grid", scoring
         raise InputError(f"backend must be 'threads' or 'processes', got {backend!r}")
     if n_iter < 1:
         raise InputError(f"n_iter must be >= 1, got {n_iter}")
+    if inner_threads is not None and (not isinstance(inner_threads, (int, np.integer))
+                                      or inner_threads < 1):
+        raise InputError(f"inner_threads must be an int >= 1 or None, got {inner_threads!r}")
     n, y, groups = _check_inputs(estimator, X, y, groups)
     space_dicts = _check_space(estimator, space, strategy)
     from sklearn.metrics import check_scoring
@@ -387,8 +429,12 @@ def search(estimator, space, X, y=None, *, cv=5, strategy: str = "grid", scoring
     cv_obj = _make_cv(cv, estimator, y)
     folds = list(cv_obj.split(X, y, groups))
     scorer = check_scoring(_final(estimator, split), scoring=scoring)
-    task = Task(estimator=estimator, split=split, scorer=scorer)
-    cache = PrefixCache(cache_bytes)
+    task = Task(estimator=estimator, split=split, scorer=scorer,
+                reuse_bins=bool(reuse_model_bins))
+    if cache_bytes is not None and (not isinstance(cache_bytes, (int, np.integer))
+                                    or cache_bytes < 0):
+        raise InputError(f"cache_bytes must be an int >= 0 or None, got {cache_bytes!r}")
+    cache = PrefixCache(_default_cache_bytes() if cache_bytes is None else cache_bytes)
     t_start = time.perf_counter()
 
     def run(sub, X_, y_, folds_, extra):
@@ -396,7 +442,7 @@ def search(estimator, space, X, y=None, *, cv=5, strategy: str = "grid", scoring
         try:
             return run_candidates(task, sub, _groups(sub, split), X_, y_, folds_,
                                   n_jobs=n_jobs, backend=backend, cache=cache, extra=extra,
-                                  progress=prog)
+                                  progress=prog, inner_threads=inner_threads)
         finally:
             prog.close()
 
@@ -406,6 +452,7 @@ def search(estimator, space, X, y=None, *, cv=5, strategy: str = "grid", scoring
         recs, interrupted, info = optuna_loop(
             task, space_dicts[0], X, y, folds, n_iter=n_iter, random_state=random_state,
             cache=cache, pruner=optuna_pruner, progress=progress,
+            inner_threads=inner_threads,
             seeds=lambda i: _seeds(estimator, split, random_state, i))
     else:
         raw = _candidates(space_dicts, strategy, n_iter, random_state)
@@ -434,6 +481,7 @@ def search(estimator, space, X, y=None, *, cv=5, strategy: str = "grid", scoring
     result = TuneResult(best_params_=best_params, best_score_=best_score,
                         best_estimator_=best_est, trials_=_frame(recs),
                         cache_hits_=int(sum(r["cache_hits"] for r in recs)),
+                        model_cache_hits_=int(sum(r.get("model_cache_hits", 0) for r in recs)),
                         interrupted=interrupted, strategy=strategy, n_splits_=len(folds),
                         scoring=scoring, extra=info)
     if mlflow_experiment is not None:
