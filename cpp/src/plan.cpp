@@ -242,6 +242,17 @@ void apply_op_tile(const Program& p, std::size_t k, double* FL_RESTRICT x, index
     case Op::SearchSortedRight: {
       const double* t = p.dtab.data() + p.op_off[k];
       const index_t len = p.op_len[k];
+      if (len <= 32) {
+        // Short tables (bin edges): the count of edges <= x is upper_bound's answer, computed
+        // branch-free over the whole tile (a binary search mispredicts on every level).
+        double c[kTile] = {};
+        for (index_t j = 0; j < len; ++j) {
+          const double e = t[j];
+          for (index_t i = 0; i < n; ++i) c[i] += e <= x[i] ? 1.0 : 0.0;
+        }
+        for (index_t i = 0; i < n; ++i) x[i] = std::isnan(x[i]) ? static_cast<double>(len) : c[i];
+        return;
+      }
       for (index_t i = 0; i < n; ++i)  // numpy sorts NaN after everything
         x[i] = std::isnan(x[i]) ? static_cast<double>(len)
                                 : static_cast<double>(std::upper_bound(t, t + len, x[i]) - t);
@@ -357,5 +368,38 @@ void set_numpy_loops(UfuncLoop log1p, void* log1p_data, UfuncLoop expm1, void* e
 }
 
 bool numpy_loops_set() { return g_log1p.fn.load() != nullptr && g_expm1.fn.load() != nullptr; }
+
+// The register of one group over one tile, as run_block computes it (kept separate from
+// run_block so the fused linear head can reuse it without touching the matrix path).
+static_assert(kGroupTile == kTile, "the fused head and the executor share one tile size");
+
+void group_values(const Program& p, const Inputs& in, std::size_t g, index_t t0, index_t n, double* x) {
+  if (n > kTile) throw std::invalid_argument("plan: group_values tile too large");
+  const void* col = in.columns[static_cast<std::size_t>(p.src[g])];
+  if (in.row_stride > 0) {
+    const double* d = static_cast<const double*>(col);
+    for (index_t i = 0; i < n; ++i) x[i] = d[(t0 + i) * in.row_stride];
+  } else switch (static_cast<Source>(p.src_kind[g])) {
+    case Source::Float64: std::memcpy(x, static_cast<const double*>(col) + t0, sizeof(double) * n); break;
+    case Source::Float32: {
+      const float* f = static_cast<const float*>(col) + t0;
+      for (index_t i = 0; i < n; ++i) x[i] = static_cast<double>(f[i]);
+      break;
+    }
+    case Source::Datetime: {
+      const std::int64_t* d = static_cast<const std::int64_t*>(col) + t0;
+      const int part = static_cast<int>(p.op_a[static_cast<std::size_t>(p.op_begin[g])]);
+      for (index_t i = 0; i < n; ++i) x[i] = date_part(d[i], part);
+      break;
+    }
+    default: {
+      const std::int32_t* c = static_cast<const std::int32_t*>(col) + t0;
+      for (index_t i = 0; i < n; ++i) x[i] = c[i] == kMissing ? std::nan("") : static_cast<double>(c[i]);
+      break;
+    }
+  }
+  for (std::size_t k = static_cast<std::size_t>(p.op_begin[g]); k < static_cast<std::size_t>(p.op_end[g]); ++k)
+    apply_op_tile(p, k, x, n, g);
+}
 
 }  // namespace forgeline::plan
