@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "bindings.hpp"
+#include "forgeline/parallel.hpp"
 #include "forgeline/plan.hpp"
 
 namespace forgeline::bind {
@@ -74,13 +75,80 @@ py::array_t<std::int32_t> codes_of(const plan::Vocabulary& v, const py::array& o
   {
     // Safe: reads the held arrays and the immutable vocabulary, writes only `out`.
     py::gil_scoped_release release;
-    plan::string_codes<Off>(v, o, reinterpret_cast<const char*>(data.data()), vb, valid_offset, n,
+    plan::string_codes<Off>(v, o, reinterpret_cast<const char*>(data.data()), static_cast<std::size_t>(data.shape(0)), vb, valid_offset, n,
                             out.mutable_data());
   }
   return out;
 }
 
+// Codes of several string columns at once, one column per parallel chunk: every argument is
+// a list with one entry per column (as StringVocabulary.codes takes them).
+py::list codes_many(const py::list& vocabs, const py::list& offsets, const py::list& datas, const py::list& valids,
+                    const std::vector<index_t>& valid_offsets, const std::vector<index_t>& ns, int n_threads) {
+  const std::size_t c = vocabs.size();
+  if (offsets.size() != c || datas.size() != c || valids.size() != c || valid_offsets.size() != c || ns.size() != c)
+    throw std::invalid_argument("string codes: one entry per column in every list");
+  struct Job {
+    const plan::Vocabulary* v;
+    py::array off, data, valid;
+    bool wide = false, has_valid = false;
+    index_t voff, n;
+    py::array_t<std::int32_t> out;
+  };
+  std::vector<Job> jobs(c);
+  for (std::size_t j = 0; j < c; ++j) {
+    Job& b = jobs[j];
+    b.v = &vocabs[j].cast<const plan::Vocabulary&>();
+    b.off = offsets[j].cast<py::array>();
+    b.wide = b.off.dtype().is(py::dtype::of<std::int64_t>());
+    if (!b.wide && !b.off.dtype().is(py::dtype::of<std::int32_t>()))
+      throw std::invalid_argument("string codes: offsets must be int32 or int64");
+    b.off = b.wide ? py::array(py::array_t<std::int64_t, py::array::c_style>::ensure(b.off))
+                   : py::array(py::array_t<std::int32_t, py::array::c_style>::ensure(b.off));
+    b.data = py::array_t<std::uint8_t, py::array::c_style>::ensure(datas[j]);
+    b.voff = valid_offsets[j];
+    b.n = ns[j];
+    if (!b.off || !b.data || b.off.ndim() != 1 || b.data.ndim() != 1 || b.n < 0 || b.off.shape(0) != b.n + 1)
+      throw std::invalid_argument("string codes: need 1-D data and n + 1 offsets");
+    const std::int64_t first = b.wide ? static_cast<const std::int64_t*>(b.off.data())[0]
+                                      : static_cast<const std::int32_t*>(b.off.data())[0];
+    const std::int64_t last = b.wide ? static_cast<const std::int64_t*>(b.off.data())[b.n]
+                                     : static_cast<const std::int32_t*>(b.off.data())[b.n];
+    if (first < 0 || last < first || last > b.data.shape(0))
+      throw std::invalid_argument("string codes: offsets outside the data buffer");
+    if (!valids[j].is_none()) {
+      b.valid = py::array_t<std::uint8_t, py::array::c_style>::ensure(valids[j]);
+      b.has_valid = true;
+      if (!b.valid || b.valid.ndim() != 1 || b.voff < 0 || (b.voff + b.n + 7) / 8 > b.valid.shape(0))
+        throw std::invalid_argument("string codes: validity bitmap too short");
+    }
+    b.out = py::array_t<std::int32_t>(b.n);
+  }
+  {
+    // Safe: reads arrays held by `jobs` and immutable vocabularies; each chunk writes its own output.
+    py::gil_scoped_release release;
+    parallel_for(static_cast<index_t>(c), n_threads, 1, [&](index_t b0, index_t e0, index_t) {
+      for (index_t j = b0; j < e0; ++j) {
+        Job& b = jobs[static_cast<std::size_t>(j)];
+        const auto* vb = b.has_valid ? static_cast<const std::uint8_t*>(b.valid.data()) : nullptr;
+        const char* d = static_cast<const char*>(b.data.data());
+        const auto dl = static_cast<std::size_t>(b.data.shape(0));
+        std::int32_t* o = static_cast<std::int32_t*>(b.out.mutable_data());
+        if (b.wide)
+          plan::string_codes<std::int64_t>(*b.v, static_cast<const std::int64_t*>(b.off.data()), d, dl, vb, b.voff, b.n, o);
+        else
+          plan::string_codes<std::int32_t>(*b.v, static_cast<const std::int32_t*>(b.off.data()), d, dl, vb, b.voff, b.n, o);
+      }
+    });
+  }
+  py::list out;
+  for (auto& b : jobs) out.append(b.out);
+  return out;
+}
+
 void bind_plan_fused(py::module_& m) {
+  m.def("_string_codes_many", &codes_many, py::arg("vocabs"), py::arg("offsets"), py::arg("datas"),
+        py::arg("valids"), py::arg("valid_offsets"), py::arg("ns"), py::arg("n_threads") = 0);
   py::class_<plan::Vocabulary, std::shared_ptr<plan::Vocabulary>>(m, "StringVocabulary")
       .def(py::init([](std::vector<std::string> values) { return std::make_shared<plan::Vocabulary>(std::move(values)); }),
            py::arg("values"))

@@ -31,32 +31,42 @@ void LinearHead::check(const Program& p) const {
 index_t run_linear(const Program& p, const LinearHead& h, const Inputs& in, double* margin, int n_threads) {
   const index_t K = h.n_out;
   const std::size_t groups = p.src.size();
-  // Tables holding a non-finite value need a per-row check; most hold none.
-  std::vector<char> tab_nonfinite(groups, 0);
-  for (std::size_t g = 0; g < groups; ++g) {
-    if (static_cast<Emit>(p.emit[g]) == Emit::Scalar) continue;
-    const double* t = h.w.data() + h.w_off[g];
-    for (index_t j = 0; j < static_cast<index_t>(p.tab_len[g]) * K; ++j)
-      if (!std::isfinite(t[j])) tab_nonfinite[g] = 1;
-  }
+  // No per-value finiteness checks: a non-finite feature or table value always makes its
+  // row's margin non-finite (w * NaN, w * inf and 0 * inf all are), so checking the margins
+  // once per tile finds every such row. A margin that overflows from finite features is
+  // flagged too; the caller then takes the model's own path, which gives the right answer.
   const index_t chunks = num_chunks(in.n_rows, kFusedBlockRows);
   std::vector<index_t> first_bad(static_cast<std::size_t>(chunks), -1);
   parallel_for(in.n_rows, n_threads, kFusedBlockRows, [&](index_t b, index_t e, index_t chunk) {
     double x[kGroupTile];
-    char bad[kGroupTile];
     for (index_t t0 = b; t0 < e; t0 += kGroupTile) {
       const index_t n = std::min(kGroupTile, e - t0);
       double* m = margin + t0 * K;
       for (index_t i = 0; i < n; ++i)
         for (index_t k = 0; k < K; ++k) m[i * K + k] = h.bias[static_cast<std::size_t>(k)];
-      std::fill(bad, bad + n, 0);
       for (std::size_t g = 0; g < groups; ++g) {
-        group_values(p, in, g, t0, n, x);
         const double* w = h.w.data() + h.w_off[g];
         const auto emit = static_cast<Emit>(p.emit[g]);
+        if (emit != Emit::Scalar && p.op_begin[g] == p.op_end[g] && in.row_stride == 0 &&
+            p.src_kind[g] == static_cast<std::int32_t>(Source::Codes)) {
+          // An encoder straight on a categorical column: the code indexes the table
+          // directly (no round trip through a double register).
+          const std::int32_t* c = static_cast<const std::int32_t*>(in.columns[static_cast<std::size_t>(p.src[g])]) + t0;
+          const index_t tab = p.tab_off[g], tlen = p.tab_len[g];
+          const std::int32_t* it = emit == Emit::OneHot ? p.itab.data() + tab : nullptr;
+          for (index_t i = 0; i < n; ++i) {
+            index_t idx = static_cast<index_t>(c[i]) + 2;  // -2 unseen -> 0, -1 missing -> 1
+            if (idx < 0 || idx >= tlen) idx = 0;
+            if (emit == Emit::OneHot ? it[idx] == kRaise
+                                     : idx <= 1 && (p.unseen_error[g] & (idx == 0 ? 1 : 2)))
+              throw std::domain_error("unknown category in plan group " + std::to_string(g));
+            const double* row = w + idx * K;
+            for (index_t k = 0; k < K; ++k) m[i * K + k] += row[k];
+          }
+          continue;
+        }
+        group_values(p, in, g, t0, n, x);
         if (emit == Emit::Scalar) {
-          if (h.finite_only)
-            for (index_t i = 0; i < n; ++i) bad[i] |= !std::isfinite(x[i]);
           if (K == 1) {
             const double w0 = w[0];
             for (index_t i = 0; i < n; ++i) m[i] += w0 * x[i];
@@ -80,14 +90,12 @@ index_t run_linear(const Program& p, const LinearHead& h, const Inputs& in, doub
             throw std::domain_error("unknown category in plan group " + std::to_string(g));
           }
           const double* row = w + idx * K;
-          if (tab_nonfinite[g] && h.finite_only)
-            for (index_t k = 0; k < K; ++k) bad[i] |= !std::isfinite(row[k]);
           for (index_t k = 0; k < K; ++k) m[i * K + k] += row[k];
         }
       }
       if (h.finite_only && first_bad[static_cast<std::size_t>(chunk)] < 0) {
         for (index_t i = 0; i < n; ++i) {
-          bool nf = bad[i] != 0;
+          bool nf = false;
           for (index_t k = 0; k < K; ++k) nf |= !std::isfinite(m[i * K + k]);
           if (nf) {
             first_bad[static_cast<std::size_t>(chunk)] = t0 + i;

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _frame
-from ._native import core
+from ._native import core, resolve_threads
 from .plan import SOURCE_CODES, SOURCE_FLOAT64
 
 __all__ = ["plan_columns"]
@@ -32,7 +32,9 @@ def _vocabulary(cache: dict, name: str, vocab) -> object | None:
     return v or None
 
 
-def _string_codes(voc, s) -> np.ndarray | None:
+def _string_buffers(s):
+    """(offsets, data, validity or None, bit offset, n) of each Arrow chunk of a pandas
+    Arrow-backed string Series, or None for any other storage."""
     import pyarrow as pa
 
     arr = getattr(s, "array", None)
@@ -55,13 +57,11 @@ def _string_codes(voc, s) -> np.ndarray | None:
         dat = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
         valid = np.frombuffer(validity, dtype=np.uint8) if (validity is not None and ch.null_count) \
             else None
-        parts.append(voc.codes(off, dat, valid, ch.offset, n))
-    if not parts:
-        return np.zeros(0, dtype=np.int32)
-    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+        parts.append((off, dat, valid, ch.offset, n))
+    return parts
 
 
-def plan_columns(X, schema, inputs, cache: dict):
+def plan_columns(X, schema, inputs, cache: dict, n_threads: int | None = None):
     """(columns, kinds, n_rows) for the native program over ``inputs``, or None when ``X`` is
     not the plain case described in the module docstring."""
     if not _frame._is_pandas_frame(X):
@@ -73,7 +73,7 @@ def plan_columns(X, schema, inputs, cache: dict):
     for spec in schema:
         if spec.name not in cols or spec.name not in used:
             return None  # the general path names a missing column / checks unused ones
-    out, kinds = [], []
+    out, kinds, strings = [], [], []
     for name, kind in inputs:
         s = X[name]
         if kind == _frame.NUMERIC:
@@ -85,13 +85,25 @@ def plan_columns(X, schema, inputs, cache: dict):
             kinds.append(SOURCE_FLOAT64)
         elif kind == _frame.CATEGORICAL:
             voc = _vocabulary(cache, name, schema[name].vocabulary)
-            if voc is None:
+            parts = None if voc is None else _string_buffers(s)
+            if parts is None:
                 return None
-            codes = _string_codes(voc, s)
-            if codes is None:
-                return None
-            out.append(codes)
+            strings.append((len(out), voc, parts))
+            out.append(None)
             kinds.append(SOURCE_CODES)
         else:
             return None
+    if strings:
+        # every chunk of every string column in one native call, columns in parallel
+        jobs = [(i, voc, part) for i, voc, parts in strings for part in parts]
+        codes = core._string_codes_many([j[1] for j in jobs], [j[2][0] for j in jobs],
+                                        [j[2][1] for j in jobs], [j[2][2] for j in jobs],
+                                        [j[2][3] for j in jobs], [j[2][4] for j in jobs],
+                                        resolve_threads(n_threads))
+        by_col: dict[int, list] = {}
+        for (i, _, _), c in zip(jobs, codes):
+            by_col.setdefault(i, []).append(c)
+        for i, _, _ in strings:
+            cs = by_col.get(i, [])
+            out[i] = cs[0] if len(cs) == 1 else (np.concatenate(cs) if cs else np.zeros(0, np.int32))
     return out, np.asarray(kinds, dtype=np.int32), len(X)

@@ -171,6 +171,19 @@ class FoldedLinear:
         return out
 
 
+def finish_row(model, z: np.ndarray, method: str) -> np.ndarray:
+    """``model.finish(z, method)`` for one row of a binary logistic model, without the array
+    machinery: the same IEEE operations on scalars (numpy's own ``exp``), so the same bits,
+    in a fraction of the time. Other cases go to ``model.finish``."""
+    if z.shape != (1, 1) or model.proba != "logistic" or method != "predict_proba":
+        return model.finish(z, method)
+    v = z[0, 0]
+    if not -v < 700.0:  # exp(-v) may overflow (or v is NaN): numpy's path and warnings
+        return model.finish(z, method)
+    p = 1.0 / (1.0 + float(np.exp(-v)))
+    return np.array([[1.0 - p, p]])
+
+
 def _fmt_vec(v) -> str:
     v = np.asarray(v).reshape(-1)
     if v.size == 1:

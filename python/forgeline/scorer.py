@@ -39,6 +39,7 @@ def _pool(n: int):
         return _POOL
 BUNDLE_KIND = "scorer"
 _MISSING = object()
+_PLAIN_NUMBERS = (float, int, np.float64, np.float32, np.int64, np.int32)
 
 
 class Scorer:
@@ -145,6 +146,9 @@ class Scorer:
         """
         if not isinstance(X, dict) or not X:
             return None
+        fast = self._row_values_plain(X)
+        if fast is not None:
+            return fast
         vals = []
         for name, kind, vocab in self._row_spec():
             v = X.get(name, _MISSING)
@@ -165,22 +169,63 @@ class Scorer:
         except (TypeError, ValueError):
             return None
 
+    def _pandas_row(self, X) -> np.ndarray | None:
+        """:meth:`_row_values_plain` for a one-row pandas DataFrame: reading the row as Python
+        scalars costs far less than pulling every column out of pandas."""
+        if not _frame._is_pandas_frame(X) or len(X) != 1:
+            return None
+        cols = X.columns
+        if not cols.is_unique or not all(type(c) is str for c in cols):
+            return None
+        return self._row_values_plain(dict(zip(cols, X.to_numpy(dtype=object)[0])))
+
+    def _row_values_plain(self, X: dict) -> np.ndarray | None:
+        """:meth:`_row_values` for the common row: Python/numpy floats and ints in numeric
+        columns, strings in categorical ones; None for anything else (the general loop)."""
+        plan = self.__dict__.get("_row_plain_cache")
+        if plan is None:
+            spec = self._row_spec()
+            if any(kind not in (_frame.NUMERIC, _frame.CATEGORICAL) for _, kind, _ in spec):
+                plan = ()
+            else:
+                plan = ([name for name, _, _ in spec],
+                        [i for i, (_, kind, _) in enumerate(spec) if kind == _frame.NUMERIC],
+                        [(i, vocab) for i, (_, kind, vocab) in enumerate(spec)
+                         if kind == _frame.CATEGORICAL])
+            self.__dict__["_row_plain_cache"] = plan
+        if not plan:
+            return None
+        names, num_idx, cat_idx = plan
+        get = X.get
+        vals = [get(n, _MISSING) for n in names]
+        for i in num_idx:
+            if type(vals[i]) not in _PLAIN_NUMBERS:
+                return None
+        for i, vocab in cat_idx:
+            v = vals[i]
+            if type(v) is not str:
+                return None
+            vals[i] = vocab.get(v, _frame.UNSEEN_CODE)
+        return np.array([vals], dtype=np.float64)
+
     def _model_call(self, X, method: str, n_threads, monitor: bool):
         model = self._require_model(method)
         if not monitor:
-            row = self._row_values(X)
+            row = self._row_values(X) if isinstance(X, dict) else self._pandas_row(X)
             if row is not None:
                 if self.folded is not None:
                     z = self.folded.margins_rows(row)
                     if z is not None:
-                        return model.finish(z, method)
+                        from ._fold import finish_row
+
+                        return finish_row(model, z, method)
                 block = self.features.program().run_rows(row, 1)
                 return getattr(model, method)(block, n_threads=1)
         if self.folded is not None:
             from ._fastinput import plan_columns
 
             fast = plan_columns(X, self.schema, self.folded.features.inputs,
-                                self.__dict__.setdefault("_vocab_cache", {}))
+                                self.__dict__.setdefault("_vocab_cache", {}), n_threads)
             if fast is not None:
                 z = self.folded.margins_columns(*fast, n_threads)
                 if z is not None:

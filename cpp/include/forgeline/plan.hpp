@@ -140,13 +140,20 @@ namespace forgeline::plan {
 // array's offset); valid is the Arrow validity bitmap (or nullptr) with its bit offset.
 struct Vocabulary {
   std::vector<std::string> values;
-  std::vector<std::int32_t> slots;  // open-addressing table: vocab index or -1
+  std::vector<std::int32_t> slots;  // open-addressing table for long values: vocab index or -1
   std::uint64_t mask = 0;
+  // Values of at most 8 bytes are keyed by (their bytes as one little-endian word, length):
+  // one multiply-shift hash and one integer compare, no byte loop.
+  std::vector<std::uint64_t> short_word;
+  std::vector<std::int32_t> short_len, short_code;  // per slot; short_code -1 = empty
+  int short_shift = 60;
   explicit Vocabulary(std::vector<std::string> v);
   std::int32_t find(const char* s, std::size_t len) const;
+  std::int32_t find_short(std::uint64_t word, std::size_t len) const;
 };
+// data_len: bytes in data (offsets are checked against it by the caller).
 template <class Off>
-void string_codes(const Vocabulary& vocab, const Off* offsets, const char* data, const std::uint8_t* valid,
-                  index_t valid_offset, index_t n, std::int32_t* out);
+void string_codes(const Vocabulary& vocab, const Off* offsets, const char* data, std::size_t data_len,
+                  const std::uint8_t* valid, index_t valid_offset, index_t n, std::int32_t* out);
 
 }  // namespace forgeline::plan

@@ -348,7 +348,10 @@ class DenseModel(NativeModel):
         if self.proba == "logistic":
             if z.shape[1] == 1:
                 p = expit(z[:, 0])
-                return np.stack([1 - p, p], axis=1)
+                out = np.empty((p.shape[0], 2), dtype=p.dtype)
+                out[:, 0] = 1 - p
+                out[:, 1] = p
+                return out
             return _normalise_rows(expit(z))
         if self.proba == "softmax":
             return softmax_rows(z)
