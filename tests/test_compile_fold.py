@@ -207,5 +207,21 @@ def test_single_row_dict_matches_batch():
     sc = fl.compile(_fit(LogisticRegression(max_iter=500), df, y), df)
     batch = sc.predict_proba(df[:20])
     for i in range(20):
-        row = df.iloc[i].to_dict()
-        np.testing.assert_allclose(sc.predict_proba(row)[0], batch[i], rtol=0, atol=1e-15)
+        # the scalar link path uses the same IEEE operations as the batch path: same bits
+        np.testing.assert_array_equal(sc.predict_proba(df.iloc[i].to_dict())[0], batch[i])
+        np.testing.assert_array_equal(sc.predict_proba(df.iloc[i:i + 1])[0], batch[i])
+        np.testing.assert_array_equal(sc.predict(df.iloc[i:i + 1]), sc.predict(df[i:i + 1].to_dict("list")))
+
+
+def test_single_row_extreme_margin_and_unusual_values():
+    df, y, _ = _data()
+    sc = fl.compile(_fit(LogisticRegression(max_iter=500), df, y), df)
+    row = df.iloc[0].to_dict()
+    row["b"] = 1e300  # huge margin: the link's overflow branch
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = sc.predict_proba(pd.DataFrame([row]).astype({"s": object, "t": object}))
+    np.testing.assert_array_equal(sc.predict_proba(row), want)
+    row = df.iloc[1].to_dict()
+    row["s"] = None  # missing category: the general single-row loop
+    np.testing.assert_array_equal(sc.predict_proba(row), sc.predict_proba({k: [v] for k, v in row.items()}))
