@@ -94,7 +94,7 @@ template <index_t N>
 void yeo_johnson_tile(double* x, index_t n, double lmbda) {
   const double eps = std::numeric_limits<double>::epsilon();
   const bool pos_log = std::fabs(lmbda) < eps, neg_log = !(std::fabs(lmbda - 2) > eps);
-  double t[N], lg[N], ex[N];
+  double t[N] = {}, lg[N], ex[N];  // t zeroed: GCC -O2 + sanitizers cannot see the loop fills it
   for (index_t i = 0; i < n; ++i) t[i] = x[i] >= 0 ? x[i] : -x[i];  // NaN stays NaN
   apply_loop(g_log1p, t, lg, n, log1p_fb);
   for (index_t i = 0; i < n; ++i) t[i] = x[i] >= 0 ? lmbda * lg[i] : (2 - lmbda) * lg[i];
