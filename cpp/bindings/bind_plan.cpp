@@ -7,6 +7,8 @@
 
 namespace forgeline::bind {
 
+void bind_plan_fused(py::module_& m);  // bind_plan_fused.cpp
+
 namespace {
 
 template <class T>
@@ -163,6 +165,7 @@ void bind_plan(py::module_& m) {
       py::arg("log1p"), py::arg("log1p_data"), py::arg("expm1"), py::arg("expm1_data"),
       "Register numpy's float64 log1p/expm1 inner loops (addresses; 0 = use libm).");
   m.def("_numpy_loops_set", &plan::numpy_loops_set);
+  bind_plan_fused(m);
 }
 
 }  // namespace forgeline::bind

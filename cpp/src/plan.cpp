@@ -94,7 +94,7 @@ template <index_t N>
 void yeo_johnson_tile(double* x, index_t n, double lmbda) {
   const double eps = std::numeric_limits<double>::epsilon();
   const bool pos_log = std::fabs(lmbda) < eps, neg_log = !(std::fabs(lmbda - 2) > eps);
-  double t[N], lg[N], ex[N];
+  double t[N] = {}, lg[N], ex[N];  // t zeroed: GCC -O2 + sanitizers cannot see the loop fills it
   for (index_t i = 0; i < n; ++i) t[i] = x[i] >= 0 ? x[i] : -x[i];  // NaN stays NaN
   apply_loop(g_log1p, t, lg, n, log1p_fb);
   for (index_t i = 0; i < n; ++i) t[i] = x[i] >= 0 ? lmbda * lg[i] : (2 - lmbda) * lg[i];
@@ -252,18 +252,8 @@ void apply_op_tile(const Program& p, std::size_t k, double* FL_RESTRICT x, index
     case Op::Sub: for (index_t i = 0; i < n; ++i) x[i] -= a; return;
     case Op::Mul: for (index_t i = 0; i < n; ++i) x[i] *= a; return;
     case Op::Div: for (index_t i = 0; i < n; ++i) x[i] /= a; return;
-    case Op::Log1p: {
-      double t[kTile];
-      apply_loop(g_log1p, x, t, n, log1p_fb);
-      std::memcpy(x, t, sizeof(double) * static_cast<std::size_t>(n));
-      return;
-    }
-    case Op::Expm1: {
-      double t[kTile];
-      apply_loop(g_expm1, x, t, n, expm1_fb);
-      std::memcpy(x, t, sizeof(double) * static_cast<std::size_t>(n));
-      return;
-    }
+    case Op::Log1p: apply_loop(g_log1p, x, x, n, log1p_fb); return;  // numpy's loops run in place
+    case Op::Expm1: apply_loop(g_expm1, x, x, n, expm1_fb); return;
     case Op::YeoJohnson: yeo_johnson_tile<kTile>(x, n, a); return;
     case Op::Clip: {
       const double b = p.op_b[k];
@@ -273,14 +263,19 @@ void apply_op_tile(const Program& p, std::size_t k, double* FL_RESTRICT x, index
     case Op::SearchSortedRight: {
       const double* t = p.dtab.data() + p.op_off[k];
       const index_t len = p.op_len[k];
-      if (len <= 32) {
-        // Few edges (bins): counting the sorted edges <= x equals upper_bound's position,
-        // and the branch-free count beats a binary search's mispredicted branches.
+      if (len <= 64) {
+        // Short tables (bin edges): upper_bound as a branch-free binary search (conditional
+        // moves instead of branches, which mispredict on every level for random data).
+        index_t top = 1;
+        while (top * 2 <= len) top *= 2;
         for (index_t i = 0; i < n; ++i) {
           const double v = x[i];
-          index_t c = 0;
-          for (index_t j = 0; j < len; ++j) c += t[j] <= v;
-          x[i] = std::isnan(v) ? static_cast<double>(len) : static_cast<double>(c);
+          index_t pos = 0;
+          for (index_t step = top; step > 0; step >>= 1) {
+            const index_t nxt = pos + step;
+            pos = (nxt <= len && t[nxt - 1] <= v) ? nxt : pos;
+          }
+          x[i] = std::isnan(v) ? static_cast<double>(len) : static_cast<double>(pos);
         }
         return;
       }
@@ -416,5 +411,47 @@ void set_numpy_loops(UfuncLoop log1p, void* log1p_data, UfuncLoop expm1, void* e
 }
 
 bool numpy_loops_set() { return g_log1p.fn.load() != nullptr && g_expm1.fn.load() != nullptr; }
+
+// The register of one group over one tile, as run_block computes it (kept separate from
+// run_block so the fused linear head can reuse it without touching the matrix path).
+static_assert(kGroupTile == kTile, "the fused head and the executor share one tile size");
+
+void group_values(const Program& p, const Inputs& in, std::size_t g, index_t t0, index_t n, double* x) {
+  if (n > kTile) throw std::invalid_argument("plan: group_values tile too large");
+  const void* col = in.columns[static_cast<std::size_t>(p.src[g])];
+  auto k0 = static_cast<std::size_t>(p.op_begin[g]);
+  if (in.row_stride > 0) {
+    const double* d = static_cast<const double*>(col);
+    for (index_t i = 0; i < n; ++i) x[i] = d[(t0 + i) * in.row_stride];
+  } else switch (static_cast<Source>(p.src_kind[g])) {
+    case Source::Float64: {
+      const double* d = static_cast<const double*>(col) + t0;
+      if (k0 < static_cast<std::size_t>(p.op_end[g]) && p.op_code[k0] == static_cast<std::int32_t>(Op::Impute)) {
+        const double a = p.op_a[k0++];  // the read and a leading impute in one pass
+        for (index_t i = 0; i < n; ++i) x[i] = std::isnan(d[i]) ? a : d[i];
+      } else {
+        std::memcpy(x, d, sizeof(double) * n);
+      }
+      break;
+    }
+    case Source::Float32: {
+      const float* f = static_cast<const float*>(col) + t0;
+      for (index_t i = 0; i < n; ++i) x[i] = static_cast<double>(f[i]);
+      break;
+    }
+    case Source::Datetime: {
+      const std::int64_t* d = static_cast<const std::int64_t*>(col) + t0;
+      const int part = static_cast<int>(p.op_a[static_cast<std::size_t>(p.op_begin[g])]);
+      for (index_t i = 0; i < n; ++i) x[i] = date_part(d[i], part);
+      break;
+    }
+    default: {
+      const std::int32_t* c = static_cast<const std::int32_t*>(col) + t0;
+      for (index_t i = 0; i < n; ++i) x[i] = c[i] == kMissing ? std::nan("") : static_cast<double>(c[i]);
+      break;
+    }
+  }
+  for (std::size_t k = k0; k < static_cast<std::size_t>(p.op_end[g]); ++k) apply_op_tile(p, k, x, n, g);
+}
 
 }  // namespace forgeline::plan

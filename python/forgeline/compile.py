@@ -26,7 +26,7 @@ RTOL_FLOAT32 = 1e-6
 
 
 def compile(fitted, sample=None, *, verify: bool = True, profile: bool = True,
-            n_threads: int | None = None, **model_options) -> Scorer:  # noqa: A001
+            n_threads: int | None = None, fold: bool = True, **model_options) -> Scorer:  # noqa: A001
     """Compile a fitted model or pipeline into a native :class:`~forgeline.Scorer`.
 
     Parameters
@@ -49,6 +49,10 @@ def compile(fitted, sample=None, *, verify: bool = True, profile: bool = True,
         Fit the reference :class:`~forgeline.Profile` on ``sample`` (inputs + model output).
     n_threads : int, optional
         Threads for verification scoring.
+    fold : bool
+        Fold a linear model into the feature plan (scalers into the weights, encoders into
+        table look-ups; see :mod:`forgeline._fold`), so predictions run as one fused native
+        pass. Verification scores the sample through the folded plan.
     **model_options
         Passed to the model importer (e.g. ``num_iteration`` for LightGBM).
 
@@ -110,6 +114,10 @@ def compile(fitted, sample=None, *, verify: bool = True, profile: bool = True,
                            {k: u for k, (u, _) in b.udfs.items()}).pruned()
     metadata = _metadata(fitted, final, model, sample_frame, in_names)
     scorer = Scorer(schema, features, model, metadata=metadata)
+    if fold and model is not None:
+        from ._fold import fold as fold_linear
+
+        scorer.folded = fold_linear(features, model)
     if sample is not None and verify:
         _verify(fitted, steps, final, scorer, sample, n_threads)
     if sample is not None and profile:
@@ -361,6 +369,10 @@ def _error_scale(scorer: Scorer, sample, want):
     if fn is None:
         return None
     scale = np.asarray(fn(scorer.transform(sample)), dtype=np.float64)
+    if scorer.folded is not None:
+        # folded scaler shifts are terms of the sum too (forgeline._fold's docstring)
+        shift = scorer.folded.shift_magnitude
+        scale = scale + (shift if scale.ndim == 2 else shift[0])
     return scale if scale.size == np.asarray(want).size else None
 
 

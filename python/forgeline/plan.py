@@ -248,9 +248,22 @@ class FeaturePlan:
         """Feature matrix (stop - start, n_features) float64 for rows [start, stop) of a
         validated frame."""
         stop = frame.n_rows if stop is None else stop
+        cols, kinds = self.columns_of(frame, start, stop)
+        try:
+            return self.program().run(cols, kinds, stop - start, resolve_threads(n_threads))
+        except ValueError as exc:
+            if "in plan group " not in str(exc):
+                raise
+            raise self._group_error(str(exc)) from None
+
+    def columns_of(self, frame: _frame.Frame, start: int = 0, stop: int | None = None):
+        """(input columns, source kinds) of rows [start, stop) as the native program reads them."""
+        stop = frame.n_rows if stop is None else stop
         cols, kinds = [], []
         for name, kind in self.inputs:
-            v = frame[name].values[start:stop]
+            v = frame[name].values
+            if start != 0 or stop != len(v):
+                v = v[start:stop]
             if kind == _frame.CATEGORICAL:
                 kinds.append(SOURCE_CODES)
             elif kind == _frame.DATETIME:
@@ -260,13 +273,7 @@ class FeaturePlan:
                     v = v.astype(np.float64)
                 kinds.append(SOURCE_FLOAT64)
             cols.append(v)
-        try:
-            return self.program().run(cols, np.asarray(kinds, dtype=np.int32), stop - start,
-                                      resolve_threads(n_threads))
-        except ValueError as exc:
-            if "in plan group " not in str(exc):
-                raise
-            raise self._group_error(str(exc)) from None
+        return cols, np.asarray(kinds, dtype=np.int32)
 
     def _group_error(self, msg: str) -> DataError:
         """The typed error for a native group failure, naming the input column."""

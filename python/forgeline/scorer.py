@@ -39,6 +39,7 @@ def _pool(n: int):
         return _POOL
 BUNDLE_KIND = "scorer"
 _MISSING = object()
+_PLAIN_NUMBERS = (float, int, np.float64, np.float32, np.int64, np.int32)
 
 
 class Scorer:
@@ -61,10 +62,13 @@ class Scorer:
     """
 
     def __init__(self, schema: Schema, features: FeaturePlan, model=None, *, profile=None,
-                 metadata: dict | None = None):
+                 metadata: dict | None = None, folded=None):
         self.schema = schema
         self.features = features
         self.model = model
+        # The model folded into the feature plan (forgeline._fold), or None: predictions
+        # then run as one fused native pass with no feature matrix.
+        self.folded = folded
         self.profile = profile
         self.metadata = dict(metadata or {})
         self._monitor = None
@@ -160,9 +164,9 @@ class Scorer:
             self.__dict__["_array_row_cache"] = spec
         return spec
 
-    def _row_features(self, X) -> np.ndarray | None:
-        """Features for one row given as a mapping of scalars or a (1, n) float ndarray: the
-        low-latency path.
+    def _row_values(self, X) -> np.ndarray | None:
+        """The input row (1, n_inputs) for one row given as a mapping of scalars or a
+        (1, n) float ndarray: the low-latency path; categorical values become their codes as doubles.
 
         Returns None when ``X`` is anything else (or needs the general path to report a
         problem), so behaviour is the same as the general path, only faster.
@@ -175,9 +179,12 @@ class Scorer:
                 return None
             # The general path also widens numeric columns to float64 before the plan runs.
             row = X[:, :spec[2]] if spec[1] is None else X[:, spec[1]]
-            return self.features.program().run_rows(np.asarray(row, dtype=np.float64), 1)
+            return np.ascontiguousarray(row, dtype=np.float64)
         if not isinstance(X, dict) or not X:
             return None
+        fast = self._row_values_plain(X)
+        if fast is not None:
+            return fast
         vals = []
         for name, kind, vocab in self._row_spec():
             v = X.get(name, _MISSING)
@@ -194,18 +201,83 @@ class Scorer:
             else:
                 vals.append(v)
         try:
-            row = np.array([vals], dtype=np.float64)
+            return np.array([vals], dtype=np.float64)
         except (TypeError, ValueError):
             return None
-        return self.features.program().run_rows(row, 1)
+
+    def _pandas_row(self, X) -> np.ndarray | None:
+        """:meth:`_row_values_plain` for a one-row pandas DataFrame: reading the row as Python
+        scalars costs far less than pulling every column out of pandas."""
+        if not _frame._is_pandas_frame(X) or len(X) != 1:
+            return None
+        cols = X.columns
+        if not cols.is_unique or not all(type(c) is str for c in cols):
+            return None
+        return self._row_values_plain(dict(zip(cols, X.to_numpy(dtype=object)[0])))
+
+    def _row_values_plain(self, X: dict) -> np.ndarray | None:
+        """:meth:`_row_values` for the common row: Python/numpy floats and ints in numeric
+        columns, strings in categorical ones; None for anything else (the general loop)."""
+        plan = self.__dict__.get("_row_plain_cache")
+        if plan is None:
+            spec = self._row_spec()
+            if any(kind not in (_frame.NUMERIC, _frame.CATEGORICAL) for _, kind, _ in spec):
+                plan = ()
+            else:
+                plan = ([name for name, _, _ in spec],
+                        [i for i, (_, kind, _) in enumerate(spec) if kind == _frame.NUMERIC],
+                        [(i, vocab) for i, (_, kind, vocab) in enumerate(spec)
+                         if kind == _frame.CATEGORICAL])
+            self.__dict__["_row_plain_cache"] = plan
+        if not plan:
+            return None
+        names, num_idx, cat_idx = plan
+        get = X.get
+        vals = [get(n, _MISSING) for n in names]
+        for i in num_idx:
+            if type(vals[i]) not in _PLAIN_NUMBERS:
+                return None
+        for i, vocab in cat_idx:
+            v = vals[i]
+            if type(v) is not str:
+                return None
+            vals[i] = vocab.get(v, _frame.UNSEEN_CODE)
+        return np.array([vals], dtype=np.float64)
 
     def _model_call(self, X, method: str, n_threads, monitor: bool):
         model = self._require_model(method)
         if not monitor:
-            block = self._row_features(X)
-            if block is not None:
+            row = (self._row_values(X) if isinstance(X, (dict, np.ndarray))
+                   else self._pandas_row(X))
+            if row is not None:
+                if self.folded is not None:
+                    z = self.folded.margins_rows(row)
+                    if z is not None:
+                        from ._fold import finish_row
+
+                        return finish_row(model, z, method)
+                block = self.features.program().run_rows(row, 1)
                 return getattr(model, method)(block, n_threads=1)
+        if self.folded is not None:
+            from ._fastinput import plan_columns
+
+            fast = plan_columns(X, self.schema, self.folded.features.inputs,
+                                self.__dict__.setdefault("_vocab_cache", {}), n_threads)
+            if fast is not None:
+                z = self.folded.margins_columns(*fast, n_threads)
+                if z is not None:
+                    out = model.finish(z, method)
+                    if monitor:
+                        self._accumulate(X, out)
+                    return out
         frame = self._validate(X)
+        if self.folded is not None:
+            z = self.folded.margins(frame, n_threads)
+            if z is not None:  # None: a non-finite feature; the model's path names it
+                out = model.finish(z, method)
+                if monitor:
+                    self._accumulate(X, out)
+                return out
         call = getattr(model, method)
         parts = self._map_chunks(frame, lambda block, nt: call(block, n_threads=nt), n_threads)
         out = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
@@ -332,12 +404,21 @@ class Scorer:
 
     # ------------------------------------------------------------------ persistence
     def explain_plan(self) -> str:
-        """The native ops, one line per group, before the model."""
-        lines = [f"inputs: {len(self.schema)} columns -> {self.features.n_features} features"]
+        """The native ops, one line per group: the plan as compiled (before folding), then,
+        when the model was folded into it, the fused plan that predictions run."""
+        lines = [f"before folding: {len(self.schema)} input columns -> "
+                 f"{self.features.n_features} features -> model"]
         lines += ["  " + line for line in self.features.describe()]
         if self.model is not None:
-            lines.append(f"model: {type(self.model).__name__} ({self.model.task}, "
+            lines.append(f"  model: {type(self.model).__name__} ({self.model.task}, "
                          f"{self.model.n_features} features)")
+        if self.folded is None:
+            lines.append("after folding: not folded (the model reads the feature matrix)")
+        else:
+            f = self.folded
+            lines.append(f"after folding: {len(f.features.groups)} groups -> {f.n_out} margin(s), "
+                         f"no feature matrix ({f.folded_ops} affine ops folded into weights)")
+            lines += ["  " + line for line in f.describe()]
         return "\n".join(lines)
 
     def to_parts(self) -> tuple[dict, dict[str, np.ndarray]]:
@@ -350,6 +431,10 @@ class Scorer:
             mmeta, marrays = self.model.to_parts()
             body["model"] = mmeta
             arrays.update({f"model.{k}": v for k, v in marrays.items()})
+        if self.folded is not None:
+            ometa, oarrays = self.folded.to_parts()
+            body["folded"] = ometa
+            arrays.update({f"folded.{k}": v for k, v in oarrays.items()})
         if self.profile is not None:
             pmeta, parrays = self.profile.to_parts()
             body["profile"] = pmeta
@@ -384,12 +469,21 @@ class Scorer:
             if model.n_features != features.n_features:
                 raise BundleError(f"model expects {model.n_features} features but the plan "
                                   f"produces {features.n_features}")
+        folded = None
+        if body.get("folded") is not None:
+            from ._fold import FoldedLinear
+
+            if model is None:
+                raise BundleError("bundle has a folded plan but no model")
+            folded = FoldedLinear.from_parts(body["folded"], sub("folded."))
+            if folded.n_out != model.n_outputs or folded.features.inputs != features.inputs:
+                raise BundleError("folded plan does not match the model and feature plan")
         profile = None
         if body.get("profile") is not None:
             from .drift import Profile
 
             profile = Profile.from_parts(body["profile"], sub("profile."))
-        return cls(schema, features, model, profile=profile, metadata=metadata)
+        return cls(schema, features, model, profile=profile, metadata=metadata, folded=folded)
 
     def save(self, path) -> None:
         """Write the scorer to one ``.forge`` file (a zip of a JSON manifest and ``.npy``

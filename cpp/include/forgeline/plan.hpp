@@ -6,6 +6,7 @@
 // executor: compiled Scorers and forgeline.transforms' own transform() both run on it.
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "forgeline/common.hpp"
@@ -112,5 +113,61 @@ void run_block(const Program& p, const Inputs& in, index_t row_begin, index_t ro
 
 // The same over all rows, parallel over fixed row blocks.
 void run(const Program& p, const Inputs& in, Output out, int n_threads);
+
+// ---------------------------------------------------------------- fused linear head
+// A linear model folded into the feature program: instead of writing a feature matrix, each
+// group adds its contribution straight into the rows' margins, so a block never leaves the
+// cache and the ~hundreds of mostly-zero one-hot columns are never materialised.
+
+// Rows per call of group_values (the executor's tile).
+constexpr index_t kGroupTile = 64;
+
+// The register of group g for rows [t0, t0 + n), n <= kGroupTile: the input column read as
+// run_block reads it, with the group's op chain applied. x must hold n doubles.
+void group_values(const Program& p, const Inputs& in, std::size_t g, index_t t0, index_t n, double* x);
+
+struct LinearHead {
+  index_t n_out = 1;
+  // Per group of the program: offset into w. Scalar groups own n_out weights (margin +=
+  // w * x); OneHot and Lookup groups own a table of tab_len * n_out values indexed like the
+  // program's tables (0 unseen, 1 missing, 2 + code), added as they are.
+  std::vector<std::int64_t> w_off;
+  std::vector<double> w;
+  std::vector<double> bias;  // n_out
+  bool finite_only = true;   // a non-finite register or table value marks the row bad
+
+  void check(const Program& p) const;  // throws std::invalid_argument
+};
+
+// margin (n_rows x n_out, row-major) = bias + sum over groups in group order (a fixed order:
+// results do not depend on the thread count). Returns the first row whose register, table
+// value or margin is non-finite (when finite_only), or -1. Raises like run_block.
+index_t run_linear(const Program& p, const LinearHead& h, const Inputs& in, double* margin, int n_threads);
+
+}  // namespace forgeline::plan
+
+namespace forgeline::plan {
+
+// Codes of Arrow string values against a vocabulary: code = position of the value in
+// vocab (exact byte equality), kUnseen when absent, kMissing where the validity bit is 0.
+// offsets has n + 1 entries (Arrow string / large_string layout, already sliced to the
+// array's offset); valid is the Arrow validity bitmap (or nullptr) with its bit offset.
+struct Vocabulary {
+  std::vector<std::string> values;
+  std::vector<std::int32_t> slots;  // open-addressing table for long values: vocab index or -1
+  std::uint64_t mask = 0;
+  // Values of at most 8 bytes are keyed by (their bytes as one little-endian word, length):
+  // one multiply-shift hash and one integer compare, no byte loop.
+  std::vector<std::uint64_t> short_word;
+  std::vector<std::int32_t> short_len, short_code;  // per slot; short_code -1 = empty
+  int short_shift = 60;
+  explicit Vocabulary(std::vector<std::string> v);
+  std::int32_t find(const char* s, std::size_t len) const;
+  std::int32_t find_short(std::uint64_t word, std::size_t len) const;
+};
+// data_len: bytes in data (offsets are checked against it by the caller).
+template <class Off>
+void string_codes(const Vocabulary& vocab, const Off* offsets, const char* data, std::size_t data_len,
+                  const std::uint8_t* valid, index_t valid_offset, index_t n, std::int32_t* out);
 
 }  // namespace forgeline::plan

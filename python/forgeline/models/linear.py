@@ -344,8 +344,30 @@ class DenseModel(NativeModel):
             out = self._one_row(X, not self.output_2d)
             if out is not None:
                 return out
-        out = self._forward(X, n_threads)
-        return out if (self.output_2d or out.shape[1] != 1) else out[:, 0]
+        return self.finish(self._forward(X, n_threads), "predict_raw")
+
+    def finish(self, z: np.ndarray, method: str) -> np.ndarray:
+        """``method``'s output ("predict_raw", "predict_proba" or "predict") from the raw
+        outputs ``z`` of shape (n_samples, n_outputs): the part after the network, shared
+        with the fused scoring path (:mod:`forgeline._fold`)."""
+        if method == "predict_raw":
+            return z if (self.output_2d or z.shape[1] != 1) else z[:, 0]
+        if method == "predict_proba":
+            if self.proba == "none":
+                raise NotImplementedError(
+                    f"{self.source.get('estimator', type(self).__name__)} has no predict_proba")
+            return self._proba(z)
+        if self.task == "regression":
+            if self.link == "exp":
+                with np.errstate(over="ignore"):
+                    z = np.exp(z)
+            return z if (self.output_2d or z.shape[1] != 1) else z[:, 0]
+        if self.predict_from == "proba":
+            p = self._proba(z)
+            idx = (p[:, 1] > 0.5).astype(np.intp) if z.shape[1] == 1 else p.argmax(axis=1)
+        else:
+            idx = (z[:, 0] > 0).astype(np.intp) if z.shape[1] == 1 else z.argmax(axis=1)
+        return self.classes_.take(idx)
 
     def predict_proba(self, X, n_threads: int | None = None) -> np.ndarray:
         """Class probabilities, computed from the raw outputs as the source library does.
@@ -357,13 +379,16 @@ class DenseModel(NativeModel):
         if self.proba == "none":
             raise NotImplementedError(
                 f"{self.source.get('estimator', type(self).__name__)} has no predict_proba")
-        return self._proba(self._forward(X, n_threads))
+        return self.finish(self._forward(X, n_threads), "predict_proba")
 
     def _proba(self, z):
         if self.proba == "logistic":
             if z.shape[1] == 1:
                 p = expit(z[:, 0])
-                return np.stack([1 - p, p], axis=1)
+                out = np.empty((p.shape[0], 2), dtype=p.dtype)
+                out[:, 0] = 1 - p
+                out[:, 1] = p
+                return out
             return _normalise_rows(expit(z))
         if self.proba == "softmax":
             return softmax_rows(z)
@@ -383,18 +408,7 @@ class DenseModel(NativeModel):
         -------
         ndarray of shape (n_samples,) or (n_samples, n_outputs)
         """
-        z = self._forward(X, n_threads)
-        if self.task == "regression":
-            if self.link == "exp":
-                with np.errstate(over="ignore"):
-                    z = np.exp(z)
-            return z if (self.output_2d or z.shape[1] != 1) else z[:, 0]
-        if self.predict_from == "proba":
-            p = self._proba(z)
-            idx = (p[:, 1] > 0.5).astype(np.intp) if z.shape[1] == 1 else p.argmax(axis=1)
-        else:
-            idx = (z[:, 0] > 0).astype(np.intp) if z.shape[1] == 1 else z.argmax(axis=1)
-        return self.classes_.take(idx)
+        return self.finish(self._forward(X, n_threads), "predict")
 
     def error_scale(self, X) -> np.ndarray:
         """The magnitude the exactness contract is relative to, per raw output.

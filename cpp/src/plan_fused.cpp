@@ -1,0 +1,113 @@
+// The fused linear head: feature program + linear model in one pass over row tiles.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "forgeline/parallel.hpp"
+#include "forgeline/plan.hpp"
+
+namespace forgeline::plan {
+
+namespace {
+constexpr index_t kFusedBlockRows = 2048;
+}  // namespace
+
+void LinearHead::check(const Program& p) const {
+  const std::size_t g = p.src.size();
+  if (n_out < 1) throw std::invalid_argument("linear head: n_out must be >= 1");
+  if (w_off.size() != g) throw std::invalid_argument("linear head: one weight offset per group is required");
+  if (bias.size() != static_cast<std::size_t>(n_out)) throw std::invalid_argument("linear head: bias size");
+  for (std::size_t i = 0; i < g; ++i) {
+    const auto e = static_cast<Emit>(p.emit[i]);
+    const std::int64_t len = (e == Emit::Scalar ? 1 : static_cast<std::int64_t>(p.tab_len[i])) * n_out;
+    if (w_off[i] < 0 || w_off[i] + len > static_cast<std::int64_t>(w.size()))
+      throw std::invalid_argument("linear head: weights out of range for group " + std::to_string(i));
+  }
+}
+
+index_t run_linear(const Program& p, const LinearHead& h, const Inputs& in, double* margin, int n_threads) {
+  const index_t K = h.n_out;
+  const std::size_t groups = p.src.size();
+  // No per-value finiteness checks: a non-finite feature or table value always makes its
+  // row's margin non-finite (w * NaN, w * inf and 0 * inf all are), so checking the margins
+  // once per tile finds every such row. A margin that overflows from finite features is
+  // flagged too; the caller then takes the model's own path, which gives the right answer.
+  const index_t chunks = num_chunks(in.n_rows, kFusedBlockRows);
+  std::vector<index_t> first_bad(static_cast<std::size_t>(chunks), -1);
+  parallel_for(in.n_rows, n_threads, kFusedBlockRows, [&](index_t b, index_t e, index_t chunk) {
+    double x[kGroupTile];
+    for (index_t t0 = b; t0 < e; t0 += kGroupTile) {
+      const index_t n = std::min(kGroupTile, e - t0);
+      double* m = margin + t0 * K;
+      for (index_t i = 0; i < n; ++i)
+        for (index_t k = 0; k < K; ++k) m[i * K + k] = h.bias[static_cast<std::size_t>(k)];
+      for (std::size_t g = 0; g < groups; ++g) {
+        const double* w = h.w.data() + h.w_off[g];
+        const auto emit = static_cast<Emit>(p.emit[g]);
+        if (emit != Emit::Scalar && p.op_begin[g] == p.op_end[g] && in.row_stride == 0 &&
+            p.src_kind[g] == static_cast<std::int32_t>(Source::Codes)) {
+          // An encoder straight on a categorical column: the code indexes the table
+          // directly (no round trip through a double register).
+          const std::int32_t* c = static_cast<const std::int32_t*>(in.columns[static_cast<std::size_t>(p.src[g])]) + t0;
+          const index_t tab = p.tab_off[g], tlen = p.tab_len[g];
+          const std::int32_t* it = emit == Emit::OneHot ? p.itab.data() + tab : nullptr;
+          for (index_t i = 0; i < n; ++i) {
+            index_t idx = static_cast<index_t>(c[i]) + 2;  // -2 unseen -> 0, -1 missing -> 1
+            if (idx < 0 || idx >= tlen) idx = 0;
+            if (emit == Emit::OneHot ? it[idx] == kRaise
+                                     : idx <= 1 && (p.unseen_error[g] & (idx == 0 ? 1 : 2)))
+              throw std::domain_error("unknown category in plan group " + std::to_string(g));
+            const double* row = w + idx * K;
+            for (index_t k = 0; k < K; ++k) m[i * K + k] += row[k];
+          }
+          continue;
+        }
+        group_values(p, in, g, t0, n, x);
+        if (emit == Emit::Scalar) {
+          if (K == 1) {
+            const double w0 = w[0];
+            for (index_t i = 0; i < n; ++i) m[i] += w0 * x[i];
+          } else {
+            for (index_t i = 0; i < n; ++i)
+              for (index_t k = 0; k < K; ++k) m[i * K + k] += w[k] * x[i];
+          }
+          continue;
+        }
+        const index_t tab = p.tab_off[g];
+        const index_t tlen = p.tab_len[g];
+        const bool onehot = emit == Emit::OneHot;
+        for (index_t i = 0; i < n; ++i) {
+          // Table index as run_block computes it: 0 unseen (or outside), 1 missing, 2 + code.
+          index_t idx = std::isnan(x[i]) ? 1 : static_cast<index_t>(static_cast<int>(x[i])) + 2;
+          if (idx < 0 || idx >= tlen) idx = 0;
+          if (onehot) {
+            if (p.itab[static_cast<std::size_t>(tab + idx)] == kRaise)
+              throw std::domain_error("unknown category in plan group " + std::to_string(g));
+          } else if (idx <= 1 && (p.unseen_error[g] & (idx == 0 ? 1 : 2))) {
+            throw std::domain_error("unknown category in plan group " + std::to_string(g));
+          }
+          const double* row = w + idx * K;
+          for (index_t k = 0; k < K; ++k) m[i * K + k] += row[k];
+        }
+      }
+      if (h.finite_only && first_bad[static_cast<std::size_t>(chunk)] < 0) {
+        for (index_t i = 0; i < n; ++i) {
+          bool nf = false;
+          for (index_t k = 0; k < K; ++k) nf |= !std::isfinite(m[i * K + k]);
+          if (nf) {
+            first_bad[static_cast<std::size_t>(chunk)] = t0 + i;
+            break;
+          }
+        }
+      }
+    }
+  });
+  for (index_t r : first_bad)
+    if (r >= 0) return r;
+  return -1;
+}
+
+}  // namespace forgeline::plan

@@ -1,0 +1,227 @@
+"""Folding a linear model into the feature plan (forgeline._fold) and the fused native pass:
+exact against sklearn and the unfolded plan, explain_plan, bundles, fast string input."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import (
+    FunctionTransformer,
+    KBinsDiscretizer,
+    MaxAbsScaler,
+    MinMaxScaler,
+    OneHotEncoder,
+    OrdinalEncoder,
+    RobustScaler,
+    StandardScaler,
+)
+
+import forgeline as fl
+from forgeline._fold import FoldedLinear
+from forgeline._native import core
+
+
+def _data(n=600, seed=0):
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({
+        "a": rng.lognormal(size=n), "b": rng.normal(5, 2, n), "c": rng.normal(1e3, 1, n),
+        "d": rng.uniform(-3, 3, n), "e": rng.exponential(size=n),
+        "s": rng.choice(["x", "y", "z", "w"], n), "t": rng.choice(["p", "q", "r"], n),
+    })
+    df.loc[rng.random(n) < 0.1, "a"] = np.nan
+    df.loc[rng.random(n) < 0.05, "s"] = None
+    y = (np.nan_to_num(df["a"].to_numpy()) + (df["s"] == "x").to_numpy() + rng.normal(0, .5, n) > 1.2)
+    return df, y.astype(int), rng.integers(0, 3, n)
+
+
+def _ct(onehot_unknown="ignore"):
+    return ColumnTransformer([
+        ("log", make_pipeline(SimpleImputer(strategy="median"), FunctionTransformer(np.log1p),
+                              StandardScaler()), ["a"]),
+        ("mm", MinMaxScaler(), ["b"]),
+        ("rob", RobustScaler(), ["c"]),
+        ("mabs", MaxAbsScaler(), ["d"]),
+        ("bins", KBinsDiscretizer(n_bins=5, encode="onehot-dense", quantile_method="averaged_inverted_cdf"), ["e"]),
+        ("oh", OneHotEncoder(handle_unknown=onehot_unknown, sparse_output=False), ["s"]),
+        ("ord", OrdinalEncoder(), ["t"]),
+    ])
+
+
+def _fit(est, df, y):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return make_pipeline(_ct(), est).fit(df, y)
+
+
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "ridge"])
+def test_folded_matches_sklearn_and_unfolded(kind):
+    df, y, y3 = _data()
+    est = {"binary": LogisticRegression(max_iter=500), "multiclass": LogisticRegression(max_iter=500),
+           "ridge": Ridge()}[kind]
+    pipe = _fit(est, df, y3 if kind == "multiclass" else y)
+    sc = fl.compile(pipe, df)  # verification scores the sample through the folded plan
+    plain = fl.compile(pipe, df, fold=False)
+    assert isinstance(sc.folded, FoldedLinear) and plain.folded is None
+    assert sc.folded.folded_ops >= 6  # the four scalers' affine ops
+    scale = plain.model.error_scale(plain.transform(df))
+    shift = sc.folded.shift_magnitude
+    scale = scale + (shift if np.ndim(scale) == 2 else shift[0])
+    got, want = sc.predict_raw(df), plain.predict_raw(df)
+    assert np.all(np.abs(got - want) <= 1e-12 * (np.abs(want) + scale))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dec = pipe.decision_function(df) if kind != "ridge" else pipe.predict(df)
+    assert np.all(np.abs(got - dec) <= 1e-12 * (np.abs(dec) + scale))
+    if kind != "ridge":
+        np.testing.assert_allclose(sc.predict_proba(df), pipe.predict_proba(df), rtol=0, atol=1e-12)
+        np.testing.assert_array_equal(sc.predict(df), pipe.predict(df))
+
+
+def test_fused_result_independent_of_threads_and_input_container():
+    df, y, _ = _data(3000, seed=1)
+    pipe = _fit(LogisticRegression(max_iter=500), df, y)
+    sc = fl.compile(pipe, df[:500])
+    a = sc.predict_raw(df, n_threads=1)
+    np.testing.assert_array_equal(a, sc.predict_raw(df, n_threads=2))
+    np.testing.assert_array_equal(a, sc.predict_raw(df, n_threads=3))
+    # the general input path (a pyarrow Table goes through forgeline._frame) gives the same bits
+    np.testing.assert_array_equal(a, sc.predict_raw(pa.Table.from_pandas(df, preserve_index=False)))
+    # object-dtype strings and Arrow strings split into several chunks
+    obj = df.astype({"s": object, "t": object})
+    np.testing.assert_array_equal(a, sc.predict_raw(obj))
+    chunked = pd.concat([df[:1000], df[1000:]], ignore_index=True)
+    np.testing.assert_array_equal(a, sc.predict_raw(chunked))
+
+
+def test_fast_path_unseen_missing_and_sliced_strings():
+    df, y, _ = _data()
+    pipe = _fit(LogisticRegression(max_iter=500), df, y)
+    sc = fl.compile(pipe, df)
+    odd = df[:40].copy()
+    odd.loc[odd.index[:5], "s"] = "never-seen"
+    odd.loc[odd.index[5:8], "s"] = None
+    sliced = odd.iloc[7:]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = pipe.predict_proba(sliced)
+    np.testing.assert_allclose(sc.predict_proba(sliced), want, rtol=0, atol=1e-12)
+
+
+def test_string_vocabulary_codes():
+    voc = core.StringVocabulary(["a", "bb", "", "ccc"])
+    arr = pa.array(["bb", None, "", "zz", "a", "ccc", "a"], type=pa.large_string()).slice(1)
+    validity, offsets, data = arr.buffers()
+    off = np.frombuffer(offsets, np.int64)[arr.offset:arr.offset + len(arr) + 1]
+    codes = voc.codes(off, np.frombuffer(data, np.uint8), np.frombuffer(validity, np.uint8),
+                      arr.offset, len(arr))
+    np.testing.assert_array_equal(codes, [-1, 2, -2, 0, 3, 0])
+    with pytest.raises(ValueError, match="offsets"):
+        voc.codes(np.array([0, 5], np.int64), np.zeros(2, np.uint8), None, 0, 1)
+
+
+def test_nonfinite_feature_raises_like_the_model():
+    df, y, _ = _data()
+    num = df[["b", "d"]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pipe = make_pipeline(StandardScaler(), LogisticRegression()).fit(num, y)
+    sc = fl.compile(pipe, num)
+    assert sc.folded is not None
+    bad = num.copy()
+    bad.loc[bad.index[3], "d"] = np.nan
+    with pytest.raises(fl.DataError, match="NaN"):
+        sc.predict_proba(bad)
+    with pytest.raises(fl.DataError, match="NaN"):
+        sc.predict_proba({"b": 1.0, "d": float("nan")})
+
+
+def test_unknown_category_error_policy_in_fused_path():
+    df, y, _ = _data()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pipe = make_pipeline(ColumnTransformer([("oh", OneHotEncoder(handle_unknown="error"), ["t"]),
+                                                ("n", StandardScaler(), ["b"])]),
+                             LogisticRegression()).fit(df, y)
+    sc = fl.compile(pipe, df)
+    bad = df[:10].copy()
+    bad.loc[bad.index[2], "t"] = "nope"
+    with pytest.raises(fl.DataError, match="'t'"):
+        sc.predict(bad)
+
+
+def test_explain_plan_shows_before_and_after():
+    df, y, _ = _data()
+    sc = fl.compile(_fit(LogisticRegression(max_iter=500), df, y), df)
+    text = sc.explain_plan()
+    assert "before folding" in text and "after folding" in text
+    before, after = text.split("after folding")
+    assert "sub(" in before and "div(" in before and "onehot[" in before
+    assert "table[" in after and "* w=" in after and "intercept=" in after
+    assert "log1p" in after and "div(" not in after
+    assert "not folded" in fl.compile(_fit(LogisticRegression(max_iter=500), df, y), df,
+                                      fold=False).explain_plan()
+
+
+def test_bundle_round_trips_the_folded_plan(tmp_path):
+    df, y, _ = _data()
+    sc = fl.compile(_fit(LogisticRegression(max_iter=500), df, y), df)
+    sc.save(tmp_path / "m.forge")
+    back = fl.load(tmp_path / "m.forge")
+    assert back.folded is not None and back.explain_plan() == sc.explain_plan()
+    np.testing.assert_array_equal(back.predict_proba(df), sc.predict_proba(df))
+    np.testing.assert_array_equal(back.predict_proba(df.iloc[0].to_dict()),
+                                  sc.predict_proba(df.iloc[0].to_dict()))
+
+
+@pytest.mark.parametrize("damage", ["short", "long", "n_out", "kind", "bias", "outputs"])
+def test_bundle_rejects_bad_folded_parts(damage):
+    df, y, _ = _data()
+    sc = fl.compile(_fit(LogisticRegression(max_iter=500), df, y), df)
+    body, arrays = sc.to_parts()
+    if damage == "short":
+        arrays["folded.weights"] = arrays["folded.weights"][:-1]
+    elif damage == "long":
+        arrays["folded.weights"] = np.r_[arrays["folded.weights"], 0.0]
+    elif damage == "n_out":
+        body["folded"]["n_out"] = 2
+    elif damage == "kind":
+        body["folded"]["kind"] = "tree"
+    elif damage == "bias":
+        arrays["folded.bias"] = arrays["folded.bias"].astype(np.float32)
+    else:
+        body["folded"]["features"]["outputs"] = body["folded"]["features"]["outputs"][:-1]
+    with pytest.raises(fl.BundleError):
+        fl.Scorer.from_parts(body, arrays)
+
+
+def test_single_row_dict_matches_batch():
+    df, y, _ = _data()
+    sc = fl.compile(_fit(LogisticRegression(max_iter=500), df, y), df)
+    batch = sc.predict_proba(df[:20])
+    for i in range(20):
+        # the scalar link path uses the same IEEE operations as the batch path: same bits
+        np.testing.assert_array_equal(sc.predict_proba(df.iloc[i].to_dict())[0], batch[i])
+        np.testing.assert_array_equal(sc.predict_proba(df.iloc[i:i + 1])[0], batch[i])
+        np.testing.assert_array_equal(sc.predict(df.iloc[i:i + 1]), sc.predict(df[i:i + 1].to_dict("list")))
+
+
+def test_single_row_extreme_margin_and_unusual_values():
+    df, y, _ = _data()
+    sc = fl.compile(_fit(LogisticRegression(max_iter=500), df, y), df)
+    row = df.iloc[0].to_dict()
+    row["b"] = 1e300  # huge margin: the link's overflow branch
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = sc.predict_proba(pd.DataFrame([row]).astype({"s": object, "t": object}))
+    np.testing.assert_array_equal(sc.predict_proba(row), want)
+    row = df.iloc[1].to_dict()
+    row["s"] = None  # missing category: the general single-row loop
+    np.testing.assert_array_equal(sc.predict_proba(row), sc.predict_proba({k: [v] for k, v in row.items()}))
