@@ -221,3 +221,22 @@ def test_pruning_keeps_product_arguments():
     back = FeaturePlan.from_parts(meta, arrays)
     assert [g.args for g in back.groups] == [g.args for g in sub.groups]
     assert fold(sub, sc.model) is None
+
+
+@pytest.mark.parametrize("damage", ["reg_len", "udf_fn", "unwritten"])
+def test_native_program_rejects_bad_product(damage):
+    from forgeline._native import core
+
+    df, y = _data(nan_frac=0.0)
+    num = df[["a", "b"]]
+    sc = fl.compile(_fit(make_pipeline(PolynomialFeatures(2, include_bias=False), Ridge()), num, y), num)
+    packed = sc.features._pack()
+    g = int(np.flatnonzero(packed["src_kind"] == 5)[0])
+    if damage == "reg_len":
+        packed["reg_len"][g] = 1
+    elif damage == "udf_fn":
+        packed["udf_fn"][g] = 0
+    else:
+        packed["reg_off"][g] = packed["n_regs"] - 1
+    with pytest.raises(ValueError, match="plan:"):
+        core.FeatureProgram(sc.features.n_features, **packed)
