@@ -96,7 +96,9 @@ void bind_plan(py::module_& m) {
               keep.push_back(std::move(a));
             }
             for (std::size_t g = 0; g < p.src.size(); ++g) {
-              if (p.src_kind[g] == static_cast<std::int32_t>(plan::Source::Udf)) continue;
+              if (p.src_kind[g] == static_cast<std::int32_t>(plan::Source::Udf) ||
+                  p.src_kind[g] == static_cast<std::int32_t>(plan::Source::Product))
+                continue;  // register groups read no column
               if (static_cast<std::size_t>(p.src[g]) >= in.columns.size())
                 throw std::invalid_argument("plan: group reads a column that was not passed");
               if (p.src_kind[g] != k[p.src[g]])
@@ -136,7 +138,9 @@ void bind_plan(py::module_& m) {
             in.row_stride = k;
             for (index_t j = 0; j < k; ++j) in.columns.push_back(X.data() + j);
             for (std::size_t g = 0; g < p.src.size(); ++g) {
-              if (p.src_kind[g] == static_cast<std::int32_t>(plan::Source::Udf)) continue;
+              if (p.src_kind[g] == static_cast<std::int32_t>(plan::Source::Udf) ||
+                  p.src_kind[g] == static_cast<std::int32_t>(plan::Source::Product))
+                continue;  // register groups read no column
               if (p.src[g] >= k) throw std::invalid_argument("plan: group reads a column that was not passed");
               if (p.src_kind[g] == static_cast<std::int32_t>(plan::Source::Datetime))
                 throw std::invalid_argument("plan: run_rows cannot read datetime columns");

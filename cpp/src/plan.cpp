@@ -163,8 +163,11 @@ void Program::check_udfs() const {
     if (a == 0) throw std::invalid_argument("plan: null udf address");
   std::vector<char> written(static_cast<std::size_t>(n_regs), 0);
   for (std::size_t i = 0; i < g; ++i) {
-    if (src_kind[i] == static_cast<std::int32_t>(Source::Udf)) {
-      if (udf_fn[i] < 0 || static_cast<std::size_t>(udf_fn[i]) >= udf_addr.size())
+    const bool prod = src_kind[i] == static_cast<std::int32_t>(Source::Product);
+    if (prod && (udf_fn[i] != -1 || reg_len[i] != 2))
+      throw std::invalid_argument("plan: a product group reads exactly two registers");
+    if (src_kind[i] == static_cast<std::int32_t>(Source::Udf) || prod) {
+      if (!prod && (udf_fn[i] < 0 || static_cast<std::size_t>(udf_fn[i]) >= udf_addr.size()))
         throw std::invalid_argument("plan: udf index out of range");
       if (reg_off[i] < 0 || reg_len[i] < 1 || static_cast<index_t>(reg_off[i]) + reg_len[i] > n_regs)
         throw std::invalid_argument("plan: udf registers out of range");
@@ -200,7 +203,7 @@ void Program::check() const {
   }
   for (std::size_t i = 0; i < g; ++i) {
     if (src[i] < 0) throw std::invalid_argument("plan: negative source column");
-    if (src_kind[i] < 0 || src_kind[i] > 4) throw std::invalid_argument("plan: bad source kind");
+    if (src_kind[i] < 0 || src_kind[i] > 5) throw std::invalid_argument("plan: bad source kind");
     if (op_begin[i] < 0 || op_end[i] < op_begin[i] || static_cast<std::size_t>(op_end[i]) > nops)
       throw std::invalid_argument("plan: op range out of bounds");
     // A date part reads the raw int64 register, so it must be exactly a datetime group's first op.
@@ -332,9 +335,14 @@ void run_block(const Program& p, const Inputs& in, index_t row_begin, index_t ro
     }
     for (std::size_t g = 0; g < groups; ++g) {
       const auto kind = static_cast<Source>(p.src_kind[g]);
-      const void* col = kind == Source::Udf ? nullptr : in.columns[static_cast<std::size_t>(p.src[g])];
+      const bool reads_regs = kind == Source::Udf || kind == Source::Product;
+      const void* col = reads_regs ? nullptr : in.columns[static_cast<std::size_t>(p.src[g])];
       if (kind == Source::Udf) {
         run_udf_tile(p, g, regs.data(), x, n);
+      } else if (kind == Source::Product) {
+        const double* ra = regs.data() + static_cast<index_t>(p.reg_off[g]) * n;
+        const double* rb = ra + n;
+        for (index_t i = 0; i < n; ++i) x[i] = ra[i] * rb[i];
       } else if (in.row_stride > 0) {
         const double* d = static_cast<const double*>(col);
         for (index_t i = 0; i < n; ++i) x[i] = d[(t0 + i) * in.row_stride];
@@ -418,6 +426,9 @@ static_assert(kGroupTile == kTile, "the fused head and the executor share one ti
 
 void group_values(const Program& p, const Inputs& in, std::size_t g, index_t t0, index_t n, double* x) {
   if (n > kTile) throw std::invalid_argument("plan: group_values tile too large");
+  if (p.src_kind[g] == static_cast<std::int32_t>(Source::Udf) ||
+      p.src_kind[g] == static_cast<std::int32_t>(Source::Product))
+    throw std::invalid_argument("plan: group_values cannot read a register group");
   const void* col = in.columns[static_cast<std::size_t>(p.src[g])];
   auto k0 = static_cast<std::size_t>(p.op_begin[g]);
   if (in.row_stride > 0) {

@@ -225,9 +225,9 @@ def fold(features: FeaturePlan, model) -> FoldedLinear | None:
     when the model is not foldable."""
     if model is None or not foldable(model) or model.n_features != features.n_features:
         return None
-    if features.udfs or any(g.udf is not None for g in features.groups):
-        # A udf group reads registers of other groups by index; the fused head re-indexes
-        # groups and has no udf read path, so such plans run unfolded.
+    if features.udfs or any(g.udf is not None or g.product for g in features.groups):
+        # A udf or product group reads registers of other groups by index; the fused head
+        # re-indexes groups and has no register read path, so such plans run unfolded.
         return None
     W = np.asarray(model.arrays["l0.weight"], dtype=np.float64)  # (n_features, K)
     K = W.shape[1]

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from ._frame import CATEGORICAL
+from ._frame import CATEGORICAL, DATETIME
 from .errors import UnsupportedModelError
 from .plan import ONEHOT_RAISE, ONEHOT_ZEROS, Group, OpSpec, Sym
 
@@ -452,6 +452,52 @@ def _udf(b, fn, syms, origin):
     return [Sym(len(b.groups) - 1)]
 
 
+def _polynomial(b, est, syms, origin):
+    """PolynomialFeatures up to degree 2, in sklearn's ``powers_`` column order: the bias is
+    a constant group, degree-1 terms the inputs, degree-2 terms product groups (x_i * x_j, or
+    x_i * x_i for squares) read from the inputs' registers."""
+    powers = np.asarray(getattr(est, "powers_", None), dtype=np.int64)
+    if powers.ndim != 2 or powers.shape[1] != len(syms):
+        raise UnsupportedModelError(f"{origin} is not fitted", op=origin)
+    if powers.size and int(powers.sum(axis=1).max()) > 2:
+        raise UnsupportedModelError(
+            f"{origin}: PolynomialFeatures of degree {est.degree!r} is not supported (at most 2)",
+            op=origin)
+    # sklearn's transform refuses NaN and infinity, so the plan checks them too
+    checked = []
+    for s in syms:
+        b.require_numeric(s, origin)
+        if b.groups[s.group].emit != "scalar":
+            raise UnsupportedModelError(f"{origin} after a one-hot or look-up output is not "
+                                        "supported", op=origin)
+        s = b.derive(s, OpSpec("check_nan"), origin)
+        checked.append(b.derive(s, OpSpec("check_finite"), origin))
+    out = []
+    for row in powers:
+        idx = [int(i) for i in np.flatnonzero(row) for _ in range(int(row[i]))]
+        if not idx:
+            out.append(_constant_one(b, origin))
+        elif len(idx) == 1:
+            out.append(checked[idx[0]])
+        else:
+            a, c = checked[idx[0]], checked[idx[1]]
+            b.groups.append(Group(b.groups[a.group].source, origin=origin, args=(a.group, c.group),
+                                  product=True))
+            b.is_code.append(False)
+            out.append(Sym(len(b.groups) - 1))
+    return out
+
+
+def _constant_one(b, origin) -> Sym:
+    """A group that is 1.0 on every row: any input read, isnan (0 or 1), times 0, plus 1."""
+    name, kind = next(((n, k) for n, k in b.inputs if k != DATETIME), b.inputs[0])
+    ops = [OpSpec("date_part", 0.0)] if kind == DATETIME else []
+    ops += [OpSpec("isnan"), OpSpec("mul", 0.0), OpSpec("add", 1.0)]
+    b.groups.append(Group(name, ops, origin=origin))
+    b.is_code.append(False)
+    return Sym(len(b.groups) - 1)
+
+
 def _forgeline_column_transformer(b, est, syms, path):
     names = [str(n) for n in getattr(est, "feature_names_in_", [])]
     out: list[Sym] = []
@@ -478,6 +524,7 @@ _HANDLERS = {
     "OneHotEncoder": _onehot,
     "OrdinalEncoder": _ordinal,
     "KBinsDiscretizer": _kbins,
+    "PolynomialFeatures": _polynomial,
 }
 
 # sklearn-named handlers, plus every fitted forgeline transformer except HashEncoder

@@ -87,7 +87,7 @@ def check_udf_groups(groups, udfs: dict) -> None:
     arity: dict[str, int] = {}
     for gi, g in enumerate(groups):
         if g.udf is None:
-            if g.args:
+            if g.args and not g.product:
                 raise BundleError("feature plan group has udf arguments but no udf")
             continue
         if g.udf not in udfs:

@@ -82,12 +82,15 @@ class Group:
     # the first argument's column, for error messages.
     udf: str | None = None
     args: tuple[int, ...] = ()
+    # A product group (PolynomialFeatures) likewise reads no column: its register is the
+    # float64 product of the scalar values of the two earlier groups ``args``.
+    product: bool = False
 
     def clone(self) -> Group:
         return Group(self.source, list(self.ops), self.emit, self.width,
                      None if self.onehot_map is None else list(self.onehot_map),
                      None if self.lookup is None else list(self.lookup), self.unseen_error,
-                     self.origin, self.udf, tuple(self.args))
+                     self.origin, self.udf, tuple(self.args), self.product)
 
 
 @dataclass(frozen=True)
@@ -120,7 +123,7 @@ class FeaturePlan:
         remap = {g: i for i, g in enumerate(used)}
         groups = [self.groups[g] for g in used]
         for i, g in enumerate(groups):
-            if g.udf is not None:
+            if g.args:
                 groups[i] = g.clone()
                 groups[i].args = tuple(remap[a] for a in g.args)
         sources = {g.source for g in groups}
@@ -208,10 +211,11 @@ class FeaturePlan:
         return out
 
     def _pack_udf_args(self, gi, arr, dtab, owner, col_index, kinds, st):
-        """For a udf group: emit its arguments as register groups (their own udf arguments
-        first) and return (udf index, first register, count); None for other groups."""
+        """For a udf or product group: emit its arguments as register groups (their own
+        arguments first) and return (udf index or -1, first register, count); None for other
+        groups."""
         g = self.groups[gi]
-        if g.udf is None:
+        if g.udf is None and not g.product:
             return None
         nested = {a: self._pack_udf_args(a, arr, dtab, owner, col_index, kinds, st) for a in g.args}
         r0 = st["n_regs"]
@@ -219,7 +223,7 @@ class FeaturePlan:
         for j, a in enumerate(g.args):
             ag = self.groups[a]
             if ag.emit != "scalar":
-                raise ValueError("plan: a udf argument must be a scalar group")
+                raise ValueError("plan: a udf or product argument must be a scalar group")
             owner.append(a)
             _append_source(arr, ag, col_index, kinds, nested[a])
             arr["op_begin"].append(len(arr["op_code"]))
@@ -230,6 +234,8 @@ class FeaturePlan:
             arr["slot"].append(r0 + j)
             arr["tab_off"].append(0)
             arr["tab_len"].append(0)
+        if g.product:
+            return -1, r0, len(g.args)
         key = (g.udf, len(g.args))
         if key not in st["index"]:
             st["index"][key] = len(st["addr"])
@@ -303,8 +309,9 @@ class FeaturePlan:
             extra = f" -> onehot[{g.width}]" if g.emit == "onehot" else (
                 f" -> lookup[{len(g.lookup) // max(g.width, 1)}x{g.width}]" if g.emit == "lookup"
                 else "")
-            head = g.source if g.udf is None else \
-                f"udf {g.udf}({', '.join(self.groups[a].source for a in g.args)})"
+            names = ", ".join(self.groups[a].source for a in g.args)
+            head = f"product({names})" if g.product else \
+                g.source if g.udf is None else f"udf {g.udf}({names})"
             lines.append(f"{head}: {chain}{extra}    ({g.origin})")
         return lines
 
@@ -321,6 +328,7 @@ class FeaturePlan:
                 **({"onehot_map": [int(v) for v in g.onehot_map]} if g.onehot_map is not None else {}),
                 **({"lookup": [_json_float(v) for v in g.lookup]} if g.lookup is not None else {}),
                 **({"udf": g.udf, "args": [int(a) for a in g.args]} if g.udf is not None else {}),
+                **({"product": [int(a) for a in g.args]} if g.product else {}),
             })
         meta = {"inputs": [list(x) for x in self.inputs], "groups": groups,
                 "outputs": [[s.group, s.slot] for s in self.outputs],
@@ -351,13 +359,19 @@ class FeaturePlan:
                     ops.append(OpSpec(o["name"], float(o["a"]), float(o["b"]), table))
                 if g["emit"] not in EMITS:
                     raise BundleError(f"unknown plan emit {g['emit']!r}")
+                if "product" in g and ("udf" in g or not isinstance(g["product"], list)
+                                       or len(g["product"]) != 2):
+                    raise BundleError("feature plan product group must name exactly two "
+                                      "argument groups and no udf")
                 groups.append(Group(
                     str(g["source"]), ops, g["emit"], _int(g["width"], 1, MAX_TABLE),
                     [_int(v, ONEHOT_RAISE, MAX_TABLE) for v in g["onehot_map"]] if "onehot_map" in g else None,
                     [_parse_float(v) for v in g["lookup"]] if "lookup" in g else None,
                     _int(g["unseen_error"], 0, 3), str(g["origin"]),
                     str(g["udf"]) if "udf" in g else None,
-                    tuple(_int(a, 0, MAX_GROUPS) for a in g["args"]) if "udf" in g else ()))
+                    tuple(_int(a, 0, MAX_GROUPS) for a in g["args"]) if "udf" in g else
+                    tuple(_int(a, 0, MAX_GROUPS) for a in g["product"]) if "product" in g else (),
+                    "product" in g))
             outputs = [Sym(_int(a, 0, MAX_GROUPS), _int(b, 0, MAX_TABLE)) for a, b in meta["outputs"]]
             names = [str(n) for n in meta["feature_names"]]
         except BundleError:
@@ -384,7 +398,7 @@ class FeaturePlan:
                 raise BundleError("feature plan look-up table is missing or not width-aligned")
             if g.emit == "scalar" and g.width != 1:
                 raise BundleError("feature plan scalar group must have width 1")
-            is_dt = g.udf is None and dict(inputs).get(g.source) == _frame.DATETIME
+            is_dt = g.udf is None and not g.product and dict(inputs).get(g.source) == _frame.DATETIME
             starts = bool(g.ops) and g.ops[0].name == "date_part"
             if (starts and not is_dt) or (is_dt and not starts and gi in used) or \
                     any(o.name == "date_part" for o in g.ops[1:]):
@@ -398,6 +412,7 @@ class FeaturePlan:
         from ._udf_plan import check_udf_groups
 
         check_udf_groups(groups, udfs)
+        _check_product_groups(groups)
         plan = cls(inputs, groups, outputs, names, udfs)
         if allow_code == "describe":
             return plan  # inspection only: the udfs are not compiled, the plan cannot run
@@ -434,7 +449,21 @@ class _Program:
 
 
 _SOURCE_OF_KIND = {_frame.CATEGORICAL: SOURCE_CODES, _frame.DATETIME: SOURCE_DATETIME}
-SOURCE_UDF, EMIT_REGISTER = 4, 3
+SOURCE_UDF, EMIT_REGISTER, SOURCE_PRODUCT = 4, 3, 5
+
+
+def _check_product_groups(groups: list[Group]) -> None:
+    """Product groups read two scalar groups that come before them (no cycles) and name the
+    first one's column (for error messages)."""
+    for gi, g in enumerate(groups):
+        if not g.product:
+            continue
+        if len(g.args) != 2 or any(not 0 <= a < gi for a in g.args):
+            raise BundleError("feature plan product arguments must be two earlier groups")
+        if any(groups[a].emit != "scalar" for a in g.args):
+            raise BundleError("feature plan product arguments must be scalar groups")
+        if g.source != groups[g.args[0]].source:
+            raise BundleError("feature plan product group must name its first argument's column")
 
 
 def used_groups(groups: list[Group], outputs: list[Sym]) -> list[int]:
@@ -458,7 +487,7 @@ def _append_source(arr, g: Group, col_index, kinds, udf_regs) -> None:
         arr["reg_len"].append(0)
     else:
         arr["src"].append(0)
-        arr["src_kind"].append(SOURCE_UDF)
+        arr["src_kind"].append(SOURCE_UDF if udf_regs[0] >= 0 else SOURCE_PRODUCT)
         arr["udf_fn"].append(udf_regs[0])
         arr["reg_off"].append(udf_regs[1])
         arr["reg_len"].append(udf_regs[2])

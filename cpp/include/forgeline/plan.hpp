@@ -44,7 +44,9 @@ constexpr std::int32_t kMaxOp = 23;
 // Datetime: int64 nanoseconds since the epoch (NaT = INT64_MIN), read by a leading DatePart op.
 // Udf: the group reads no input column; its register is a user function (see UdfBlock) of
 // registers that earlier groups wrote with Emit::Register.
-enum class Source : std::int32_t { Float64 = 0, Float32 = 1, Codes = 2, Datetime = 3, Udf = 4 };
+// Product: like Udf, but the register is reg[reg_off] * reg[reg_off + 1] (reg_len == 2,
+// udf_fn == -1): one float64 multiply, exactly what scikit-learn's PolynomialFeatures does.
+enum class Source : std::int32_t { Float64 = 0, Float32 = 1, Codes = 2, Datetime = 3, Udf = 4, Product = 5 };
 // Register: the group's values go to udf register `slot` (not to the output) for later Udf groups.
 enum class Emit : std::int32_t { Scalar = 0, OneHot = 1, Lookup = 2, Register = 3 };
 
