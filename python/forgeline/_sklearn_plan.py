@@ -344,6 +344,34 @@ def _ordinal(b, est, syms, origin):
     return out
 
 
+def _target_encoder(b, est, syms, origin):
+    """sklearn's fitted TargetEncoder as ``transform`` applies it (``fit_transform``'s
+    cross-fitted values are a training-time matter): each category's encoding, the missing
+    category's own encoding when NaN was seen in fit, and ``target_mean_`` for unseen and
+    (otherwise) missing values. Multiclass targets give one column per class, feature-major."""
+    multi = est.target_type_ == "multiclass"
+    width = len(est.classes_) if multi else 1
+    mean = np.atleast_1d(np.asarray(est.target_mean_, dtype=np.float64))
+    out = []
+    for j, s in enumerate(syms):
+        sym, table, missing_idx = _category_codes(b, s, est.categories_[j], origin)
+        if multi:
+            enc = np.stack([np.asarray(est.encodings_[j * width + c], dtype=np.float64)
+                            for c in range(width)], axis=1)
+        else:
+            enc = np.asarray(est.encodings_[j], dtype=np.float64).reshape(-1, 1)
+        size = 2 + (max(table) + 1 if table else 0)
+        lookup = np.tile(mean, (size, 1))
+        if missing_idx is not None:
+            lookup[1] = enc[missing_idx]
+        for code, k in table.items():
+            lookup[2 + code] = enc[k]
+        g = b.groups[sym.group]
+        g.emit, g.width, g.lookup, g.unseen_error = "lookup", width, lookup.ravel().tolist(), 0
+        out.extend(Sym(sym.group, i) for i in range(width))
+    return out
+
+
 def _kbins(b, est, syms, origin):
     encode = est.encode
     out = []
@@ -524,6 +552,7 @@ _HANDLERS = {
     "OneHotEncoder": _onehot,
     "OrdinalEncoder": _ordinal,
     "KBinsDiscretizer": _kbins,
+    "TargetEncoder": _target_encoder,
     "PolynomialFeatures": _polynomial,
 }
 
