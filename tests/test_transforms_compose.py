@@ -158,3 +158,31 @@ def test_parallel_categorical_read_matches_serial_and_reports_first_bad_column()
     bad.loc[5, "c2"] = "new"
     with pytest.raises(DataError, match="'c2'"):
         two.transform(bad)
+
+
+def test_sparse_direct_entries_zeros_nan_unknown_and_ignored_equal_sklearn():
+    # The CSR builder emits entries straight from each group: exact 0.0 and -0.0 scalars
+    # dropped, NaN kept (StandardScaler passes NaN through), unknown and missing categories
+    # under handle_unknown="ignore" and the dropped first level emit nothing.
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    rng = np.random.default_rng(11)
+    n = 600
+    a = rng.choice([0.0, -0.0, 1.5, -2.0, np.nan], n)
+    df = pd.DataFrame({"a": a, "b": rng.normal(size=n),
+                       "c": rng.choice(list("pqr"), n).astype(object),
+                       "d": rng.choice(list("xyz"), n).astype(object)})
+    parts = lambda lib_scaler, lib_ohe: [  # noqa: E731
+        ("s", lib_scaler(with_mean=False), ["a", "b"]),
+        ("o", lib_ohe(handle_unknown="ignore"), ["c"]),
+        ("f", lib_ohe(drop="first"), ["d"])]
+    fl = ft.ColumnTransformer(parts(ft.StandardScaler, ft.OneHotEncoder), sparse_threshold=1.0).fit(df)
+    sk = ColumnTransformer(parts(StandardScaler, OneHotEncoder), sparse_threshold=1.0).fit(df)
+    test = df.copy()
+    test.loc[::3, "c"] = "unseen"
+    test.loc[1::4, "c"] = None
+    got, want = fl.transform(test), sk.transform(test)
+    assert fl.sparse_output_ and sk.sparse_output_
+    _csr_equal(got, want)
+    assert np.isnan(got.data).any() and (got.data != 0).all()

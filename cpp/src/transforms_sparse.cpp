@@ -2,8 +2,10 @@
 #include "forgeline/transforms_sparse.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "forgeline/parallel.hpp"
@@ -11,47 +13,164 @@
 namespace forgeline::transforms {
 
 namespace {
-// Rows per parallel chunk, and rows per dense scratch tile inside a chunk: the tile
-// (kTileRows x n_slots doubles) stays in L2 while it is scanned for nonzeros.
+// Rows per parallel chunk, and rows per tile inside a chunk (the executor's tile).
 constexpr index_t kChunkRows = 2048;
-constexpr index_t kTileRows = 64;
+constexpr index_t kTileRows = plan::kGroupTile;
+
+// The direct path appends each group's entries to the rows in group order, which gives
+// sorted column indices only when every group's slots lie strictly after the previous
+// groups' slots (what ColumnTransformer programs look like). Udf programs go through the
+// dense tile too: their groups read registers that group_values does not fill.
+bool direct_ok(const plan::Program& p) {
+  index_t prev = -1;
+  for (std::size_t g = 0; g < p.src.size(); ++g) {
+    const auto emit = static_cast<plan::Emit>(p.emit[g]);
+    if (emit == plan::Emit::Register || p.src_kind[g] == static_cast<std::int32_t>(plan::Source::Udf))
+      return false;
+    index_t lo = p.slot[g], hi = p.slot[g];
+    if (emit == plan::Emit::OneHot) {
+      lo = p.n_slots;
+      hi = -1;
+      for (std::int32_t t = p.tab_off[g]; t < p.tab_off[g] + p.tab_len[g]; ++t) {
+        const index_t s = p.itab[static_cast<std::size_t>(t)];
+        if (s >= 0) {
+          lo = std::min(lo, s);
+          hi = std::max(hi, s);
+        }
+      }
+      if (hi < 0) continue;  // never emits anything
+    }
+    if (lo <= prev) return false;
+    prev = hi;
+  }
+  return true;
+}
+
+// The executor's table index of a code register: 0 unseen (or out of the table), 1 missing,
+// 2 + code otherwise.
+inline index_t table_index(double x, index_t tlen) {
+  if (std::isnan(x)) return 1;
+  const index_t idx = static_cast<index_t>(static_cast<int>(x)) + 2;
+  return (idx < 0 || idx >= tlen) ? 0 : idx;
+}
+
+[[noreturn]] void unknown_category(std::size_t g) {
+  throw std::domain_error("unknown category in plan group " + std::to_string(g));
+}
+
+// Rows [t0, t0 + n) of the program as (value, column) entries per row, row i's at
+// sd/si[i * stride, i * stride + cnt[i]), in increasing column order (direct_ok). Entries
+// are written unconditionally into this cache-resident staging tile and kept by advancing
+// cnt only when nonzero: no branch per value. NaN != 0, so it is kept, and -0.0 == 0, so
+// it is dropped, as scipy does.
+template <class I>
+void tile_entries(const plan::Program& p, const plan::Inputs& in, index_t t0, index_t n,
+                  index_t stride, double* FL_RESTRICT sd, I* FL_RESTRICT si, index_t* FL_RESTRICT cnt) {
+  double x[kTileRows];
+  for (index_t i = 0; i < n; ++i) cnt[i] = 0;
+  for (std::size_t g = 0; g < p.src.size(); ++g) {
+    plan::group_values(p, in, g, t0, n, x);
+    const auto emit = static_cast<plan::Emit>(p.emit[g]);
+    if (emit == plan::Emit::Scalar) {
+      const I s = static_cast<I>(p.slot[g]);
+      for (index_t i = 0; i < n; ++i) {
+        const index_t o = i * stride + cnt[i];
+        sd[o] = x[i];
+        si[o] = s;
+        cnt[i] += (x[i] != 0.0);
+      }
+      continue;
+    }
+    const index_t tlen = p.tab_len[g];
+    if (emit == plan::Emit::OneHot) {
+      const std::int32_t* map = p.itab.data() + p.tab_off[g];
+      for (index_t i = 0; i < n; ++i) {
+        const std::int32_t s = map[table_index(x[i], tlen)];
+        if (FL_UNLIKELY(s == plan::kRaise)) unknown_category(g);
+        const index_t o = i * stride + cnt[i];
+        sd[o] = 1.0;
+        si[o] = static_cast<I>(s);
+        cnt[i] += (s >= 0);
+      }
+      continue;
+    }
+    const double* vals = p.dtab.data() + p.tab_off[g];  // Lookup
+    const I s = static_cast<I>(p.slot[g]);
+    const std::int32_t err = p.unseen_error[g];
+    for (index_t i = 0; i < n; ++i) {
+      const index_t idx = table_index(x[i], tlen);
+      // bit 0: unseen raises; bit 1: missing raises (missing was not a fitted category)
+      if (FL_UNLIKELY(idx <= 1 && (err & (idx == 0 ? 1 : 2)))) unknown_category(g);
+      const double v = vals[idx];
+      const index_t o = i * stride + cnt[i];
+      sd[o] = v;
+      si[o] = s;
+      cnt[i] += (v != 0.0);
+    }
+  }
+}
+
+// The fallback: a dense tile of all slots from the executor, scanned for nonzeros.
+template <class I>
+void tile_entries_dense(const plan::Program& p, const plan::Inputs& in, index_t t0, index_t n,
+                        index_t stride, double* tile, double* FL_RESTRICT sd, I* FL_RESTRICT si,
+                        index_t* FL_RESTRICT cnt) {
+  const index_t ns = p.n_slots;
+  plan::run_block(p, in, t0, t0 + n, plan::Output{tile, ns, 1});
+  for (index_t i = 0; i < n; ++i) {
+    const double* row = tile + i * ns;
+    index_t c = 0;
+    for (index_t s = 0; s < ns; ++s) {
+      if (row[s] != 0.0) {  // NaN != 0: kept, as scipy keeps it
+        if (FL_UNLIKELY(c >= stride)) throw std::logic_error("run_csr: more nonzeros in a row than the bound");
+        sd[i * stride + c] = row[s];
+        si[i * stride + c] = static_cast<I>(s);
+        ++c;
+      }
+    }
+    cnt[i] = c;
+  }
+}
 }  // namespace
 
 template <class I>
 index_t run_csr(const plan::Program& p, const plan::Inputs& in, index_t bound, double* data,
                 I* indices, I* indptr, int n_threads) {
   const index_t n = in.n_rows;
-  const index_t ns = p.n_slots;
+  const bool direct = direct_ok(p);
+  // Staging width per row: the direct path writes (then maybe drops) one entry per group.
+  const index_t stride = std::max<index_t>(direct ? static_cast<index_t>(p.src.size()) : bound, 1);
   const index_t chunks = num_chunks(n, kChunkRows);
   std::vector<index_t> chunk_nnz(static_cast<std::size_t>(chunks), 0);
   indptr[0] = 0;
   parallel_for(n, n_threads, kChunkRows, [&](index_t b, index_t e, index_t k) {
-    std::vector<double> tile(static_cast<std::size_t>(kTileRows * std::max<index_t>(ns, 1)));
+    std::vector<double> sd(static_cast<std::size_t>(kTileRows * stride));
+    std::vector<I> si(sd.size());
+    std::vector<double> tile(direct ? 0 : static_cast<std::size_t>(kTileRows * std::max<index_t>(p.n_slots, 1)));
+    index_t cnt[kTileRows];
     double* FL_RESTRICT dv = data + b * bound;
     I* FL_RESTRICT di = indices + b * bound;
     index_t pos = 0;
     for (index_t t0 = b; t0 < e; t0 += kTileRows) {
-      const index_t t1 = std::min(e, t0 + kTileRows);
-      plan::run_block(p, in, t0, t1, plan::Output{tile.data(), ns, 1});
-      for (index_t r = t0; r < t1; ++r) {
-        const double* row = tile.data() + (r - t0) * ns;
-        const index_t start = pos;
-        for (index_t s = 0; s < ns; ++s) {
-          const double v = row[s];
-          if (v != 0.0) {  // NaN != 0: kept, as scipy keeps it
-            if (FL_UNLIKELY(pos - start >= bound))
-              throw std::logic_error("run_csr: more nonzeros in a row than the bound");
-            dv[pos] = v;
-            di[pos] = static_cast<I>(s);
-            ++pos;
-          }
-        }
-        indptr[r + 1] = static_cast<I>(pos - start);  // a count for now; summed below
+      const index_t m = std::min(e - t0, kTileRows);
+      if (direct)
+        tile_entries<I>(p, in, t0, m, stride, sd.data(), si.data(), cnt);
+      else
+        tile_entries_dense<I>(p, in, t0, m, stride, tile.data(), sd.data(), si.data(), cnt);
+      for (index_t i = 0; i < m; ++i) {
+        const index_t c = cnt[i];
+        if (FL_UNLIKELY(c > bound)) throw std::logic_error("run_csr: more nonzeros in a row than the bound");
+        std::memcpy(dv + pos, sd.data() + i * stride, sizeof(double) * static_cast<std::size_t>(c));
+        std::memcpy(di + pos, si.data() + i * stride, sizeof(I) * static_cast<std::size_t>(c));
+        pos += c;
+        indptr[t0 + i + 1] = static_cast<I>(c);  // a count for now; summed below
       }
     }
     chunk_nnz[static_cast<std::size_t>(k)] = pos;
   });
-  // Compact the chunks to the front in chunk order (each moves down or stays: no clobbering).
+  // Rows were written chunk by chunk at chunk_begin*bound; compact them to the front in
+  // chunk order (each moves down or stays: no clobbering). The result does not depend on
+  // the thread count.
   index_t at = 0;
   for (index_t k = 0; k < chunks; ++k) {
     const index_t src = k * kChunkRows * bound;
