@@ -335,40 +335,20 @@ void run_block(const Program& p, const Inputs& in, index_t row_begin, index_t ro
     }
     for (std::size_t g = 0; g < groups; ++g) {
       const auto kind = static_cast<Source>(p.src_kind[g]);
-      const bool reads_regs = kind == Source::Udf || kind == Source::Product;
-      const void* col = reads_regs ? nullptr : in.columns[static_cast<std::size_t>(p.src[g])];
-      if (kind == Source::Udf) {
-        run_udf_tile(p, g, regs.data(), x, n);
-      } else if (kind == Source::Product) {
-        const double* ra = regs.data() + static_cast<index_t>(p.reg_off[g]) * n;
-        const double* rb = ra + n;
-        for (index_t i = 0; i < n; ++i) x[i] = ra[i] * rb[i];
-      } else if (in.row_stride > 0) {
-        const double* d = static_cast<const double*>(col);
-        for (index_t i = 0; i < n; ++i) x[i] = d[(t0 + i) * in.row_stride];
-      } else switch (kind) {
-        case Source::Float64: std::memcpy(x, static_cast<const double*>(col) + t0, sizeof(double) * n); break;
-        case Source::Float32: {
-          const float* f = static_cast<const float*>(col) + t0;
-          for (index_t i = 0; i < n; ++i) x[i] = static_cast<double>(f[i]);
-          break;
+      if (kind == Source::Udf || kind == Source::Product) {
+        if (kind == Source::Udf) {
+          run_udf_tile(p, g, regs.data(), x, n);
+        } else {
+          const double* ra = regs.data() + static_cast<index_t>(p.reg_off[g]) * n;
+          const double* rb = ra + n;
+          for (index_t i = 0; i < n; ++i) x[i] = ra[i] * rb[i];
         }
-        case Source::Datetime: {
-          // check() guarantees the group's first op is the date part that reads the raw ns
-          const std::int64_t* d = static_cast<const std::int64_t*>(col) + t0;
-          const int part = static_cast<int>(p.op_a[static_cast<std::size_t>(p.op_begin[g])]);
-          for (index_t i = 0; i < n; ++i) x[i] = date_part(d[i], part);
-          break;
-        }
-        default: {
-          // categorical codes: missing becomes NaN so imputers see it as missing
-          const std::int32_t* c = static_cast<const std::int32_t*>(col) + t0;
-          for (index_t i = 0; i < n; ++i) x[i] = c[i] == kMissing ? std::nan("") : static_cast<double>(c[i]);
-          break;
-        }
+        for (std::size_t k = static_cast<std::size_t>(p.op_begin[g]); k < static_cast<std::size_t>(p.op_end[g]); ++k)
+          apply_op_tile(p, k, x, n, g);
+      } else {
+        // A column group: the one reader the fused head shares (read, then the group's ops).
+        group_values(p, in, g, t0, n, x);
       }
-      for (std::size_t k = static_cast<std::size_t>(p.op_begin[g]); k < static_cast<std::size_t>(p.op_end[g]); ++k)
-        apply_op_tile(p, k, x, n, g);
       const auto emit = static_cast<Emit>(p.emit[g]);
       if (emit == Emit::Register) {
         std::memcpy(regs.data() + p.slot[g] * n, x, sizeof(double) * static_cast<std::size_t>(n));

@@ -165,17 +165,7 @@ class FeaturePlan:
                 owner.append(gi)
                 _append_source(arr, g, col_index, kinds, udf_regs)
                 arr["op_begin"].append(len(arr["op_code"]))
-                for op in g.ops:
-                    arr["op_code"].append(OP_CODES[op.name])
-                    arr["op_a"].append(float(op.a))
-                    arr["op_b"].append(float(op.b))
-                    if op.table is not None:
-                        arr["op_off"].append(len(dtab))
-                        arr["op_len"].append(len(op.table))
-                        dtab.extend(float(v) for v in op.table)
-                    else:
-                        arr["op_off"].append(0)
-                        arr["op_len"].append(0)
+                _append_ops(arr, dtab, g.ops)
                 arr["op_end"].append(len(arr["op_code"]))
                 arr["emit"].append(EMITS[g.emit])
                 arr["unseen_error"].append(int(g.unseen_error))
