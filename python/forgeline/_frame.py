@@ -312,6 +312,9 @@ def _convert_any(name: str, values, float_dtype, kind: str | None, vocab) -> Col
         arr = np.asarray(values)
     except Exception as exc:  # ragged nested lists and the like
         raise InputError(f"column {name!r} cannot be read as a 1-D array: {exc}", column=name) from exc
+    if arr.dtype.kind == "U" and isinstance(values, (list, tuple)):
+        # numpy drops trailing NULs from str_ values ("\x00" -> ""); keep the Python strings
+        arr = np.asarray(values, dtype=object)
     if arr.dtype == object:
         return _from_arrow(name, _numpy_to_arrow(name, arr), float_dtype, kind, vocab)
     return _convert_any(name, arr, float_dtype, kind, vocab)
