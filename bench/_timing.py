@@ -40,3 +40,25 @@ def print_rows(rows: list[dict]) -> None:
         s = r["seconds"]
         secs = "skipped" if s is None else (f"{s * 1e6:.1f} us" if s < 1e-3 else f"{s:.4f} s")
         print(f"{r['workload']:<62} {r['engine']:<36} {secs:>12}  {r.get('note', '')}")
+
+
+def add_source_tree() -> None:
+    """Put the checkout's ``python/`` first on sys.path when it holds an in-place build
+    (``cmake --preset dev``); otherwise (a fresh clone with the package installed, as in CI)
+    leave the installed package in charge."""
+    import glob
+    import os
+    import sys
+
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python")
+    if glob.glob(os.path.join(src, "forgeline", "_core*")) and src not in sys.path:
+        sys.path.insert(0, src)
+
+
+def forgeline_root() -> str:
+    """The folder holding the ``forgeline`` this process imported, for child processes."""
+    from pathlib import Path
+
+    import forgeline
+
+    return str(Path(forgeline.__file__).resolve().parents[1])

@@ -21,7 +21,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from _timing import best_of, row
+from _timing import add_source_tree, best_of, forgeline_root, row
 
 HERE = Path(__file__).resolve().parent
 VENV_PY = HERE / ".venv-drift" / "bin" / "python"
@@ -184,7 +184,7 @@ def _d2(quick: bool) -> list[dict]:
     n = int(os.environ.get("FORGELINE_BENCH_D2_ROWS", 20_000 if quick else 1_000_000))
     k = int(os.environ.get("FORGELINE_BENCH_D2_COLS", 40 if quick else 1000))
     wl = f"D2 wide drift ({n:,} rows x {k} numeric, profile prebuilt)"
-    python_dir = str(HERE.parent / "python")
+    python_dir = forgeline_root()
     proc = subprocess.run([sys.executable, "-c", D2_CODE, str(n), str(k), python_dir],
                           capture_output=True, text=True, timeout=7200)
     if proc.returncode != 0:
@@ -218,6 +218,6 @@ def run(quick: bool) -> list[dict]:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(HERE.parent / "python"))
+    add_source_tree()
     for r in run("--quick" in sys.argv):
         print(r)

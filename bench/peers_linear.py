@@ -29,7 +29,7 @@ import time
 import warnings
 
 import numpy as np
-from _timing import best_of, row
+from _timing import add_source_tree, best_of, row
 
 BATCHES = (1, 64, 100_000)
 
@@ -280,7 +280,7 @@ def run(quick: bool) -> list[dict]:
 if __name__ == "__main__":
     import sys
 
-    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "python"))
+    add_source_tree()
     for r in run("--quick" in sys.argv):
         secs = "skipped" if r["seconds"] is None else f"{r['seconds']:.4g}"
         print(f"{r['workload']:<48} {r['engine']:<32} {secs:>10}  {r['note']}")

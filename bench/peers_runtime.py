@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
+sys.path.insert(0, str(Path(__file__).parent))
+from _timing import add_source_tree, best_of, row  # noqa: E402
 
-from _timing import best_of, row  # noqa: E402
+add_source_tree()
 
 
 def _pair(fn) -> float:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _timing import best_of, per_call, row
+from _timing import best_of, forgeline_root, per_call, row
 
 HERE = Path(__file__).parent
 CACHE = Path(os.environ.get("FORGELINE_BENCH_CACHE", Path.home() / ".cache" / "forgeline-bench"))
@@ -136,7 +136,7 @@ def _jit_rows(wl, m, X, ref_secs):
     Path(tmp, "meta.json").write_text(json.dumps(meta))
     np.savez(Path(tmp, "arrays.npz"), **arrays)
     try:
-        res = subprocess.run([sys.executable, "-c", _JIT_LOAD_SCRIPT, str(HERE.parent / "python"),
+        res = subprocess.run([sys.executable, "-c", _JIT_LOAD_SCRIPT, forgeline_root(),
                               str(Path(tmp, "meta.json")), str(Path(tmp, "arrays.npz")), str(cache)],
                              capture_output=True, text=True, timeout=3600, check=True)
         cached = json.loads(res.stdout.strip().splitlines()[-1])
