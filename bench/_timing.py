@@ -51,7 +51,7 @@ def add_source_tree() -> None:
     import sys
 
     src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python")
-    if glob.glob(os.path.join(src, "forgeline", "_core*")) and src not in sys.path:
+    if glob.glob(os.path.join(src, "forgeline", "_core*.so")) and src not in sys.path:
         sys.path.insert(0, src)
 
 

@@ -9,5 +9,5 @@ import os
 import sys
 
 _SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python")
-if glob.glob(os.path.join(_SRC, "forgeline", "_core*")):
+if glob.glob(os.path.join(_SRC, "forgeline", "_core*.so")):
     sys.path.insert(0, _SRC)
