@@ -36,6 +36,44 @@ void set_udfs(plan::Program& p, const I32& udf_fn, const I32& reg_off, const I32
 
 }  // namespace
 
+// See bindings.hpp.
+plan::Inputs plan_inputs(const plan::Program& p, const py::list& columns, const py::handle& kinds_arg,
+                         index_t n_rows, std::vector<py::array>& keep) {
+  const I32 kinds = I32::ensure(kinds_arg);
+  if (!kinds || kinds.ndim() != 1) throw std::invalid_argument("plan: kinds must be a 1-D int32 array");
+  plan::Inputs in;
+  in.n_rows = n_rows;
+  const auto* k = kinds.data();
+  if (static_cast<std::size_t>(kinds.size()) != columns.size())
+    throw std::invalid_argument("plan: one kind per input column is required");
+  for (std::size_t i = 0; i < columns.size(); ++i) {
+    py::array a;
+    switch (static_cast<plan::Source>(k[i])) {
+      case plan::Source::Float64: a = F64::ensure(columns[i]); break;
+      case plan::Source::Float32:
+        a = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(columns[i]);
+        break;
+      case plan::Source::Datetime:
+        a = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>::ensure(columns[i]);
+        break;
+      default: a = I32::ensure(columns[i]); break;
+    }
+    if (!a || a.ndim() != 1 || a.shape(0) != n_rows)
+      throw std::invalid_argument("plan: input column " + std::to_string(i) + " must be 1-D with n_rows values");
+    in.columns.push_back(a.data());
+    keep.push_back(std::move(a));
+  }
+  for (std::size_t g = 0; g < p.src.size(); ++g) {
+    if (p.src_kind[g] == static_cast<std::int32_t>(plan::Source::Udf) ||
+        p.src_kind[g] == static_cast<std::int32_t>(plan::Source::Product))
+      continue;  // register groups read no column
+    if (static_cast<std::size_t>(p.src[g]) >= in.columns.size())
+      throw std::invalid_argument("plan: group reads a column that was not passed");
+    if (p.src_kind[g] != k[p.src[g]]) throw std::invalid_argument("plan: column kind differs from the program's");
+  }
+  return in;
+}
+
 void bind_plan(py::module_& m) {
   using plan::Program;
   py::class_<Program, std::shared_ptr<Program>>(m, "FeatureProgram")
@@ -71,39 +109,8 @@ void bind_plan(py::module_& m) {
           "run",
           [](const Program& p, const py::list& columns, const I32& kinds, index_t n_rows,
              int n_threads, std::optional<py::array_t<double>> out_arg) {
-            plan::Inputs in;
-            in.n_rows = n_rows;
-            const auto* k = kinds.data();
-            if (static_cast<std::size_t>(kinds.size()) != columns.size())
-              throw std::invalid_argument("plan: one kind per input column is required");
             std::vector<py::array> keep;  // holds the buffers alive while the GIL is released
-            for (std::size_t i = 0; i < columns.size(); ++i) {
-              py::array a;
-              switch (static_cast<plan::Source>(k[i])) {
-                case plan::Source::Float64: a = F64::ensure(columns[i]); break;
-                case plan::Source::Float32:
-                  a = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(columns[i]);
-                  break;
-                case plan::Source::Datetime:
-                  a = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>::ensure(columns[i]);
-                  break;
-                default: a = I32::ensure(columns[i]); break;
-              }
-              if (!a || a.ndim() != 1 || a.shape(0) != n_rows)
-                throw std::invalid_argument("plan: input column " + std::to_string(i) +
-                                            " must be 1-D with n_rows values");
-              in.columns.push_back(a.data());
-              keep.push_back(std::move(a));
-            }
-            for (std::size_t g = 0; g < p.src.size(); ++g) {
-              if (p.src_kind[g] == static_cast<std::int32_t>(plan::Source::Udf) ||
-                  p.src_kind[g] == static_cast<std::int32_t>(plan::Source::Product))
-                continue;  // register groups read no column
-              if (static_cast<std::size_t>(p.src[g]) >= in.columns.size())
-                throw std::invalid_argument("plan: group reads a column that was not passed");
-              if (p.src_kind[g] != k[p.src[g]])
-                throw std::invalid_argument("plan: column kind differs from the program's");
-            }
+            plan::Inputs in = plan_inputs(p, columns, kinds, n_rows, keep);
             py::array_t<double> out;
             if (out_arg) {
               // Caller-provided output (any strides, e.g. column-major): checked, never copied.

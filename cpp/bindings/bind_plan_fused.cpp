@@ -20,36 +20,6 @@ struct FusedLinear {
   plan::LinearHead head;
 };
 
-// The input columns as run() reads them; `keep` holds the converted arrays alive.
-plan::Inputs gather(const plan::Program& p, const py::list& columns, const I32& kinds, index_t n_rows,
-                    std::vector<py::array>& keep) {
-  plan::Inputs in;
-  in.n_rows = n_rows;
-  if (static_cast<std::size_t>(kinds.size()) != columns.size())
-    throw std::invalid_argument("plan: one kind per input column is required");
-  const auto* k = kinds.data();
-  for (std::size_t i = 0; i < columns.size(); ++i) {
-    py::array a;
-    switch (static_cast<plan::Source>(k[i])) {
-      case plan::Source::Float64: a = F64::ensure(columns[i]); break;
-      case plan::Source::Float32:
-        a = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(columns[i]);
-        break;
-      case plan::Source::Datetime: a = I64::ensure(columns[i]); break;
-      default: a = I32::ensure(columns[i]); break;
-    }
-    if (!a || a.ndim() != 1 || a.shape(0) != n_rows)
-      throw std::invalid_argument("plan: input column " + std::to_string(i) + " must be 1-D with n_rows values");
-    in.columns.push_back(a.data());
-    keep.push_back(std::move(a));
-  }
-  for (std::size_t g = 0; g < p.src.size(); ++g) {
-    if (static_cast<std::size_t>(p.src[g]) >= in.columns.size())
-      throw std::invalid_argument("plan: group reads a column that was not passed");
-    if (p.src_kind[g] != k[p.src[g]]) throw std::invalid_argument("plan: column kind differs from the program's");
-  }
-  return in;
-}
 
 }  // namespace
 
@@ -184,7 +154,7 @@ void bind_plan_fused(py::module_& m) {
           "run",
           [](const FusedLinear& f, const py::list& columns, const I32& kinds, index_t n_rows, int n_threads) {
             std::vector<py::array> keep;
-            plan::Inputs in = gather(*f.program, columns, kinds, n_rows, keep);
+            plan::Inputs in = plan_inputs(*f.program, columns, kinds, n_rows, keep);
             py::array_t<double> out({n_rows, f.head.n_out});
             double* o = out.mutable_data();
             index_t bad;

@@ -96,35 +96,6 @@ py::array contiguous(const py::handle& h) {
   return py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(h);
 }
 
-// The plan's input columns, converted to the dtype of their kind; `keep` holds the buffers.
-plan::Inputs plan_inputs(const plan::Program& p, const py::list& columns, const i32& kinds,
-                         index_t n_rows, std::vector<py::array>& keep) {
-  plan::Inputs in;
-  in.n_rows = n_rows;
-  require(static_cast<std::size_t>(kinds.size()) == columns.size(),
-          "plan: one kind per input column is required");
-  const auto* k = kinds.data();
-  for (std::size_t i = 0; i < columns.size(); ++i) {
-    py::array a;
-    switch (static_cast<plan::Source>(k[i])) {
-      case plan::Source::Float64: a = contiguous<double>(columns[i]); break;
-      case plan::Source::Float32: a = contiguous<float>(columns[i]); break;
-      case plan::Source::Datetime: a = contiguous<std::int64_t>(columns[i]); break;
-      default: a = contiguous<std::int32_t>(columns[i]); break;
-    }
-    require(a && a.ndim() == 1 && a.shape(0) == n_rows,
-            "plan: input column " + std::to_string(i) + " must be 1-D with n_rows values");
-    in.columns.push_back(a.data());
-    keep.push_back(std::move(a));
-  }
-  for (std::size_t g = 0; g < p.src.size(); ++g) {
-    require(static_cast<std::size_t>(p.src[g]) < in.columns.size(),
-            "plan: group reads a column that was not passed");
-    require(p.src_kind[g] == k[p.src[g]], "plan: column kind differs from the program's");
-  }
-  return in;
-}
-
 template <class I>
 py::tuple run_csr_as(const plan::Program& p, const plan::Inputs& in, index_t bound, int n_threads) {
   const index_t n = in.n_rows;

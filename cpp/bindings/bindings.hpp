@@ -4,7 +4,14 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <vector>
+
 #include "forgeline/common.hpp"
+
+namespace forgeline::plan {
+struct Program;
+struct Inputs;
+}  // namespace forgeline::plan
 
 namespace py = pybind11;
 
@@ -26,6 +33,12 @@ View2D<const T> view2d(const py::array_t<T>& a) {
           static_cast<index_t>(a.strides(0) / static_cast<py::ssize_t>(sizeof(T))),
           static_cast<index_t>(a.strides(1) / static_cast<py::ssize_t>(sizeof(T)))};
 }
+
+// The plan's input columns, each converted to the dtype of its kind (int32 codes, float64,
+// float32, int64 ns) and checked against the program; `keep` holds the converted arrays alive
+// while the GIL is released. Defined in bind_plan.cpp; every plan-running binding uses it.
+plan::Inputs plan_inputs(const plan::Program& p, const py::list& columns, const py::handle& kinds,
+                         index_t n_rows, std::vector<py::array>& keep);
 
 // One function per area; module.cpp calls each. Each lives in bind_<area>.cpp.
 void bind_runtime(py::module_& m);
