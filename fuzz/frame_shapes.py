@@ -22,6 +22,7 @@ import warnings
 import numpy as np
 
 import _srcpath  # noqa: E402,F401  (the in-place build when there is one)
+from _checks import check_frame as check  # noqa: E402
 
 import pandas as pd  # noqa: E402
 import pyarrow as pa  # noqa: E402
@@ -54,18 +55,6 @@ def cases(width: int):
         "cat": pd.Categorical(["a", None, "b"])})
     yield "NaN everywhere, every kind forced", ({"a": np.full(4, np.nan), "b": np.full(4, np.nan)},
                                                 {"a": "categorical", "b": "boolean"})
-
-
-def check(frame) -> None:
-    for col in frame.columns:
-        assert len(col.values) == frame.n_rows
-        if col.kind in (_frame.NUMERIC, _frame.BOOLEAN):
-            assert col.values.dtype in (np.float32, np.float64)
-        elif col.kind == _frame.CATEGORICAL:
-            assert col.values.dtype == np.int32
-            assert ((col.values >= -2) & (col.values < len(col.vocabulary))).all()
-        else:
-            assert col.values.dtype == np.int64
 
 
 def run_case(data, full: bool = True) -> str:

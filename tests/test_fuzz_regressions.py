@@ -8,6 +8,8 @@ import copy
 import math
 import os
 import string
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,18 +24,11 @@ from forgeline import _frame
 from forgeline.errors import ForgelineError
 from forgeline.scorer import Scorer
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fuzz"))
+from _checks import check_frame as _check  # noqa: E402  (the fuzz harnesses' invariants)
+
 EXAMPLES = int(os.environ.get("FORGELINE_FUZZ_EXAMPLES", "60"))
 SPECIAL = np.array([np.nan, np.inf, -np.inf, -0.0, 1e308, 5e-324])
-
-
-def _check(frame):
-    for col in frame.columns:
-        assert len(col.values) == frame.n_rows
-        if col.kind in (_frame.NUMERIC, _frame.BOOLEAN):
-            assert col.values.dtype in (np.float32, np.float64)
-        elif col.kind == _frame.CATEGORICAL:
-            assert col.values.dtype == np.int32
-            assert ((col.values >= -2) & (col.values < len(col.vocabulary))).all()
 
 
 def _typed_or_ok(data, **kw):
