@@ -61,3 +61,29 @@ def forgeline_cmd() -> list[str]:
 def run_cli(*args, timeout=300, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([*forgeline_cmd(), *map(str, args)], capture_output=True, text=True,
                           timeout=timeout, **kw)
+
+
+@pytest.fixture(scope="session")
+def udf_model():
+    """A compiled pipeline with one ``forgeline.udf`` (so its bundle needs ``allow_code``),
+    and the pandas frame it was fitted on."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+    import forgeline as fl
+
+    rng = np.random.default_rng(11)
+    df = pd.DataFrame({"a": rng.normal(size=700), "b": rng.normal(size=700)})
+    y = (df["a"] - df["b"] > 0).astype(int).to_numpy()
+    ct = ColumnTransformer([("u", FunctionTransformer(fl.udf(_udf_gap, name="gap")), ["a", "b"]),
+                            ("s", StandardScaler(), ["a", "b"])])
+    pipe = make_pipeline(ct, LogisticRegression()).fit(df, y)
+    return fl.compile(pipe, df), df
+
+
+def _udf_gap(a, b):
+    return (a - b) / (abs(a) + abs(b) + 1.0)

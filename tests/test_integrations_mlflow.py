@@ -116,6 +116,24 @@ def test_save_model_and_errors(tmp_path, churn_scorer, churn_data):
         flm.save_model("not a scorer", str(tmp_path / "n"))
 
 
+def test_udf_bundle_needs_allow_code(tmp_path, udf_model):
+    scorer, df = udf_model
+    path = tmp_path / "u"
+    flm.save_model(scorer, str(path))
+    with pytest.raises(fl.BundleError, match="allow_code=True"):
+        flm.load_model(str(path))
+    with pytest.raises(fl.BundleError, match="allow_code=True"):
+        mlflow.pyfunc.load_model(str(path))
+    loaded = flm.load_model(str(path), allow_code=True)
+    np.testing.assert_array_equal(loaded.predict_proba(df), scorer.predict_proba(df))
+    py = mlflow.pyfunc.load_model(str(path), model_config={"allow_code": True})
+    pd.testing.assert_frame_equal(py.predict(df), scorer.score(df))
+    with pytest.raises(fl.BundleError, match="allow_code must be True or False"):
+        mlflow.pyfunc.load_model(str(path), model_config={"allow_code": "yes"})
+    with pytest.raises(fl.InputError, match="allow_cod"):
+        flm._load_pyfunc(str(path), {"allow_cod": True})
+
+
 def test_load_model_rejects_other_flavors(store):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # mlflow asks for type hints on predict

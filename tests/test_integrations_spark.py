@@ -141,6 +141,25 @@ def test_score_bad_input(spark, frames, bundle, churn_scorer):
         fls.compare({"a": 1}, df)
 
 
+def test_udf_bundle_needs_allow_code(spark, udf_model, tmp_path):
+    scorer, df = udf_model
+    path = tmp_path / "u.forge"
+    scorer.save(path)
+    sdf = spark.createDataFrame(pa.Table.from_pandas(df, preserve_index=False)).repartition(2)
+    with pytest.raises(fl.BundleError, match="allow_code=True"):
+        fls.score(sdf, str(path))
+    with pytest.raises(fl.InputError, match="allow_code must be"):
+        fls.score(sdf, str(path), allow_code="yes")
+    want = scorer.predict_proba(df)[:, 1]
+    for source, kw in ((str(path), {"allow_code": True}), (scorer, {})):
+        got = fls.score(sdf, source, output_cols=["proba_1"], passthrough=["a"], **kw).toArrow()
+        order = {a: i for i, a in enumerate(df["a"])}
+        idx = [order[a] for a in got.column("a").to_pylist()]
+        np.testing.assert_array_equal(got.column("proba_1").to_numpy(), want[idx])
+    report = fls.compare(str(path), sdf, allow_code=True)
+    assert "a" in report.to_frame()["column"].tolist()
+
+
 # --------------------------------------------------------------------------- profile
 def test_profile_equals_fit_on_collected(frames, tables):
     df, _ = frames

@@ -209,8 +209,12 @@ def save_model(scorer, path, mlflow_model=None, input_example=None, signature=No
         mlflow_model.signature = signature
     if metadata is not None:
         mlflow_model.metadata = metadata
+    # The pyfunc flavor declares the one load-time option, so that
+    # mlflow.pyfunc.load_model(uri, model_config={"allow_code": True}) reaches _load_pyfunc
+    # (MLflow drops load-time keys the flavor did not declare).
     mlflow.pyfunc.add_to_model(mlflow_model, loader_module=__name__, data=BUNDLE_FILE,
-                               conda_env="conda.yaml", python_env="python_env.yaml")
+                               conda_env="conda.yaml", python_env="python_env.yaml",
+                               model_config={"allow_code": False})
     mlflow_model.add_flavor(FLAVOR_NAME, bundle=BUNDLE_FILE, forgeline_version=__version__,
                             source=dict(scorer.metadata.get("source") or {})
                             if isinstance(scorer.metadata.get("source"), dict)
@@ -256,7 +260,7 @@ def log_model(scorer, name: str = "model", *, registered_model_name: str | None 
                      signature=signature, metadata=metadata, flavor_name=FLAVOR_NAME, **kwargs)
 
 
-def load_model(model_uri: str, dst_path: str | None = None):
+def load_model(model_uri: str, dst_path: str | None = None, *, allow_code: bool = False):
     """Load the Scorer of a logged forgeline model.
 
     Parameters
@@ -266,6 +270,9 @@ def load_model(model_uri: str, dst_path: str | None = None):
         local path, or any artifact URI MLflow understands.
     dst_path : str, optional
         Where to download the artifacts (default: a temporary directory).
+    allow_code : bool, default False
+        Passed to :func:`forgeline.load`: a bundle with ``forgeline.udf`` functions is
+        refused unless this is True.
 
     Returns
     -------
@@ -290,7 +297,7 @@ def load_model(model_uri: str, dst_path: str | None = None):
     bundle = os.path.normpath(os.path.join(local, conf["bundle"]))
     if os.path.dirname(bundle) != os.path.normpath(local):
         raise InputError(f"{model_uri!r}: the forgeline bundle must sit in the model directory")
-    return load(bundle)
+    return load(bundle, allow_code=allow_code)
 
 
 # --------------------------------------------------------------------------- pyfunc
@@ -320,13 +327,27 @@ class PyfuncModel:
         return self.scorer
 
 
-def _load_pyfunc(path):
-    """MLflow's entry point: ``path`` is the bundle file named by the pyfunc flavor."""
+def _load_pyfunc(path, model_config=None):
+    """MLflow's entry point: ``path`` is the bundle file named by the pyfunc flavor.
+
+    ``mlflow.pyfunc.load_model(uri, model_config={"allow_code": True})`` is the only way to
+    load a bundle with ``forgeline.udf`` functions through pyfunc; any other key is refused
+    so that a typo does not pass silently (MLflow itself drops, with a warning, keys the
+    flavor did not declare at save time; models saved before this option have none).
+    """
     from ..scorer import load
 
+    config = dict(model_config or {})
+    unknown = sorted(set(config) - {"allow_code"})
+    if unknown:
+        raise InputError(f"unknown forgeline model_config keys {unknown}; "
+                         "the only key is 'allow_code'")
     if os.path.isdir(path):
         path = os.path.join(path, BUNDLE_FILE)
-    return PyfuncModel(load(path))
+    allow = config.get("allow_code", False)
+    if isinstance(allow, str):  # the MLFLOW_PYFUNC_INFERENCE_CONFIG route carries JSON text
+        allow = {"true": True, "false": False}.get(allow.strip().lower(), allow)
+    return PyfuncModel(load(path, allow_code=allow))
 
 
 __all__ = ["FLAVOR_NAME", "PyfuncModel", "example_frame", "load_model", "log_model",

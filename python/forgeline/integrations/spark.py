@@ -59,9 +59,10 @@ def _check_df(spark_df) -> None:
 class _Shipped:
     """What a task closure carries instead of the Scorer: a key and a broadcast handle."""
 
-    def __init__(self, key: str, broadcast):
+    def __init__(self, key: str, broadcast, allow_code: bool = False):
         self.key = key
         self.broadcast = broadcast
+        self.allow_code = allow_code
 
     def scorer(self):
         """The Scorer on this worker: loaded from the broadcast bytes once, then cached."""
@@ -72,15 +73,24 @@ class _Shipped:
             with _SCORERS_LOCK:
                 s = _SCORERS.get(self.key)
                 if s is None:
-                    s = load(self.broadcast.value)
+                    s = load(self.broadcast.value, allow_code=self.allow_code)
                     _SCORERS[self.key] = s
         return s
 
 
-def _bundle_bytes(bundle) -> tuple[bytes, str, object]:
-    """(bundle bytes, cache key, driver-side Scorer) for a path or a Scorer."""
+def _bundle_bytes(bundle, allow_code: bool = False) -> tuple[bytes, str, object, bool]:
+    """(bundle bytes, cache key, driver-side Scorer, workers' allow_code) for a path or a
+    Scorer.
+
+    A Scorer object's udfs were already compiled in this process (the user built it, or
+    loaded it with ``allow_code=True``), so its workers may compile them too. A path is
+    checked on the driver with the caller's ``allow_code``. The flag is part of the cache
+    key, so a worker never hands a Scorer loaded with code to a caller that refused code.
+    """
     from ..scorer import Scorer, load
 
+    if not isinstance(allow_code, bool):
+        raise InputError(f"allow_code must be True or False, got {allow_code!r}")
     if isinstance(bundle, Scorer):
         import tempfile
 
@@ -89,7 +99,7 @@ def _bundle_bytes(bundle) -> tuple[bytes, str, object]:
             bundle.save(path)
             with open(path, "rb") as fh:
                 data = fh.read()
-        return data, "scorer:" + hashlib.sha256(data).hexdigest(), bundle
+        return data, "scorer:code:" + hashlib.sha256(data).hexdigest(), bundle, True
     if isinstance(bundle, (str, os.PathLike)):
         path = os.fspath(bundle)
         if not os.path.isfile(path):
@@ -98,20 +108,22 @@ def _bundle_bytes(bundle) -> tuple[bytes, str, object]:
             data = fh.read()
         # Loading on the driver checks the bundle before any task starts and gives the
         # output schema.
-        scorer = load(data)
-        return data, f"{os.path.abspath(path)}:{hashlib.sha256(data).hexdigest()}", scorer
+        scorer = load(data, allow_code=allow_code)
+        code = "code" if allow_code else "nocode"
+        key = f"{os.path.abspath(path)}:{code}:{hashlib.sha256(data).hexdigest()}"
+        return data, key, scorer, allow_code
     raise InputError("bundle_path_or_scorer must be a .forge path or a forgeline.Scorer, "
                      f"got {type(bundle).__name__}")
 
 
-def _ship(spark_df, bundle) -> tuple[_Shipped, object]:
-    data, key, scorer = _bundle_bytes(bundle)
+def _ship(spark_df, bundle, allow_code: bool = False) -> tuple[_Shipped, object]:
+    data, key, scorer, code = _bundle_bytes(bundle, allow_code)
     sc = spark_df.sparkSession.sparkContext
     slot = (id(sc), key)
     bc = _BROADCASTS.get(slot)
     if bc is None:
         bc = _BROADCASTS[slot] = sc.broadcast(data)
-    return _Shipped(key, bc), scorer
+    return _Shipped(key, bc, code), scorer
 
 
 # --------------------------------------------------------------------------- types
@@ -185,7 +197,7 @@ def _missing_columns(spark_df, names) -> list[str]:
 
 # --------------------------------------------------------------------------- score
 def score(spark_df, bundle_path_or_scorer, output_cols=None, *, passthrough=None,
-          n_threads: int | None = 1):
+          n_threads: int | None = 1, allow_code: bool = False):
     """Score a Spark DataFrame with a forgeline model (lazily: returns a DataFrame).
 
     Parameters
@@ -203,6 +215,10 @@ def score(spark_df, bundle_path_or_scorer, output_cols=None, *, passthrough=None
         outputs only).
     n_threads : int, optional
         Native threads per Spark task (default 1: Spark runs one task per core).
+    allow_code : bool, default False
+        Passed to :func:`forgeline.load` for a ``.forge`` path (on the driver and on every
+        worker): a bundle with ``forgeline.udf`` functions is refused unless this is True.
+        A Scorer object needs no flag: its udfs already run in this process.
 
     Returns
     -------
@@ -221,7 +237,7 @@ def score(spark_df, bundle_path_or_scorer, output_cols=None, *, passthrough=None
         name clash between a passthrough column and an output.
     """
     _check_df(spark_df)
-    shipped, scorer = _ship(spark_df, bundle_path_or_scorer)
+    shipped, scorer = _ship(spark_df, bundle_path_or_scorer, allow_code)
     missing = _missing_columns(spark_df, scorer.schema.names)
     if missing:
         raise SchemaError(f"the DataFrame lacks the model's input columns {missing}",
@@ -401,7 +417,8 @@ def profile(spark_df, columns=None, *, n_threads: int | None = 1, **params):
     return merged
 
 
-def compare(reference, spark_df, *, n_threads: int | None = 1, **options):
+def compare(reference, spark_df, *, n_threads: int | None = 1, allow_code: bool = False,
+            **options):
     """Drift of a Spark DataFrame against a reference: :func:`forgeline.drift.compare` on a
     profile built with :func:`profile`.
 
@@ -415,6 +432,10 @@ def compare(reference, spark_df, *, n_threads: int | None = 1, **options):
         Current data. Columns the reference does not know are ignored.
     n_threads : int, optional
         Native threads per Spark task (default 1).
+    allow_code : bool, default False
+        Passed to :func:`forgeline.load` for a ``.forge`` path (on the driver and on every
+        worker): a bundle with ``forgeline.udf`` functions is refused unless this is True.
+        A Scorer object needs no flag: its udfs already run in this process.
     **options
         Passed to :func:`forgeline.drift.compare` (``tests``, ``correction``,
         ``thresholds``, ``drift_share``...).
@@ -436,7 +457,7 @@ def compare(reference, spark_df, *, n_threads: int | None = 1, **options):
         ref = reference
         cols = [c for c in ref.names if c in set(spark_df.columns)]
     elif isinstance(reference, (Scorer, str, os.PathLike)):
-        shipped, scorer = _ship(spark_df, reference)
+        shipped, scorer = _ship(spark_df, reference, allow_code)
         ref = scorer.profile
         if ref is None:
             raise DataError("this Scorer has no reference profile (compile it with a sample)")
