@@ -320,3 +320,21 @@ def test_mapping_of_scalars_is_one_row():
     assert f.n_rows == 1
     assert f["b"].vocabulary == ("x",)
     assert np.isnan(f["c"].values[0])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int64, np.uint8, bool])
+def test_wide_single_dtype_pandas_frame_equals_per_column_conversion(dtype):
+    rng = np.random.default_rng(4)
+    arr = (rng.normal(size=(7, 3000)) * 50).astype(dtype)
+    if arr.dtype.kind == "f":
+        arr[2, ::7] = np.nan
+    df = pd.DataFrame(arr, columns=[f"c{j}" for j in range(arr.shape[1])])
+    wide = _frame.to_frame(df)
+    want = _frame.to_frame({c: df[c].to_numpy() for c in df.columns})
+    mixed = _frame.to_frame(df.assign(s=["a"] * 7))  # two dtypes: the per-Series route
+    assert wide.names == want.names == mixed.names[:-1]
+    for c in want.names:
+        assert wide[c].kind == want[c].kind == mixed[c].kind
+        assert wide[c].values.dtype == want[c].values.dtype == mixed[c].values.dtype
+        np.testing.assert_array_equal(wide[c].values, want[c].values)
+        np.testing.assert_array_equal(mixed[c].values, want[c].values)

@@ -163,7 +163,18 @@ def _raw_columns(data) -> tuple[list[tuple[str, object]], np.ndarray | None]:
     if _is_pandas_frame(data):
         names = [str(c) for c in data.columns]
         _check_unique(names)
-        return [(n, data.iloc[:, j]) for j, n in enumerate(names)], None
+        dtypes = set(data.dtypes) if len(names) else set()
+        if len(dtypes) == 1:
+            dt = next(iter(dtypes))
+            if isinstance(dt, np.dtype) and dt.kind in "fiub":
+                # One plain numpy dtype: to_numpy() is a view of pandas' single block (no
+                # copy for a frame built from one array), and its columns convert exactly as
+                # the Series would. Per-column Series access costs 50-200 us each, which made
+                # frames of 10^5 columns take tens of seconds.
+                arr = data.to_numpy()
+                return [(n, arr[:, j]) for j, n in enumerate(names)], None
+        # items() skips iloc's indexer machinery (about 4x faster per column).
+        return [(n, s) for n, (_, s) in zip(names, data.items())], None
     if isinstance(data, (pa.Table, pa.RecordBatch)):
         _check_unique(data.column_names)
         return [(n, data.column(j)) for j, n in enumerate(data.column_names)], None
