@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "forgeline/parallel.hpp"
+#include "forgeline/plan.hpp"
 
 namespace forgeline::transforms {
 
@@ -48,50 +49,56 @@ double column_sum(index_t n, bool pairwise, const F& f) {
 
 }  // namespace
 
+namespace {
+
+// The statistics of one column (see column_moments).
+Moments moments_of(const View1D<const double>& x, bool pairwise, bool sums) {
+  Moments m;
+  double mn = std::numeric_limits<double>::infinity(), mx = -mn, amx = 0;
+  for (index_t i = 0; i < x.size; ++i) {
+    const double v = x[i];
+    if (std::isnan(v)) {
+      m.n_nan += 1;
+      continue;
+    }
+    m.count += 1;
+    mn = std::min(mn, v);
+    mx = std::max(mx, v);
+    amx = std::max(amx, std::fabs(v));
+    if (std::isinf(v)) (v > 0 ? m.n_posinf : m.n_neginf) += 1;
+  }
+  // NaN counts as 0 in every sum, as np.nansum does (it zero-fills, then sums).
+  auto val = [&](index_t i) { const double v = x[i]; return std::isnan(v) ? 0.0 : v; };
+  if (sums) m.sum = column_sum(x.size, pairwise, val);
+  if (m.count > 0) {
+    // sklearn's corrected two-pass variance: T = sum / n, then sum((x-T)^2) - (sum(x-T))^2/n.
+    const double t = m.sum / m.count;
+    auto dev = [&](index_t i) { const double v = x[i]; return std::isnan(v) ? 0.0 : v - t; };
+    auto dev2 = [&](index_t i) {
+      const double v = x[i];
+      return std::isnan(v) ? 0.0 : (v - t) * (v - t);
+    };
+    if (sums) {
+      const double corr = column_sum(x.size, pairwise, dev);
+      const double ss = column_sum(x.size, pairwise, dev2);
+      m.m2 = ss - corr * corr / m.count;
+    }
+    m.min = mn;
+    m.max = mx;
+    m.absmax = amx;
+  } else {
+    m.min = m.max = m.absmax = kNaN;
+  }
+  return m;
+}
+
+}  // namespace
+
 void column_moments(const std::vector<View1D<const double>>& cols, Moments* out, int n_threads,
                     bool pairwise, bool sums) {
   const index_t p = static_cast<index_t>(cols.size());
   parallel_for(p, n_threads, 1, [&](index_t b, index_t e, index_t) {
-    for (index_t c = b; c < e; ++c) {
-      const auto& x = cols[static_cast<size_t>(c)];
-      Moments m;
-      double mn = std::numeric_limits<double>::infinity(), mx = -mn, amx = 0;
-      for (index_t i = 0; i < x.size; ++i) {
-        const double v = x[i];
-        if (std::isnan(v)) {
-          m.n_nan += 1;
-          continue;
-        }
-        m.count += 1;
-        mn = std::min(mn, v);
-        mx = std::max(mx, v);
-        amx = std::max(amx, std::fabs(v));
-        if (std::isinf(v)) (v > 0 ? m.n_posinf : m.n_neginf) += 1;
-      }
-      // NaN counts as 0 in every sum, as np.nansum does (it zero-fills, then sums).
-      auto val = [&](index_t i) { const double v = x[i]; return std::isnan(v) ? 0.0 : v; };
-      if (sums) m.sum = column_sum(x.size, pairwise, val);
-      if (m.count > 0) {
-        // sklearn's corrected two-pass variance: T = sum / n, then sum((x-T)^2) - (sum(x-T))^2/n.
-        const double t = m.sum / m.count;
-        auto dev = [&](index_t i) { const double v = x[i]; return std::isnan(v) ? 0.0 : v - t; };
-        auto dev2 = [&](index_t i) {
-          const double v = x[i];
-          return std::isnan(v) ? 0.0 : (v - t) * (v - t);
-        };
-        if (sums) {
-          const double corr = column_sum(x.size, pairwise, dev);
-          const double ss = column_sum(x.size, pairwise, dev2);
-          m.m2 = ss - corr * corr / m.count;
-        }
-        m.min = mn;
-        m.max = mx;
-        m.absmax = amx;
-      } else {
-        m.min = m.max = m.absmax = kNaN;
-      }
-      out[c] = m;
-    }
+    for (index_t c = b; c < e; ++c) out[c] = moments_of(cols[static_cast<size_t>(c)], pairwise, sums);
   });
 }
 
@@ -178,43 +185,104 @@ void select_positions(const View1D<const double>& x, const std::vector<std::int6
 
 }  // namespace
 
+namespace {
+
+// Scratch buffers of one worker for quantiles_of.
+struct SelectScratch {
+  std::vector<double> gathered, at;
+  std::vector<std::uint32_t> hist;
+  std::vector<std::int64_t> need;
+};
+
+// Row c of column_quantiles' output for column x.
+void quantiles_of(const View1D<const double>& x, index_t c, View2D<const std::int64_t> lo,
+                  View2D<const std::int64_t> hi, View2D<const double> gamma, View2D<double> out,
+                  SelectScratch& s) {
+  const index_t k = lo.cols;
+  std::int64_t n = 0;
+  for (index_t i = 0; i < x.size; ++i) n += !std::isnan(x[i]);
+  auto& need = s.need;
+  need.clear();
+  for (index_t q = 0; q < k; ++q) {
+    if (lo(c, q) >= 0) need.push_back(lo(c, q));
+    if (hi(c, q) >= 0) need.push_back(hi(c, q));
+  }
+  std::sort(need.begin(), need.end());
+  need.erase(std::unique(need.begin(), need.end()), need.end());
+  for (std::int64_t idx : need) require(idx < n, "quantile index out of range");
+  if (!need.empty()) select_positions(x, need, s.at, s.hist, s.gathered);
+  auto value_at = [&](std::int64_t pos) {
+    return s.at[static_cast<size_t>(std::lower_bound(need.begin(), need.end(), pos) - need.begin())];
+  };
+  for (index_t q = 0; q < k; ++q) {
+    const std::int64_t l = lo(c, q), h = hi(c, q);
+    if (l < 0 || h < 0) {
+      out(c, q) = kNaN;
+      continue;
+    }
+    const double a = value_at(l), bb = value_at(h);
+    const double t = gamma(c, q);
+    const double diff = bb - a;
+    // numpy's _lerp: a + diff*t, replaced by b - diff*(1-t) where t >= 0.5.
+    out(c, q) = t >= 0.5 ? bb - diff * (1 - t) : a + diff * t;
+  }
+}
+
+// The register of group g over all rows, as the plan executor computes it tile by tile.
+void program_column(const plan::Program& p, const plan::Inputs& in, std::size_t g,
+                    std::vector<double>& buf) {
+  buf.resize(static_cast<std::size_t>(in.n_rows));
+  for (index_t t0 = 0; t0 < in.n_rows; t0 += plan::kGroupTile)
+    plan::group_values(p, in, g, t0, std::min(plan::kGroupTile, in.n_rows - t0), buf.data() + t0);
+}
+
+void check_groups(const plan::Program& p, const std::vector<std::int32_t>& groups) {
+  for (std::int32_t g : groups) {
+    require(g >= 0 && static_cast<std::size_t>(g) < p.src.size(), "fit: group out of range");
+    const auto kind = static_cast<plan::Source>(p.src_kind[static_cast<std::size_t>(g)]);
+    require(kind != plan::Source::Udf && kind != plan::Source::Product,
+            "fit: a register group has no column of its own");
+  }
+}
+
+}  // namespace
+
 void column_quantiles(const std::vector<View1D<const double>>& cols, View2D<const std::int64_t> lo,
                       View2D<const std::int64_t> hi, View2D<const double> gamma, View2D<double> out,
                       int n_threads) {
   const index_t p = static_cast<index_t>(cols.size());
-  const index_t k = lo.cols;
   parallel_for(p, n_threads, 1, [&](index_t b, index_t e, index_t) {
-    std::vector<double> gathered, at;
-    std::vector<std::uint32_t> hist;
-    std::vector<std::int64_t> need;
+    SelectScratch s;
+    for (index_t c = b; c < e; ++c) quantiles_of(cols[static_cast<size_t>(c)], c, lo, hi, gamma, out, s);
+  });
+}
+
+void program_moments(const plan::Program& p, const plan::Inputs& in,
+                     const std::vector<std::int32_t>& groups, Moments* out, int n_threads,
+                     bool pairwise, bool sums) {
+  check_groups(p, groups);
+  const index_t ng = static_cast<index_t>(groups.size());
+  parallel_for(ng, n_threads, 1, [&](index_t b, index_t e, index_t) {
+    std::vector<double> buf;
     for (index_t c = b; c < e; ++c) {
-      const auto& x = cols[static_cast<size_t>(c)];
-      std::int64_t n = 0;
-      for (index_t i = 0; i < x.size; ++i) n += !std::isnan(x[i]);
-      need.clear();
-      for (index_t q = 0; q < k; ++q) {
-        if (lo(c, q) >= 0) need.push_back(lo(c, q));
-        if (hi(c, q) >= 0) need.push_back(hi(c, q));
-      }
-      std::sort(need.begin(), need.end());
-      need.erase(std::unique(need.begin(), need.end()), need.end());
-      for (std::int64_t idx : need) require(idx < n, "quantile index out of range");
-      if (!need.empty()) select_positions(x, need, at, hist, gathered);
-      auto value_at = [&](std::int64_t pos) {
-        return at[static_cast<size_t>(std::lower_bound(need.begin(), need.end(), pos) - need.begin())];
-      };
-      for (index_t q = 0; q < k; ++q) {
-        const std::int64_t l = lo(c, q), h = hi(c, q);
-        if (l < 0 || h < 0) {
-          out(c, q) = kNaN;
-          continue;
-        }
-        const double a = value_at(l), bb = value_at(h);
-        const double t = gamma(c, q);
-        const double diff = bb - a;
-        // numpy's _lerp: a + diff*t, replaced by b - diff*(1-t) where t >= 0.5.
-        out(c, q) = t >= 0.5 ? bb - diff * (1 - t) : a + diff * t;
-      }
+      program_column(p, in, static_cast<std::size_t>(groups[static_cast<std::size_t>(c)]), buf);
+      out[c] = moments_of(View1D<const double>{buf.data(), in.n_rows, 1}, pairwise, sums);
+    }
+  });
+}
+
+void program_quantiles(const plan::Program& p, const plan::Inputs& in,
+                       const std::vector<std::int32_t>& groups, View2D<const std::int64_t> lo,
+                       View2D<const std::int64_t> hi, View2D<const double> gamma,
+                       View2D<double> out, int n_threads) {
+  check_groups(p, groups);
+  const index_t ng = static_cast<index_t>(groups.size());
+  parallel_for(ng, n_threads, 1, [&](index_t b, index_t e, index_t) {
+    std::vector<double> buf;
+    SelectScratch s;
+    for (index_t c = b; c < e; ++c) {
+      program_column(p, in, static_cast<std::size_t>(groups[static_cast<std::size_t>(c)]), buf);
+      quantiles_of(View1D<const double>{buf.data(), in.n_rows, 1}, c, lo, hi, gamma, out, s);
     }
   });
 }

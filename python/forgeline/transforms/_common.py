@@ -205,6 +205,8 @@ class NativeTransformer(_Base):
         ``select`` restricts a named container to those columns without copying it (what a
         ColumnTransformer branch sees).
         """
+        if isinstance(X, eng.Deferred):
+            return self._read_deferred(X, reset)
         X = self._coerce(X)
         names, real = _column_names(X)
         if reset and select is None:  # set by ColumnTransformer/Pipeline for one fit call
@@ -256,7 +258,26 @@ class NativeTransformer(_Base):
                                       problems={c.name: f"kind {c.kind}"})
         return frame
 
+    def _read_deferred(self, X, reset: bool):
+        """A Pipeline step's fit on the previous steps' deferred output: what ``_read`` of
+        the materialised output (a dict of named float64 columns) would set."""
+        if not reset:
+            raise InputError("internal: deferred columns are for fit only")  # pragma: no cover
+        hint = getattr(self, "_layout_hint", None)
+        self._pairwise_sums = True if hint is None else hint
+        self.n_features_in_ = len(X.names)
+        self.feature_names_in_ = np.asarray(X.names, dtype=object)
+        self._in_names = list(X.names)
+        return eng.DeferredFrame(X)
+
+    def _fit_deferred_ok(self, n_rows: int) -> bool:
+        """Whether ``fit`` may read :class:`~._engine.Deferred` columns: true for transformers
+        whose fit only takes moments / quantiles / medians of float columns."""
+        return False
+
     def _float_cols(self, frame: Frame) -> list[np.ndarray]:
+        if isinstance(frame, eng.DeferredFrame):
+            return frame.deferred
         return [np.asarray(c.values, dtype=np.float64) for c in frame.columns]
 
     @property
@@ -281,6 +302,8 @@ class NativeTransformer(_Base):
         self._reset()
         frame = self._read(X, reset=True)
         self._fit_frame(frame, y)
+        if self.__dict__.get("_keep_fit_frame"):  # a Pipeline continues from this read
+            self._kept_frame = frame
         return self
 
     def _reset(self) -> None:
@@ -583,6 +606,9 @@ class StatelessTransformer(NativeTransformer):
 
     def _check_params(self):
         pass
+
+    def _fit_deferred_ok(self, n_rows: int) -> bool:
+        return True
 
     def _fit_frame(self, frame, y):
         self._check_params()

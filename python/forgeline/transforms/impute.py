@@ -69,6 +69,9 @@ class SimpleImputer(NativeTransformer):
             raise InputError("fill_value must be numeric for numeric data, got "
                              f"{self.fill_value!r}")
 
+    def _fit_deferred_ok(self, n_rows):
+        return self.strategy != "most_frequent"  # the mode reads the column values
+
     def _fit_frame(self, frame, y):
         self._check_params()
         cols = self._float_cols(frame)
