@@ -65,6 +65,21 @@ py::array_t<double> quantiles(const std::vector<f64>& cols, const i64& lo, const
   return out;
 }
 
+py::tuple medians(const std::vector<f64>& cols, int n_threads) {
+  auto v = views(cols);
+  py::array_t<double> mom({static_cast<py::ssize_t>(v.size()),
+                           static_cast<py::ssize_t>(tr::kMomentFields)});
+  py::array_t<double> med(static_cast<py::ssize_t>(v.size()));
+  auto* pm = reinterpret_cast<tr::Moments*>(mom.mutable_data());
+  double* pd = med.mutable_data();
+  {
+    // Safe: reads `cols` buffers only, writes the two fresh arrays.
+    py::gil_scoped_release release;
+    tr::column_medians(v, pm, pd, n_threads);
+  }
+  return py::make_tuple(mom, med);
+}
+
 py::tuple mode(const std::vector<f64>& cols, int n_threads) {
   auto v = views(cols);
   py::array_t<double> val(static_cast<py::ssize_t>(v.size())), cnt(static_cast<py::ssize_t>(v.size()));
@@ -304,6 +319,8 @@ void bind_transforms(py::module_& m) {
         py::arg("kinds"), py::arg("n_rows"), py::arg("groups"), py::arg("lo"), py::arg("hi"),
         py::arg("gamma"), py::arg("n_threads") = 0,
         "_tf_quantiles of the listed groups' registers (no output matrix is built).");
+  m.def("_tf_medians", &medians, py::arg("cols"), py::arg("n_threads") = 0,
+        "(_tf_moments(sums=False), np.ma.median) per column in one pass.");
   m.def("_tf_mode", &mode, py::arg("cols"), py::arg("n_threads") = 0,
         "Most frequent non-NaN value per column (smallest on ties) and its count.");
   m.def("_tf_kmeans_1d", &kmeans, py::arg("x"), py::arg("init"), py::arg("max_iter"),

@@ -44,6 +44,11 @@ void column_quantiles(const std::vector<View1D<const double>>& cols, View2D<cons
                       View2D<const std::int64_t> hi, View2D<const double> gamma, View2D<double> out,
                       int n_threads);
 
+// column_moments(sums=false) and np.ma.median of each column in one data pass plus a gather
+// of the (one or two) histogram buckets holding the middle: what a median imputer needs.
+void column_medians(const std::vector<View1D<const double>>& cols, Moments* m, double* median,
+                    int n_threads);
+
 // The same statistics of program outputs, without materialising them: for each listed group
 // g (a column group, not a udf/product register) the register the plan executor would emit
 // is built over all rows into a per-worker buffer, and its statistics taken from there. So a

@@ -134,7 +134,9 @@ def sums_pairwise(X, select=None) -> bool:
         if select is not None:  # X[select] is one consolidated block iff one dtype
             if len(select) == 1:
                 return True
-            return len({str(t) for t in X.dtypes[list(select)]}) == 1
+            # by position: label look-ups on a string-dtype index convert it on every call
+            by_name = dict(zip((str(c) for c in X.columns), X.dtypes.to_numpy()))
+            return len({str(by_name.get(str(c))) for c in select}) == 1
         if X.shape[1] == 1:
             return True
         try:

@@ -385,3 +385,13 @@ def medians(cols, n_valid=None, n_threads: int = 0) -> np.ndarray:
     both = _quantiles(cols, lo, lo, gamma, n_threads)
     with np.errstate(invalid="ignore"):
         return (both[:, 0] + both[:, 1]) / 2.0
+
+
+def moments_medians(cols, n_threads: int = 0) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """``moments(cols, sums=False)`` and :func:`medians` together (one data pass per column
+    for both, plus a gather of the middle buckets)."""
+    if isinstance(cols, Deferred):
+        m = moments(cols, n_threads, sums=False)
+        return m, medians(cols, m["count"], n_threads)
+    m, med = core._tf_medians([np.ascontiguousarray(c, dtype=np.float64) for c in cols], n_threads)
+    return {f: m[:, i].copy() for i, f in enumerate(MOMENT_FIELDS)}, med
