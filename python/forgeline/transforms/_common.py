@@ -97,6 +97,9 @@ def _to_frame(X, kinds, columns, vocabularies, input_kind, n_threads) -> Frame:
         names = [str(k) for k in X]
     elif names is None and hasattr(X, "columns") and not isinstance(X, np.ndarray):
         names = [str(c) for c in X.columns]
+    if n_threads <= 0:  # the native convention's "all cores"
+        from .._native import core
+        n_threads = int(core.default_num_threads())
     threads = min(n_threads, len(names) if names else 1)
     if (input_kind != CATEGORICAL or threads < 2 or columns is None
             or _n_rows(X) * len(names) < _PARALLEL_MIN_CELLS):
