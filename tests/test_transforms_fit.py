@@ -233,3 +233,21 @@ def test_quantiles_with_many_positions_in_one_bucket_are_exact():
         got = eng.quantiles(cols, q, method, None, 2)
         want = np.stack([np.percentile(c, q * 100, method=method) for c in cols])
         assert_array_equal(got, want)
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=st.lists(st.one_of(st.none(), st.text(max_size=3)), max_size=60),
+       ints=st.lists(st.one_of(st.none(), st.integers(-5, 5)), max_size=60))
+def test_one_pass_category_coding_equals_unique_then_index_in(values, ints):
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from forgeline import _frame
+    for arr in (pa.array(values, type=pa.string()), pa.array(ints, type=pa.int64())):
+        col = _frame._categorical("c", arr, None, str(arr.type))
+        uniq = pc.unique(arr.drop_null())
+        vocab = tuple(uniq.take(pc.array_sort_indices(uniq)).to_pylist())
+        assert col.vocabulary == vocab
+        want = _frame._index_in("c", arr, vocab)
+        assert col.values.dtype == np.int32
+        assert_array_equal(col.values, want)
+        assert (col.valid is None) == (arr.null_count == 0)
