@@ -65,6 +65,21 @@ py::array_t<double> quantiles(const std::vector<f64>& cols, const i64& lo, const
   return out;
 }
 
+py::tuple medians(const std::vector<f64>& cols, int n_threads) {
+  auto v = views(cols);
+  py::array_t<double> mom({static_cast<py::ssize_t>(v.size()),
+                           static_cast<py::ssize_t>(tr::kMomentFields)});
+  py::array_t<double> med(static_cast<py::ssize_t>(v.size()));
+  auto* pm = reinterpret_cast<tr::Moments*>(mom.mutable_data());
+  double* pd = med.mutable_data();
+  {
+    // Safe: reads `cols` buffers only, writes the two fresh arrays.
+    py::gil_scoped_release release;
+    tr::column_medians(v, pm, pd, n_threads);
+  }
+  return py::make_tuple(mom, med);
+}
+
 py::tuple mode(const std::vector<f64>& cols, int n_threads) {
   auto v = views(cols);
   py::array_t<double> val(static_cast<py::ssize_t>(v.size())), cnt(static_cast<py::ssize_t>(v.size()));
@@ -219,6 +234,48 @@ py::array_t<double> sketch_quantiles(const py::list& states, const f64& q, int n
   return out;
 }
 
+// Fit statistics of program outputs (see transforms.hpp): `groups` lists the program's
+// groups whose registers are measured, one output row each.
+py::array_t<double> program_moments(const plan::Program& p, const py::list& columns,
+                                    const i32& kinds, index_t n_rows,
+                                    const std::vector<std::int32_t>& groups, int n_threads,
+                                    bool pairwise, bool sums) {
+  require(n_rows >= 0, "fit: negative row count");
+  std::vector<py::array> keep;
+  plan::Inputs in = plan_inputs(p, columns, kinds, n_rows, keep);
+  py::array_t<double> out({static_cast<py::ssize_t>(groups.size()),
+                           static_cast<py::ssize_t>(tr::kMomentFields)});
+  auto* dst = reinterpret_cast<tr::Moments*>(out.mutable_data());
+  {
+    // Safe: reads the input buffers held by `keep` and the program; writes only `out`.
+    py::gil_scoped_release release;
+    tr::program_moments(p, in, groups, dst, n_threads, pairwise, sums);
+  }
+  return out;
+}
+
+py::array_t<double> program_quantiles(const plan::Program& p, const py::list& columns,
+                                      const i32& kinds, index_t n_rows,
+                                      const std::vector<std::int32_t>& groups, const i64& lo,
+                                      const i64& hi, const f64& gamma, int n_threads) {
+  require(n_rows >= 0, "fit: negative row count");
+  std::vector<py::array> keep;
+  plan::Inputs in = plan_inputs(p, columns, kinds, n_rows, keep);
+  auto vl = view2d(lo), vh = view2d(hi);
+  auto vg = view2d(gamma);
+  const index_t ng = static_cast<index_t>(groups.size());
+  require(vl.rows == ng && vh.rows == ng && vg.rows == ng, "quantiles: one row of indices per group");
+  require(vl.cols == vh.cols && vl.cols == vg.cols, "quantiles: index shapes differ");
+  py::array_t<double> out({static_cast<py::ssize_t>(ng), static_cast<py::ssize_t>(vl.cols)});
+  View2D<double> vo{out.mutable_data(), ng, vl.cols, vl.cols, 1};
+  {
+    // Safe: inputs are held by `keep`, `lo`, `hi`, `gamma`; only `out` is written.
+    py::gil_scoped_release release;
+    tr::program_quantiles(p, in, groups, vl, vh, vg, vo, n_threads);
+  }
+  return out;
+}
+
 }  // namespace
 
 py::array_t<double> udf(const std::vector<f64>& cols, std::uintptr_t fn, index_t n, int n_threads) {
@@ -254,6 +311,16 @@ void bind_transforms(py::module_& m) {
   m.def("_tf_quantiles", &quantiles, py::arg("cols"), py::arg("lo"), py::arg("hi"),
         py::arg("gamma"), py::arg("n_threads") = 0,
         "Interpolated order statistics of the non-NaN values of each column.");
+  m.def("_tf_program_moments", &program_moments, py::arg("program"), py::arg("columns"),
+        py::arg("kinds"), py::arg("n_rows"), py::arg("groups"), py::arg("n_threads") = 0,
+        py::arg("pairwise") = true, py::arg("sums") = true,
+        "_tf_moments of the listed groups' registers (no output matrix is built).");
+  m.def("_tf_program_quantiles", &program_quantiles, py::arg("program"), py::arg("columns"),
+        py::arg("kinds"), py::arg("n_rows"), py::arg("groups"), py::arg("lo"), py::arg("hi"),
+        py::arg("gamma"), py::arg("n_threads") = 0,
+        "_tf_quantiles of the listed groups' registers (no output matrix is built).");
+  m.def("_tf_medians", &medians, py::arg("cols"), py::arg("n_threads") = 0,
+        "(_tf_moments(sums=False), np.ma.median) per column in one pass.");
   m.def("_tf_mode", &mode, py::arg("cols"), py::arg("n_threads") = 0,
         "Most frequent non-NaN value per column (smallest on ties) and its count.");
   m.def("_tf_kmeans_1d", &kmeans, py::arg("x"), py::arg("init"), py::arg("max_iter"),

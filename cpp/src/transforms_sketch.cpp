@@ -14,32 +14,37 @@ namespace {
 
 // LSD radix sort of n non-NaN doubles through order-preserving 64-bit keys (flip all bits
 // of negatives, the sign bit of the rest); digits where every key agrees are skipped. On a
-// cache-sized level-0 block this is several times faster than a comparison sort.
+// cache-sized level-0 block this is several times faster than a comparison sort. 11-bit
+// digits: six scatter passes instead of eight bytes', with the counts (48 KiB) still cached.
 void radix_sort(double* a, std::size_t n, std::vector<std::uint64_t>& buf) {
   constexpr std::uint64_t kSign = std::uint64_t{1} << 63;
+  constexpr int kBits = 11, kDigits = 6;
+  constexpr std::size_t kR = std::size_t{1} << kBits;
   buf.resize(2 * n);
   std::uint64_t* src = buf.data();
   std::uint64_t* dst = buf.data() + n;
-  std::size_t hist[8][256] = {};
+  static thread_local std::vector<std::uint32_t> hist_v(kDigits * kR);
+  std::fill(hist_v.begin(), hist_v.end(), 0u);
+  std::uint32_t* hist = hist_v.data();
   for (std::size_t i = 0; i < n; ++i) {
     std::uint64_t u;
     std::memcpy(&u, a + i, sizeof u);
     u = (u & kSign) ? ~u : (u | kSign);
     src[i] = u;
-    for (int d = 0; d < 8; ++d) ++hist[d][(u >> (8 * d)) & 0xff];
+    for (int d = 0; d < kDigits; ++d) ++hist[d * kR + ((u >> (kBits * d)) & (kR - 1))];
   }
-  for (int d = 0; d < 8; ++d) {
-    std::size_t* h = hist[d];
+  for (int d = 0; d < kDigits; ++d) {
+    std::uint32_t* h = hist + d * kR;
     bool trivial = false;
-    std::size_t sum = 0;
-    for (int b = 0; b < 256; ++b) {
+    std::uint32_t sum = 0;
+    for (std::size_t b = 0; b < kR; ++b) {
       trivial = trivial || h[b] == n;
-      const std::size_t c = h[b];
+      const std::uint32_t c = h[b];
       h[b] = sum;
       sum += c;
     }
     if (trivial) continue;
-    for (std::size_t i = 0; i < n; ++i) dst[h[(src[i] >> (8 * d)) & 0xff]++] = src[i];
+    for (std::size_t i = 0; i < n; ++i) dst[h[(src[i] >> (kBits * d)) & (kR - 1)]++] = src[i];
     std::swap(src, dst);
   }
   for (std::size_t i = 0; i < n; ++i) {
@@ -60,9 +65,8 @@ void ensure_level(Compactor& s, std::size_t h) {
 void push_up(Compactor& s, std::size_t h, const std::vector<double>& add) {
   ensure_level(s, h + 1);
   auto& up = s.levels[h + 1];
-  std::vector<double> merged;
-  merged.reserve(up.size() + add.size());
-  std::merge(up.begin(), up.end(), add.begin(), add.end(), std::back_inserter(merged));
+  std::vector<double> merged(up.size() + add.size());  // (no per-element push_back)
+  std::merge(up.begin(), up.end(), add.begin(), add.end(), merged.begin());
   up.swap(merged);
 }
 

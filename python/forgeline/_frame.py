@@ -643,6 +643,23 @@ def _datetime(name, arr, src) -> Column:
     return Column(name, DATETIME, np.ascontiguousarray(ints, dtype=np.int64), None, valid, src)
 
 
+def _encode_sorted(arr: pa.Array) -> tuple[tuple, np.ndarray]:
+    """The sorted distinct non-null values of ``arr`` and its int32 codes into them (MISSING_CODE
+    for nulls): ``dictionary_encode``, then its small dictionary sorted and the codes renumbered."""
+    enc = pc.dictionary_encode(arr)
+    order = pc.array_sort_indices(enc.dictionary).to_numpy(zero_copy_only=False)
+    rank = np.empty(order.size, dtype=np.int32)
+    rank[order] = np.arange(order.size, dtype=np.int32)
+    idx = enc.indices
+    if order.size == 0:
+        return (), np.full(len(arr), MISSING_CODE, dtype=np.int32)
+    codes = rank[pc.fill_null(idx, 0).to_numpy(zero_copy_only=False)] if idx.null_count \
+        else rank[idx.to_numpy(zero_copy_only=False)]
+    if idx.null_count:
+        codes[np.asarray(idx.is_null().to_numpy(zero_copy_only=False), dtype=bool)] = MISSING_CODE
+    return tuple(enc.dictionary.take(pa.array(order)).to_pylist()), codes
+
+
 def _categorical(name, arr, vocab, src) -> Column:
     arr = _categories_as_arrow(name, arr) if not (pa.types.is_floating(arr.type)
                                                   or pa.types.is_decimal(arr.type)) else arr
@@ -653,6 +670,10 @@ def _categorical(name, arr, vocab, src) -> Column:
             except pa.ArrowInvalid as exc:
                 raise SchemaError(f"column {name!r} is categorical but holds non-integer numbers",
                                   column=name, problems={name: "non-integer category"}) from exc
+        if isinstance(arr, pa.Array):  # one hashing pass gives both vocabulary and codes
+            vocab_t, codes = _encode_sorted(arr)
+            valid = codes != MISSING_CODE if arr.null_count else None
+            return Column(name, CATEGORICAL, codes, vocab_t, valid, src)
         uniq = pc.unique(arr.drop_null())
         uniq = uniq.take(pc.array_sort_indices(uniq))
         vocab_t = tuple(uniq.to_pylist())

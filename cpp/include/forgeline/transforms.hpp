@@ -7,6 +7,11 @@
 
 #include "forgeline/common.hpp"
 
+namespace forgeline::plan {
+struct Program;
+struct Inputs;
+}  // namespace forgeline::plan
+
 namespace forgeline::transforms {
 
 // Per-column fit statistics. Sums follow numpy's order so that means and variances are
@@ -38,6 +43,25 @@ void column_moments(const std::vector<View1D<const double>>& cols, Moments* out,
 void column_quantiles(const std::vector<View1D<const double>>& cols, View2D<const std::int64_t> lo,
                       View2D<const std::int64_t> hi, View2D<const double> gamma, View2D<double> out,
                       int n_threads);
+
+// column_moments(sums=false) and np.ma.median of each column in one data pass plus a gather
+// of the (one or two) histogram buckets holding the middle: what a median imputer needs.
+void column_medians(const std::vector<View1D<const double>>& cols, Moments* m, double* median,
+                    int n_threads);
+
+// The same statistics of program outputs, without materialising them: for each listed group
+// g (a column group, not a udf/product register) the register the plan executor would emit
+// is built over all rows into a per-worker buffer, and its statistics taken from there. So a
+// fit of StandardScaler after SimpleImputer -> Log1p sees exactly the values transform()
+// would have written, with no (rows x columns) intermediate. Row c of the output belongs to
+// groups[c]. A check op that fires throws as plan::run does.
+void program_moments(const plan::Program& p, const plan::Inputs& in,
+                     const std::vector<std::int32_t>& groups, Moments* out, int n_threads,
+                     bool pairwise, bool sums = true);
+void program_quantiles(const plan::Program& p, const plan::Inputs& in,
+                       const std::vector<std::int32_t>& groups, View2D<const std::int64_t> lo,
+                       View2D<const std::int64_t> hi, View2D<const double> gamma,
+                       View2D<double> out, int n_threads);
 
 // Most frequent non-NaN value per column (the smallest among ties, as scipy/sklearn's mode),
 // and its count. NaN / 0 for an all-NaN column.

@@ -97,6 +97,9 @@ def _to_frame(X, kinds, columns, vocabularies, input_kind, n_threads) -> Frame:
         names = [str(k) for k in X]
     elif names is None and hasattr(X, "columns") and not isinstance(X, np.ndarray):
         names = [str(c) for c in X.columns]
+    if n_threads <= 0:  # the native convention's "all cores"
+        from .._native import core
+        n_threads = int(core.default_num_threads())
     threads = min(n_threads, len(names) if names else 1)
     if (input_kind != CATEGORICAL or threads < 2 or columns is None
             or _n_rows(X) * len(names) < _PARALLEL_MIN_CELLS):
@@ -134,7 +137,9 @@ def sums_pairwise(X, select=None) -> bool:
         if select is not None:  # X[select] is one consolidated block iff one dtype
             if len(select) == 1:
                 return True
-            return len({str(t) for t in X.dtypes[list(select)]}) == 1
+            # by position: label look-ups on a string-dtype index convert it on every call
+            by_name = dict(zip((str(c) for c in X.columns), X.dtypes.to_numpy()))
+            return len({str(by_name.get(str(c))) for c in select}) == 1
         if X.shape[1] == 1:
             return True
         try:
@@ -205,6 +210,8 @@ class NativeTransformer(_Base):
         ``select`` restricts a named container to those columns without copying it (what a
         ColumnTransformer branch sees).
         """
+        if isinstance(X, eng.Deferred):
+            return self._read_deferred(X, reset)
         X = self._coerce(X)
         names, real = _column_names(X)
         if reset and select is None:  # set by ColumnTransformer/Pipeline for one fit call
@@ -256,7 +263,26 @@ class NativeTransformer(_Base):
                                       problems={c.name: f"kind {c.kind}"})
         return frame
 
+    def _read_deferred(self, X, reset: bool):
+        """A Pipeline step's fit on the previous steps' deferred output: what ``_read`` of
+        the materialised output (a dict of named float64 columns) would set."""
+        if not reset:
+            raise InputError("internal: deferred columns are for fit only")  # pragma: no cover
+        hint = getattr(self, "_layout_hint", None)
+        self._pairwise_sums = True if hint is None else hint
+        self.n_features_in_ = len(X.names)
+        self.feature_names_in_ = np.asarray(X.names, dtype=object)
+        self._in_names = list(X.names)
+        return eng.DeferredFrame(X)
+
+    def _fit_deferred_ok(self, n_rows: int) -> bool:
+        """Whether ``fit`` may read :class:`~._engine.Deferred` columns: true for transformers
+        whose fit only takes moments / quantiles / medians of float columns."""
+        return False
+
     def _float_cols(self, frame: Frame) -> list[np.ndarray]:
+        if isinstance(frame, eng.DeferredFrame):
+            return frame.deferred
         return [np.asarray(c.values, dtype=np.float64) for c in frame.columns]
 
     @property
@@ -281,6 +307,8 @@ class NativeTransformer(_Base):
         self._reset()
         frame = self._read(X, reset=True)
         self._fit_frame(frame, y)
+        if self.__dict__.get("_keep_fit_frame"):  # a Pipeline continues from this read
+            self._kept_frame = frame
         return self
 
     def _reset(self) -> None:
@@ -583,6 +611,9 @@ class StatelessTransformer(NativeTransformer):
 
     def _check_params(self):
         pass
+
+    def _fit_deferred_ok(self, n_rows: int) -> bool:
+        return True
 
     def _fit_frame(self, frame, y):
         self._check_params()

@@ -230,6 +230,84 @@ def lower(sources: Sources, progs):
     return prog, columns, kinds, owner
 
 
+# ------------------------------------------------------------------ deferred columns
+
+class Deferred:
+    """The outputs of value programs over ``sources``, not materialised.
+
+    A :class:`~forgeline.transforms.Pipeline` hands this to a later step's fit instead of the
+    previous step's output matrix: :func:`moments`, :func:`quantiles` and :func:`medians`
+    accept it and take their statistics natively from each program's register (built one
+    column at a time in a per-worker buffer by the plan executor's own reader), so the fitted
+    state is exactly what fitting on the materialised output gives.
+    """
+
+    def __init__(self, sources: Sources, progs, n_rows: int, names):
+        self.sources = sources
+        self.progs = list(progs)
+        self.n_rows = int(n_rows)
+        self.names = [str(n) for n in names]
+        self._lowered = None
+
+    def __len__(self) -> int:
+        return len(self.progs)
+
+    def take(self, idx) -> "Deferred":
+        return Deferred(self.sources, [self.progs[int(j)] for j in idx], self.n_rows,
+                        [self.names[int(j)] for j in idx])
+
+    def then(self, progs, names) -> "Deferred":
+        return Deferred(self.sources, progs, self.n_rows, names)
+
+    def lowered(self):
+        if self._lowered is None:
+            self._lowered = lower(self.sources, self.progs)
+        return self._lowered
+
+    def columns(self, n_threads: int) -> dict:
+        """The materialised outputs, by name (contiguous columns)."""
+        out = np.empty((width_of(self.progs), self.n_rows)).T
+        out, fired = run(self.sources, self.progs, self.n_rows, n_threads, out=out)
+        _raise_fit_fired(fired)
+        return dict(zip(self.names, out.T))
+
+    def native(self, fn, *args):
+        prog, columns, kinds, owner = self.lowered()
+        try:
+            return fn(prog, columns, kinds, self.n_rows, list(range(len(self.progs))), *args)
+        except ValueError as exc:
+            _raise_fit_fired(_fired(exc, owner))
+            raise  # pragma: no cover - _fired re-raises anything that is not a check
+
+
+def _raise_fit_fired(fired) -> None:
+    if fired:
+        from ..errors import DataError
+        name = fired[0][0].name
+        raise DataError(f"Input contains invalid values in column {name!r}", column=name)
+
+
+class DeferredFrame:
+    """What a transformer's ``_fit_frame`` sees for :class:`Deferred` input: names and the
+    row count; ``_float_cols`` returns the :class:`Deferred` itself."""
+
+    def __init__(self, deferred: Deferred):
+        self.deferred = deferred
+        self.names = deferred.names
+        self.n_rows = deferred.n_rows
+
+    @property
+    def columns(self):  # pragma: no cover - a transformer without deferred support
+        raise TypeError("internal: this transformer cannot fit on deferred columns")
+
+
+def take(cols, idx):
+    """``[cols[j] for j in idx]`` for a list of columns or a :class:`Deferred`."""
+    if isinstance(cols, Deferred):
+        return cols.take(idx)
+    return [cols[int(j)] for j in idx]
+
+
 # ------------------------------------------------------------------ statistics helpers
 
 MOMENT_FIELDS = ("count", "sum", "m2", "min", "max", "absmax", "n_nan", "n_posinf", "n_neginf")
@@ -238,6 +316,9 @@ MOMENT_FIELDS = ("count", "sum", "m2", "min", "max", "absmax", "n_nan", "n_posin
 def moments(cols, n_threads: int = 0, pairwise: bool = True, sums: bool = True) -> dict[str, np.ndarray]:
     """Per-column statistics (see ``transforms.hpp``), one array per field; ``sums=False``
     skips the sum and m2 passes (left 0)."""
+    if isinstance(cols, Deferred):
+        m = cols.native(core._tf_program_moments, n_threads, pairwise, sums)
+        return {f: m[:, i].copy() for i, f in enumerate(MOMENT_FIELDS)}
     m = core._tf_moments([np.ascontiguousarray(c, dtype=np.float64) for c in cols], n_threads,
                          pairwise, sums)
     return {f: m[:, i].copy() for i, f in enumerate(MOMENT_FIELDS)}
@@ -277,22 +358,40 @@ def quantile_plan(n: np.ndarray, q: np.ndarray, method: str = "linear"):
 
 def quantiles(cols, q, method: str = "linear", n_valid=None, n_threads: int = 0) -> np.ndarray:
     """``np.nanpercentile(col, 100*q, method=method)`` per column, shape (n_cols, len(q))."""
-    cols = [np.ascontiguousarray(c, dtype=np.float64) for c in cols]
+    if not isinstance(cols, Deferred):
+        cols = [np.ascontiguousarray(c, dtype=np.float64) for c in cols]
     if n_valid is None:
         n_valid = moments(cols, n_threads)["count"]
     lo, hi, gamma = quantile_plan(n_valid, np.atleast_1d(q), method)
+    return _quantiles(cols, lo, hi, gamma, n_threads)
+
+
+def _quantiles(cols, lo, hi, gamma, n_threads):
+    if isinstance(cols, Deferred):
+        return cols.native(core._tf_program_quantiles, lo, hi, gamma, n_threads)
     return core._tf_quantiles(cols, lo, hi, gamma, n_threads)
 
 
 def medians(cols, n_valid=None, n_threads: int = 0) -> np.ndarray:
     """``np.ma.median`` per column (mean of the two middle values for an even count)."""
-    cols = [np.ascontiguousarray(c, dtype=np.float64) for c in cols]
+    if not isinstance(cols, Deferred):
+        cols = [np.ascontiguousarray(c, dtype=np.float64) for c in cols]
     if n_valid is None:
         n_valid = moments(cols, n_threads)["count"]
     n = np.asarray(n_valid, dtype=np.int64)
     lo = np.stack([(n - 1) // 2, n // 2], axis=1)
     lo = np.where(n[:, None] > 0, lo, -1).astype(np.int64)
     gamma = np.zeros(lo.shape)
-    both = core._tf_quantiles(cols, lo, lo, gamma, n_threads)
+    both = _quantiles(cols, lo, lo, gamma, n_threads)
     with np.errstate(invalid="ignore"):
         return (both[:, 0] + both[:, 1]) / 2.0
+
+
+def moments_medians(cols, n_threads: int = 0) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """``moments(cols, sums=False)`` and :func:`medians` together (one data pass per column
+    for both, plus a gather of the middle buckets)."""
+    if isinstance(cols, Deferred):
+        m = moments(cols, n_threads, sums=False)
+        return m, medians(cols, m["count"], n_threads)
+    m, med = core._tf_medians([np.ascontiguousarray(c, dtype=np.float64) for c in cols], n_threads)
+    return {f: m[:, i].copy() for i, f in enumerate(MOMENT_FIELDS)}, med

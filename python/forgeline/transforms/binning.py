@@ -96,6 +96,10 @@ class KBinsDiscretizer(NativeTransformer):
             raise DataError(f"Input contains NaN or infinity: column {name!r}; "
                             "KBinsDiscretizer does not allow them", column=name)
 
+    def _fit_deferred_ok(self, n_rows):
+        # kmeans and subsampling index the column values themselves
+        return self.strategy != "kmeans" and (self.subsample is None or n_rows <= self.subsample)
+
     def _fit_frame(self, frame, y):
         n_bins = self._check_params(len(frame.names))
         cols = self._float_cols(frame)
@@ -114,7 +118,7 @@ class KBinsDiscretizer(NativeTransformer):
                 groups.setdefault(int(nb), []).append(j)
             for nb, js in groups.items():
                 q = np.linspace(0, 100, nb + 1) / 100
-                qs = eng.quantiles([cols[j] for j in js], q, self.quantile_method,
+                qs = eng.quantiles(eng.take(cols, js), q, self.quantile_method,
                                    m["count"][js], self._threads)
                 for i, j in enumerate(js):
                     edges[j] = qs[i]

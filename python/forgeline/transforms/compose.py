@@ -50,22 +50,52 @@ class Pipeline(_Base):
         return self._fit(X, y, None)
 
     def _fit(self, X, y, select):
+        """Fit step by step. Elementwise steps are never materialised: after the first step
+        (whose input read is kept), later steps that fit from moments / quantiles take them
+        natively from the fused programs so far (:class:`~._engine.Deferred`); a step that
+        needs real column values gets the materialised output, as before."""
         self._check()
         Xt = X
+        deferred = None
+        n = len(self.steps)
         for i, (_, t) in enumerate(self.steps):
-            if i == 0 and select is not None:
-                _select_for_fit(t, select)
+            last = i + 1 == n
+            if i == 0:
+                keep = not last and isinstance(t, NativeTransformer) and t._input_kind == NUMERIC
+                if select is not None:
+                    _select_for_fit(t, select)
+                if keep:
+                    t._keep_fit_frame = True
                 try:
                     t.fit(Xt, y)
                 finally:
                     t.__dict__.pop("_fit_select_cols", None)
-                if i + 1 < len(self.steps):
+                    t.__dict__.pop("_keep_fit_frame", None)
+                frame = t.__dict__.pop("_kept_frame", None)
+                if last:
+                    continue
+                if frame is not None:
+                    deferred = _deferred_from(t, frame)
+                elif select is not None:
                     Xt = _columns_out_select(t, Xt, select)
+                else:
+                    Xt = t._columns_out(Xt)
                 continue
-            if i:  # later steps see what sklearn would: the first step's memory layout
-                t._layout_hint = getattr(self.steps[0][1], "_pairwise_sums", None)
+            # later steps see what sklearn would: the first step's memory layout
+            t._layout_hint = getattr(self.steps[0][1], "_pairwise_sums", None)
+            if deferred is not None:
+                if (isinstance(t, NativeTransformer) and t._input_kind == NUMERIC
+                        and len(deferred) and _fusable(deferred.progs)
+                        and t._fit_deferred_ok(deferred.n_rows)):
+                    t.fit(deferred, y)
+                    if not last:
+                        deferred = deferred.then(t._programs(deferred.progs, None),
+                                                 t.get_feature_names_out())
+                    continue
+                Xt = deferred.columns(resolve_threads(self.n_threads))
+                deferred = None
             t.fit(Xt, y)
-            if i + 1 < len(self.steps):
+            if not last:
                 Xt = t._columns_out(Xt)
         first = self.steps[0][1]
         self.n_features_in_ = first.n_features_in_
@@ -123,6 +153,13 @@ class Pipeline(_Base):
     @property
     def _input_kind(self):
         return self.steps[0][1]._input_kind
+
+
+def _deferred_from(t, frame) -> eng.Deferred:
+    """The fitted first step's output over the frame its fit read, as deferred programs."""
+    sources = eng.Sources()
+    progs = t._programs(t._source_progs(frame, sources), frame)
+    return eng.Deferred(sources, progs, frame.n_rows, t.get_feature_names_out())
 
 
 def _columns_out_select(t, X, select) -> dict:

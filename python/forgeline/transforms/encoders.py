@@ -56,9 +56,10 @@ class _CategoricalBase(NativeTransformer):
         acc = []
         for c in frame.columns:
             vocab = tuple(c.vocabulary or ())
-            codes = c.values
-            counts = np.bincount(codes[codes >= 0], minlength=len(vocab)).astype(np.int64)
-            n_missing = int(np.count_nonzero(codes == MISSING_CODE))
+            # one counting pass: slot 0 unseen, 1 missing, 2 + code the categories
+            both = np.bincount(c.values - UNSEEN_CODE, minlength=len(vocab) + 2)
+            counts = both[2:].astype(np.int64)
+            n_missing = int(both[MISSING_CODE - UNSEEN_CODE])
             acc.append((vocab, counts, n_missing))
         return {"cols": acc, "rows": frame.n_rows}
 

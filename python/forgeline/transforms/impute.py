@@ -69,21 +69,24 @@ class SimpleImputer(NativeTransformer):
             raise InputError("fill_value must be numeric for numeric data, got "
                              f"{self.fill_value!r}")
 
+    def _fit_deferred_ok(self, n_rows):
+        return self.strategy != "most_frequent"  # the mode reads the column values
+
     def _fit_frame(self, frame, y):
         self._check_params()
         cols = self._float_cols(frame)
-        m = moments_acc(cols, frame.n_rows, self._threads, self._pairwise_sums,
-                        sums=self.strategy == "mean")
-        reject_inf(self, m, frame.names)
         stat = None
-        if self.strategy == "median":
-            stat = eng.medians(cols, m["count"], self._threads)
-            self._acc = None  # exact fit; partial_fit keeps sketches instead
-        elif self.strategy == "most_frequent":
-            stat = self._mode(cols)[0]
-            self._acc = None
+        if self.strategy == "median":  # one native pass for the counts and the medians
+            m, stat = eng.moments_medians(cols, self._threads)
+            m["rows"] = frame.n_rows
         else:
-            self._acc = {"m": m}
+            m = moments_acc(cols, frame.n_rows, self._threads, self._pairwise_sums,
+                            sums=self.strategy == "mean")
+        reject_inf(self, m, frame.names)
+        if self.strategy == "most_frequent":
+            stat = self._mode(cols)[0]
+        # exact fits of median / most_frequent keep no state: partial_fit keeps sketches
+        self._acc = None if self.strategy in ("median", "most_frequent") else {"m": m}
         self._set(m, stat)
 
     def _mode(self, cols):

@@ -61,6 +61,9 @@ class Winsorizer(NativeTransformer):
             raise InputError(f"Invalid quantile range: {tuple(self.quantile_range)}")
         return np.asarray([lo, hi], dtype=np.float64) / 100
 
+    def _fit_deferred_ok(self, n_rows):
+        return True
+
     def _fit_frame(self, frame, y):
         cols = self._float_cols(frame)
         m = moments_acc(cols, frame.n_rows, self._threads, self._pairwise_sums)

@@ -14,6 +14,9 @@ class _MomentScaler(NativeTransformer):
     """Scalers fitted from per-column moments (count, sums, min/max, |max|): one mergeable
     accumulator for StandardScaler, MinMaxScaler and MaxAbsScaler."""
 
+    def _fit_deferred_ok(self, n_rows):
+        return True
+
     def _fit_frame(self, frame, y):
         self._acc = self._accumulate(frame, y)
         self._finalize(self._acc)
@@ -222,6 +225,9 @@ class RobustScaler(NativeTransformer):
         if not 0 <= q_min <= q_max <= 100:
             raise InputError(f"Invalid quantile range: {tuple(self.quantile_range)}")
         return q_min, q_max
+
+    def _fit_deferred_ok(self, n_rows):
+        return True
 
     def _fit_frame(self, frame, y):
         self._check_range()
