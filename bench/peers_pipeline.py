@@ -173,13 +173,18 @@ def t2_lightgbm(quick: bool) -> list[dict]:
                                                               verbose=-1, n_jobs=2))
         pipe.fit(df[:100_000], y[:100_000])
     scorer = fl.compile(pipe, df[:5000])
+    unfolded = fl.compile(pipe, df[:5000], fold=False)
     wl = f"T2 pipeline + LightGBM (100 trees) predict_proba ({n} rows)"
     t_fl = best_of(lambda: scorer.predict_proba(df), repeats=3)
+    t_uf = best_of(lambda: unfolded.predict_proba(df), repeats=3)
+    n_folded = len(scorer.tree_fold.folds) if scorer.tree_fold is not None else 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         t_sk = best_of(lambda: pipe.predict_proba(df), repeats=1)
         same = np.allclose(scorer.predict_proba(df), pipe.predict_proba(df), rtol=1e-12, atol=0)
-    return [row(wl, "forgeline Scorer", t_fl, "identical to sklearn+LightGBM" if same else "DIFFERS"),
+    return [row(wl, "forgeline Scorer", t_fl, ("identical to sklearn+LightGBM" if same else "DIFFERS")
+                + f"; {n_folded} columns' maps folded into tree thresholds"),
+            row(wl, "forgeline Scorer (fold=False)", t_uf, "same run, maps kept in the plan"),
             row(wl, "sklearn Pipeline + LightGBM", t_sk)]
 
 

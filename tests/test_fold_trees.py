@@ -394,3 +394,32 @@ def test_folded_trees_from_parts_rejects_bad_meta():
         FoldedTrees.from_parts({"kind": "linear"}, {})
     with pytest.raises(fl.BundleError):
         FoldedTrees.from_parts({"kind": "trees", "folds": [], "converted": -1}, {})
+
+
+def test_forgeline_transformers_fold_past_redundant_checks():
+    import lightgbm as lgb
+
+    from forgeline import transforms as T
+    from forgeline._fold_trees import drop_redundant_checks
+
+    df = _data(400, nan=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pipe = make_pipeline(T.Winsorizer(), T.Log1p(), T.StandardScaler(),
+                             lgb.LGBMRegressor(n_estimators=6, num_leaves=7, verbose=-1))
+        pipe.fit(df, _target(df, "regression"))
+    scorer, unfolded = _compile_both(pipe, df)
+    after = [d["after"] for d in scorer.tree_fold.folds]
+    assert all("log1p" not in a for a in after), after
+    X = _probe_frame(scorer, df)
+    np.testing.assert_array_equal(scorer.predict(X), unfolded.predict(X))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        np.testing.assert_allclose(scorer.predict(X), pipe.predict(X), rtol=1e-12)
+    # a check that can fire stays: log1p(-1) = -inf
+    ops = [OpSpec("check_finite"), OpSpec("log1p"), OpSpec("check_finite")]
+    assert len(drop_redundant_checks(ops)) == 3
+    ops = [OpSpec("check_finite"), OpSpec("clip", -0.5, 9.0), OpSpec("log1p"),
+           OpSpec("check_finite"), OpSpec("mul", 1e300), OpSpec("check_finite")]
+    assert [o.name for o in drop_redundant_checks(ops)] == [
+        "check_finite", "clip", "log1p", "mul", "check_finite"]

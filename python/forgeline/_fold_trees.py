@@ -72,6 +72,11 @@ def _dbl(k) -> np.ndarray:
     return (k ^ ((k >> 63) & _MASK)).view(np.float64)
 
 
+def _step(d: float, n: int) -> float:
+    """The double ``n`` steps above ``d`` in the total order."""
+    return float(_dbl(np.array([int(_key(np.array([d]))[0]) + n]))[0])
+
+
 KEY_NEG_INF = int(_key(np.array([-np.inf]))[0])
 KEY_POS_INF = int(_key(np.array([np.inf]))[0])
 
@@ -115,6 +120,51 @@ def split_chain(ops: list[OpSpec]) -> int:
         if op.name == "searchsorted_right":
             nan_to_number = True
     return k
+
+
+_BIG = 1e300  # interval ends within +-_BIG stay finite through a faithfully rounded op
+
+
+def drop_redundant_checks(ops: list[OpSpec]) -> list[OpSpec]:
+    """``ops`` without the ``check_finite`` ops whose input can never be infinite.
+
+    forgeline's own transformers re-check finiteness after each step (Winsorizer -> Log1p
+    -> check_finite); after a clip to finite bounds above -1 that check can never fire, and
+    keeping it would stop the fold. Bounds are propagated through the chain as an interval
+    of the non-NaN values, widened to infinity whenever an op could overflow.
+    """
+    lo, hi = -np.inf, np.inf
+    out = []
+    with np.errstate(all="ignore"):
+        for op in ops:
+            n, a, b = op.name, op.a, op.b
+            if n == "check_finite":
+                if -_BIG < lo and hi < _BIG:
+                    continue
+                lo, hi = max(lo, -np.finfo(np.float64).max), min(hi, np.finfo(np.float64).max)
+            elif n == "clip" and not (np.isnan(a) or np.isnan(b)):
+                lo, hi = min(max(lo, a), b), min(max(hi, a), b)
+            elif n in ("add", "sub", "mul", "div") and np.isfinite(a) and a != 0:
+                ends = np.array([lo, hi])
+                ends = {"add": ends + a, "sub": ends - a, "mul": ends * a, "div": ends / a}[n]
+                lo, hi = float(np.nanmin(ends)), float(np.nanmax(ends))
+            elif n == "log1p":
+                lo = float(np.log1p(lo)) if lo > -1 else -np.inf
+                hi = float(np.log1p(hi)) if hi > -1 else -np.inf
+            elif n == "impute" and not np.isnan(a):
+                lo, hi = min(lo, a), max(hi, a)
+            elif n == "searchsorted_right" and op.table is not None:
+                lo, hi = 0.0, float(len(op.table))
+            elif n == "check_nan":
+                pass
+            else:
+                lo, hi = -np.inf, np.inf
+            if not (abs(lo) < _BIG):
+                lo = -np.inf if lo < 0 or np.isnan(lo) else lo
+            if not (abs(hi) < _BIG):
+                hi = np.inf if hi > 0 or np.isnan(hi) else hi
+            out.append(op)
+    return out
 
 
 def _direction(chain: list[OpSpec]) -> int:
@@ -199,17 +249,6 @@ def _last_true(pred, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 
 # ------------------------------------------------------------------ one column
 
-class ColumnFold:
-    """How one model feature is folded: per distinct node key, the new threshold, NaN
-    direction and whether its children swap; plus the plan side (chain start, guard)."""
-
-    def __init__(self, start: int, thr, nan_left, swap, guard, n_nodes: int):
-        self.start = start          # ops[start:] are folded (start may move past an impute)
-        self.thr, self.nan_left, self.swap = thr, nan_left, swap
-        self.guard = guard          # None or ("lower", d_lo) / ("upper", d_hi)
-        self.n_nodes = n_nodes
-
-
 def fold_column(chain: list[OpSpec], thr_e: np.ndarray, nan_left: np.ndarray, source_mode: str,
                 target_mode: str, prefix_can_nan: bool):
     """New (threshold, nan_left, swap) per node and the guard, or None when not provably exact.
@@ -272,9 +311,9 @@ def fold_column(chain: list[OpSpec], thr_e: np.ndarray, nan_left: np.ndarray, so
     specials = np.array([-np.inf, np.inf, 0.0, -0.0, _KZ, -_KZ, 1.0, -1.0, np.nan])
     specials = np.concatenate([specials, np.nextafter(specials[:7], np.inf),
                                np.nextafter(specials[:7], -np.inf)])
-    edge = [d_lo, d_hi] + ([float(_dbl(np.array([int(_key(np.array([d_lo]))[0]) - 1]))[0])]
-                           if side == "lower" else [])
-    edge += [float(_dbl(np.array([int(_key(np.array([d_hi]))[0]) + 1]))[0])] if side == "upper" else []
+    # a value of R next to the domain (R is one half-line, so one value speaks for all)
+    r_probe = _step(d_lo, -1) if side == "lower" else _step(d_hi, 1) if side == "upper" else np.nan
+    edge = [d_lo, d_hi, r_probe]
     off = np.concatenate([steps, far])[None, :]
     with np.errstate(over="ignore"):
         near = np.where(off > 0, np.where(key[:, None] > KEY_POS_INF - off, KEY_POS_INF, key[:, None] + off),
@@ -282,9 +321,6 @@ def fold_column(chain: list[OpSpec], thr_e: np.ndarray, nan_left: np.ndarray, so
     probes = np.concatenate([_dbl(near), np.broadcast_to(np.concatenate([specials, edge]),
                                                          (n, specials.size + len(edge)))], axis=1)
     want = q(probes)
-    r_probe = d_lo - 0.0 if side is None else (
-        float(_dbl(np.array([int(_key(np.array([d_lo]))[0]) - 1]))[0]) if side == "lower"
-        else float(_dbl(np.array([int(_key(np.array([d_hi]))[0]) + 1]))[0]))
     in_r = ((probes < d_lo) | (probes > d_hi)) if side is not None else np.zeros(probes.shape, bool)
     for guard in (False, True):
         if guard:
@@ -400,19 +436,23 @@ def fold(features: FeaturePlan, model) -> FoldedTrees | None:
     nan_left = (flags & NAN_LEFT) != 0
     groups = [g.clone() for g in features.groups]
     outputs = list(features.outputs)
-    plans: dict[int, tuple] = {}  # model feature -> (chain start, ColumnFold-ish tuple)
+    plans: dict[int, tuple] = {}  # model feature -> (chain start, its nodes, its group)
     for j, s in enumerate(features.outputs):
         g = features.groups[s.group]
         if g.emit != "scalar" or g.udf is not None or g.product or \
                 dict(features.inputs).get(g.source) != "numeric":
             continue
-        start = split_chain(g.ops)
-        if not any(op.name != "impute" for op in g.ops[start:]):
+        ops = drop_redundant_checks(g.ops)
+        start = split_chain(ops)
+        if not any(op.name != "impute" for op in ops[start:]):
             continue
+        if len(ops) != len(g.ops):
+            g = g.clone()
+            g.ops = ops
         nodes = np.flatnonzero(inner & (feat == j))
         if nodes.size and np.any(flags[nodes] & (CATEGORICAL | ZERO_MISSING)):
             continue  # a categorical split or LightGBM's zero-as-missing on a mapped value
-        plans[j] = (start, nodes)
+        plans[j] = (start, nodes, g)
     if not plans:
         return None
     thr = a["threshold"].astype(np.float64).copy()
@@ -423,10 +463,10 @@ def fold(features: FeaturePlan, model) -> FoldedTrees | None:
     # only) by the identity, so that the whole ensemble reads float64.
     todo = list(range(model.n_features)) if convert else sorted(plans)
     for j in todo:
-        g = features.groups[features.outputs[j].group]
+        orig = g = features.groups[features.outputs[j].group]
         res = None
         if j in plans:
-            start, nodes = plans[j]
+            start, nodes, g = plans[j]
             kept_impute = start > 0 and g.ops[start - 1].name == "impute"
             res = _fold_nodes(list(g.ops[start:]), thr_e[nodes], nan_left[nodes], source_mode,
                               target_mode, not kept_impute, g.ops[start].name == "impute")
@@ -468,7 +508,7 @@ def fold(features: FeaturePlan, model) -> FoldedTrees | None:
         folds.append({
             "feature": features.feature_names[j] if j < len(features.feature_names) else f"f{j}",
             "column": g.source,
-            "before": " -> ".join(op.describe() for op in g.ops) or "identity",
+            "before": " -> ".join(op.describe() for op in orig.ops) or "identity",
             "after": " -> ".join(op.describe() for op in vg.ops),
             "nodes": int(nodes.size), "swapped": bool(np.any(sw)),
             "guard": None if guard is None else f"{guard[0]} {guard[1]:.17g}"})
