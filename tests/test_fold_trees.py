@@ -423,3 +423,24 @@ def test_forgeline_transformers_fold_past_redundant_checks():
            OpSpec("check_finite"), OpSpec("mul", 1e300), OpSpec("check_finite")]
     assert [o.name for o in drop_redundant_checks(ops)] == [
         "check_finite", "clip", "log1p", "mul", "check_finite"]
+
+
+@pytest.mark.parametrize("model_name", ["lgbm_multi", "xgb_clf", "rf_clf", "hgb_reg"])
+def test_binning_and_clipping_fold(model_name):
+    """KBinsDiscretizer (ordinal: searchsorted) and MinMaxScaler(clip=True) are monotone
+    step / saturating maps: every raw value still lands on the source's side."""
+    from sklearn.preprocessing import KBinsDiscretizer
+
+    df = _data(400, seed=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pre = make_pipeline(SimpleImputer(strategy="median"), MinMaxScaler(clip=True),
+                            KBinsDiscretizer(n_bins=6, encode="ordinal", strategy="quantile",
+                                             subsample=None))
+        model = _model(model_name, 3)
+        model.fit(pre.fit_transform(df), _target(df, TASK[model_name]))
+        pipe = make_pipeline(*[s for _, s in pre.steps], model)
+    scorer, unfolded = _compile_both(pipe, df)
+    assert all("searchsorted" in d["before"] and "searchsorted" not in d["after"]
+               for d in scorer.tree_fold.folds)
+    _check(pipe, df, scorer, unfolded, model_name, 3)
