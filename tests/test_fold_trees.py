@@ -131,7 +131,8 @@ def _probe_frame(scorer, df, seed=0):
         block = pd.concat([base] * len(vals), ignore_index=True)
         block[name] = vals
         other = [c for c in COLS if c != name]
-        block[other] = df[other].sample(n=len(vals), replace=True, random_state=int(rng.integers(1 << 30))).to_numpy()
+        block[other] = df[other].sample(n=len(vals), replace=True,
+                                        random_state=int(rng.integers(1 << 30))).to_numpy()
         rows.append(block)
     return pd.concat(rows, ignore_index=True)
 
@@ -444,3 +445,14 @@ def test_binning_and_clipping_fold(model_name):
     assert all("searchsorted" in d["before"] and "searchsorted" not in d["after"]
                for d in scorer.tree_fold.folds)
     _check(pipe, df, scorer, unfolded, model_name, 3)
+
+
+def test_score_and_thread_counts_use_the_folded_plan():
+    pipe, df = _pipeline("xgb_clf", True, True, ["standard"], [0])
+    scorer, unfolded = _compile_both(pipe, df)
+    X = _probe_frame(scorer, df)
+    a, b = scorer.score(X), unfolded.score(X)
+    pd.testing.assert_frame_equal(a, b)
+    for nt in (1, 2, 3):
+        np.testing.assert_array_equal(scorer.predict_proba(X, n_threads=nt),
+                                      b[["proba_0", "proba_1"]].to_numpy())

@@ -307,7 +307,8 @@ def fold_column(chain: list[OpSpec], thr_e: np.ndarray, nan_left: np.ndarray, so
     # Probes: around each threshold, the domain ends, the special values.
     span = DENSE_ULPS if faithful else 4
     steps = np.arange(-span, span + 1, dtype=np.int64)
-    far = np.concatenate([2 ** np.arange(4, 63, dtype=np.int64), -(2 ** np.arange(4, 63, dtype=np.int64))])
+    powers = 2 ** np.arange(4, 63, dtype=np.int64)
+    far = np.concatenate([powers, -powers])  # geometric distances out to the whole range
     specials = np.array([-np.inf, np.inf, 0.0, -0.0, _KZ, -_KZ, 1.0, -1.0, np.nan])
     specials = np.concatenate([specials, np.nextafter(specials[:7], np.inf),
                                np.nextafter(specials[:7], -np.inf)])
@@ -315,9 +316,10 @@ def fold_column(chain: list[OpSpec], thr_e: np.ndarray, nan_left: np.ndarray, so
     r_probe = _step(d_lo, -1) if side == "lower" else _step(d_hi, 1) if side == "upper" else np.nan
     edge = [d_lo, d_hi, r_probe]
     off = np.concatenate([steps, far])[None, :]
-    with np.errstate(over="ignore"):
-        near = np.where(off > 0, np.where(key[:, None] > KEY_POS_INF - off, KEY_POS_INF, key[:, None] + off),
-                        np.where(key[:, None] < KEY_NEG_INF - off, KEY_NEG_INF, key[:, None] + off))
+    k2 = key[:, None]
+    with np.errstate(over="ignore"):  # saturate at the infinities instead of wrapping
+        near = np.where(off > 0, np.where(k2 > KEY_POS_INF - off, KEY_POS_INF, k2 + off),
+                        np.where(k2 < KEY_NEG_INF - off, KEY_NEG_INF, k2 + off))
     probes = np.concatenate([_dbl(near), np.broadcast_to(np.concatenate([specials, edge]),
                                                          (n, specials.size + len(edge)))], axis=1)
     want = q(probes)
