@@ -456,3 +456,84 @@ def test_score_and_thread_counts_use_the_folded_plan():
     for nt in (1, 2, 3):
         np.testing.assert_array_equal(scorer.predict_proba(X, n_threads=nt),
                                       b[["proba_0", "proba_1"]].to_numpy())
+
+
+def _cat_data(n=500, seed=0):
+    rng = np.random.default_rng(seed)
+    df = _data(n, seed)
+    df["s"] = rng.choice(["x", "y", "z", "w", "v"], n)
+    df.loc[rng.random(n) < 0.07, "s"] = None
+    df["t"] = rng.choice(["p", "q", "r"], n)
+    return df
+
+
+def _cat_target(df, kind):
+    base = _target(df, "regression") + (df["s"] == "y").to_numpy() * 1.5 - (df["t"] == "r").to_numpy()
+    if kind == "regression":
+        return base
+    if kind == "multiclass":
+        return np.digitize(base, np.quantile(base, [0.33, 0.66]))
+    return (base > np.median(base)).astype(int)
+
+
+@pytest.mark.parametrize("model_name", ["lgbm_clf", "lgbm_multi", "xgb_reg", "rf_clf", "hgb_reg"])
+@pytest.mark.parametrize("drop", [None, "first"])
+def test_onehot_columns_become_category_splits(model_name, drop):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.preprocessing import OneHotEncoder
+
+    df = _cat_data(500, 1)
+    ct = ColumnTransformer([
+        ("num", make_pipeline(SimpleImputer(strategy="median"), FunctionTransformer(np.log1p),
+                              StandardScaler()), COLS),
+        ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False, drop=drop,
+                              min_frequency=None), ["s", "t"])])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pipe = make_pipeline(ct, _model(model_name, 1))
+        pipe.fit(df, _cat_target(df, TASK[model_name]))
+        scorer, unfolded = _compile_both(pipe, df)
+    kinds = [d["kind"] for d in scorer.tree_fold.folds]
+    assert kinds.count("onehot") == 2 and kinds.count("map") == 3
+    assert scorer.tree_fold.model.n_features == 5 < scorer.features.n_features
+    X = pd.concat([df] * 2, ignore_index=True)
+    X.loc[::5, "s"] = "never-seen"
+    X.loc[1::5, "s"] = None
+    X.loc[2::7, "t"] = "also-new"
+    methods = ["predict"] + (["predict_proba"] if TASK[model_name] != "regression" else [])
+    for m in methods:
+        got = getattr(scorer, m)(X)
+        np.testing.assert_array_equal(got, getattr(unfolded, m)(X))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            want = getattr(pipe, m)(X)
+        rtol = 1e-6 if model_name.startswith("xgb") else 1e-12
+        if want.dtype.kind == "f":
+            np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * 1e-3)
+        else:
+            np.testing.assert_array_equal(got, want)
+    assert "category splits on the code" in scorer.explain_plan()
+    if drop is None:  # the bundle stores the code features, bitsets and flags
+        body, arrays = scorer.to_parts()
+        back = fl.Scorer.from_parts(body, arrays)
+        np.testing.assert_array_equal(back.predict(X), scorer.predict(X))
+
+
+def test_onehot_that_raises_on_unseen_is_not_folded():
+    from sklearn.preprocessing import OneHotEncoder
+    from sklearn.compose import ColumnTransformer
+
+    df = _cat_data(300, 2)
+    df["s"] = df["s"].fillna("x")
+    ct = ColumnTransformer([("num", "passthrough", COLS),
+                            ("cat", OneHotEncoder(handle_unknown="error", sparse_output=False), ["s"])])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pipe = make_pipeline(ct, _model("lgbm_reg", 2))
+        pipe.fit(df, _cat_target(df, "regression"))
+        scorer, _ = _compile_both(pipe, df)
+    assert scorer.tree_fold is None or all(d["kind"] != "onehot" for d in scorer.tree_fold.folds)
+    X = df.copy()
+    X.loc[0, "s"] = "never-seen"
+    with pytest.raises(fl.DataError):
+        scorer.predict(X)

@@ -36,6 +36,10 @@ rule; any disagreement, and anything not covered above (LightGBM zero-as-missing
 categorical splits on a mapped column), leaves that column unfolded. Never a silent wrong
 answer: compile's self-verification then still compares the folded scorer to the source.
 
+One-hot blocks go the same way: a node on a one-hot column is a categorical split on the
+code (members: the slot's categories), so the plan emits one code per column instead of its
+block of mostly-zero columns (see ``_onehots_to_codes``).
+
 Models that cast to float32 (XGBoost, scikit-learn trees) cannot read the raw column in
 float32 (two raw values with the same float32 may map to different sides), so a folded
 ensemble of theirs is re-expressed in float64 mode: every numeric threshold, on folded and
@@ -47,8 +51,9 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import BundleError
-from .models.trees import CATEGORICAL, NAN_LEFT, ZERO_MISSING, TreeEnsemble
-from .plan import FeaturePlan, Group, OpSpec, Sym
+from .models.trees import (CATEGORICAL, INVALID_LEFT, MEMBER_LEFT, NAN_LEFT, ZERO_MISSING,
+                           TreeEnsemble, bits_from_ints)
+from .plan import ONEHOT_RAISE, ONEHOT_ZEROS, FeaturePlan, Group, OpSpec, Sym
 
 FOLD_KIND = "trees"
 #: Every double this many steps either side of a threshold is checked when the map uses a
@@ -358,7 +363,9 @@ class FoldedTrees:
         The ensemble with rewritten thresholds.
     folds : list of dict
         Per folded feature: ``feature``, ``column``, ``before``, ``after``, ``nodes``,
-        ``swapped``, ``guard``. Explain and the manifest use them.
+        ``swapped``, ``guard`` and ``kind`` (``"map"``: a monotone chain folded into
+        thresholds; ``"onehot"``: a one-hot block read as one code by category splits).
+        Explain and the manifest use them.
     """
 
     def __init__(self, features: FeaturePlan, model: TreeEnsemble, folds: list[dict],
@@ -375,6 +382,10 @@ class FoldedTrees:
     def describe(self) -> list[str]:
         lines = []
         for d in self.folds:
+            if d.get("kind") == "onehot":
+                lines.append(f"{d['column']}: {d['before']} -> category splits on the code "
+                             f"({d['nodes']} nodes read {d['feature']})")
+                continue
             extra = (", decreasing: children swapped" if d["swapped"] else "") + \
                 (f", domain guard ({d['guard']})" if d["guard"] else "")
             lines.append(f"{d['feature']}: {d['before']} -> tree thresholds on "
@@ -412,7 +423,8 @@ class FoldedTrees:
             clean.append({"feature": str(d.get("feature")), "column": str(d.get("column")),
                           "before": str(d.get("before")), "after": str(d.get("after", "")),
                           "nodes": int(d.get("nodes", 0)), "swapped": bool(d.get("swapped")),
-                          "guard": str(d["guard"]) if d.get("guard") else None})
+                          "guard": str(d["guard"]) if d.get("guard") else None,
+                          "kind": "onehot" if d.get("kind") == "onehot" else "map"})
         return cls(features, model, clean, conv)
 
 
@@ -455,7 +467,8 @@ def fold(features: FeaturePlan, model) -> FoldedTrees | None:
         if nodes.size and np.any(flags[nodes] & (CATEGORICAL | ZERO_MISSING)):
             continue  # a categorical split or LightGBM's zero-as-missing on a mapped value
         plans[j] = (start, nodes, g)
-    if not plans:
+    onehots = _plan_onehots(features, feat, flags)
+    if not plans and not onehots:
         return None
     thr = a["threshold"].astype(np.float64).copy()
     new_flags = flags.copy()
@@ -513,19 +526,22 @@ def fold(features: FeaturePlan, model) -> FoldedTrees | None:
             "before": " -> ".join(op.describe() for op in orig.ops) or "identity",
             "after": " -> ".join(op.describe() for op in vg.ops),
             "nodes": int(nodes.size), "swapped": bool(np.any(sw)),
-            "guard": None if guard is None else f"{guard[0]} {guard[1]:.17g}"})
-    if not folds:
+            "guard": None if guard is None else f"{guard[0]} {guard[1]:.17g}", "kind": "map"})
+    if not folds and not onehots:
         return None
     arrays = {k: v.copy() for k, v in a.items()}
     arrays.update(threshold=thr, flags=new_flags, left=left, right=right)
+    names, plan_names = list(model.feature_names), list(features.feature_names)
+    if onehots:
+        outputs, names, plan_names = _onehots_to_codes(onehots, groups, outputs, arrays, a, thr_e,
+                                                       source_mode, names, plan_names, folds)
     settings = dict(st)
     if convert:
         settings.update(input_mode="float64", xgb_less_than=False)
-    new_model = TreeEnsemble(feature_names=model.feature_names, task=model.task,
+    new_model = TreeEnsemble(feature_names=names, task=model.task,
                              settings=settings, arrays=arrays, classes=model.classes_,
                              source=model.source, extra=model.extra)
-    plan = FeaturePlan(features.inputs, groups, outputs, features.feature_names,
-                       features.udfs).pruned()
+    plan = FeaturePlan(features.inputs, groups, outputs, plan_names, features.udfs).pruned()
     plan.inputs = list(features.inputs)  # same input list as the unfolded plan
     return FoldedTrees(plan, new_model, folds, converted)
 
@@ -562,3 +578,109 @@ def _guard_ops(guard) -> list[OpSpec]:
     side, d = guard
     head = [OpSpec("sub", float(d))] + ([OpSpec("mul", -1.0)] if side == "upper" else [])
     return head + [OpSpec("sqrt"), OpSpec("clip", 0.0, 0.0), OpSpec("add", 1.0)]
+
+
+# ------------------------------------------------------------------ one-hot -> category splits
+#
+# A node on a one-hot column asks "is this row's code one of the slot's codes": exactly a
+# categorical split on the code. The plan then emits one code per categorical column instead
+# of its whole block of mostly-zero one-hot columns (T2: 300 columns become 10).
+
+_CODE_OPS = ("impute", "code_of", "searchsorted_right", "check_nan", "check_finite")
+
+
+def _plan_onehots(features: FeaturePlan, feat, flags) -> dict[int, list[tuple[int, int]]]:
+    """{one-hot group: [(model feature, slot)]} for the groups whose every node can become a
+    categorical split: unseen codes emit zeros (never raise), missing is told apart from
+    unseen in the register (NaN; ``code_of`` writes -1, which the engine reads as invalid,
+    so there missing must emit zeros too), and no node is already special."""
+    by_group: dict[int, list[tuple[int, int]]] = {}
+    for j, s in enumerate(features.outputs):
+        if features.groups[s.group].emit == "onehot":
+            by_group.setdefault(s.group, []).append((j, s.slot))
+    inner = feat >= 0
+    out = {}
+    for gi, slots in by_group.items():
+        g = features.groups[gi]
+        m = g.onehot_map
+        if g.udf is not None or g.product or m is None or len(m) < 2 or m[0] != ONEHOT_ZEROS \
+                or ONEHOT_RAISE in m or any(op.name not in _CODE_OPS for op in g.ops):
+            continue
+        if any(op.name == "code_of" for op in g.ops) and m[1] != ONEHOT_ZEROS:
+            continue
+        nodes = inner & np.isin(feat, [j for j, _ in slots])
+        if np.any(flags[nodes] & (CATEGORICAL | ZERO_MISSING)):
+            continue
+        out[gi] = slots
+    return out
+
+
+def _onehots_to_codes(onehots, groups, outputs, arrays, orig, thr_e, source_mode, names,
+                      plan_names, folds):
+    """Rewrite the nodes on the planned one-hot columns into categorical splits on one code
+    feature per group; returns the new outputs and feature names (arrays are updated)."""
+    feat = orig["feature"]
+    slot_of = {j: (gi, k) for gi, slots in onehots.items() for j, k in slots}
+    new_outputs, new_names, new_plan_names, pos, code_pos = [], [], [], {}, {}
+    for j, s in enumerate(outputs):
+        if j not in slot_of:
+            pos[j] = len(new_outputs)
+            new_outputs.append(s)
+            new_names.append(names[j])
+            new_plan_names.append(plan_names[j])
+            continue
+        gi = slot_of[j][0]
+        if gi not in code_pos:
+            g = groups[gi].clone()
+            g.emit, g.width, g.onehot_map = "scalar", 1, None
+            g.origin = f"{g.origin} (codes for category splits)"
+            groups.append(g)
+            code_pos[gi] = len(new_outputs)
+            new_outputs.append(Sym(len(groups) - 1, 0))
+            new_names.append(f"{g.source} (code)")
+            new_plan_names.append(f"{g.source} (code)")
+        pos[j] = code_pos[gi]
+    bits = [arrays["cat_bits"]]
+    n_words = arrays["cat_bits"].size
+    thr, fl, cat_off, cat_nw = (arrays[k] for k in ("threshold", "flags", "cat_offset", "cat_nwords"))
+    left, right = arrays["left"], arrays["right"]
+    for gi, slots in onehots.items():
+        m = groups[gi].onehot_map
+        n_nodes = 0
+        for j, k in slots:
+            nodes = np.flatnonzero(feat == j)
+            if not nodes.size:
+                continue
+            n_nodes += nodes.size
+            members = [c for c in range(len(m) - 2) if m[2 + c] == k]
+            words = bits_from_ints(members, max(members) // 32 + 1 if members else 0)
+            nan_left = (orig["flags"][nodes] & NAN_LEFT) != 0
+            l0 = _source_left(np.zeros(nodes.size), thr_e[nodes], nan_left, source_mode)
+            l1 = _source_left(np.ones(nodes.size), thr_e[nodes], nan_left, source_mode)
+            lmiss = l1 if m[1] == k else l0
+            const = l0 == l1
+            # A member goes left iff MEMBER_LEFT; a non-member, an unseen (negative) or a code
+            # past the bitset goes the other way / the INVALID_LEFT way: both must be l0.
+            # A constant node gets an empty bitset (every code is then "past" it).
+            off = np.where(const, 0, n_words)
+            nw = np.where(const, 0, words.size)
+            new = np.uint32(CATEGORICAL) | np.where(l1 & ~const, MEMBER_LEFT, 0).astype(np.uint32) \
+                | np.where(l0, INVALID_LEFT, 0).astype(np.uint32) \
+                | np.where(lmiss, NAN_LEFT, 0).astype(np.uint32)
+            if not const.all():
+                bits.append(words)
+                n_words += words.size
+            fl[nodes] = new
+            thr[nodes] = 0.0
+            cat_off[nodes], cat_nw[nodes] = off, nw
+            left[nodes], right[nodes] = orig["left"][nodes], orig["right"][nodes]
+        g = groups[gi]
+        folds.append({"feature": f"{len(slots)} one-hot columns", "column": g.source,
+                      "before": (" -> ".join(op.describe() for op in g.ops) or "code")
+                      + f" -> onehot[{g.width}]",
+                      "after": "code", "nodes": int(n_nodes), "swapped": False,
+                      "guard": None, "kind": "onehot"})
+    arrays["cat_bits"] = np.concatenate(bits).astype(np.uint32)
+    mapping = np.array([pos[j] for j in range(len(outputs))], dtype=np.int32)
+    arrays["feature"] = np.where(feat >= 0, mapping[np.maximum(feat, 0)], feat).astype(np.int32)
+    return new_outputs, new_names, new_plan_names
