@@ -420,11 +420,16 @@ class FoldedTrees:
             raise BundleError("folded tree plan: the model and its feature plan disagree")
         clean = []
         for d in folds:
-            clean.append({"feature": str(d.get("feature")), "column": str(d.get("column")),
-                          "before": str(d.get("before")), "after": str(d.get("after", "")),
-                          "nodes": int(d.get("nodes", 0)), "swapped": bool(d.get("swapped")),
-                          "guard": str(d["guard"]) if d.get("guard") else None,
-                          "kind": "onehot" if d.get("kind") == "onehot" else "map"})
+            nodes, guard, kind = d.get("nodes"), d.get("guard"), d.get("kind", "map")
+            texts = [d.get(k) for k in ("feature", "column", "before", "after")]
+            if not all(isinstance(t, str) for t in texts) or isinstance(nodes, bool) or \
+                    not isinstance(nodes, int) or nodes < 0 or \
+                    not isinstance(d.get("swapped"), bool) or \
+                    not (guard is None or isinstance(guard, str)) or kind not in ("map", "onehot"):
+                raise BundleError("folded tree plan: malformed fold description")
+            clean.append({"feature": texts[0], "column": texts[1], "before": texts[2],
+                          "after": texts[3], "nodes": nodes, "swapped": d["swapped"],
+                          "guard": guard, "kind": kind})
         return cls(features, model, clean, conv)
 
 
