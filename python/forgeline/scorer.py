@@ -96,7 +96,7 @@ class Scorer:
         return self.schema.validate(X)
 
     def _chunk_rows(self) -> int:
-        per_row = 8 * max(self.features.n_features, 1)
+        per_row = 8 * max(self._scoring()[0].n_features, 1)  # the plan predictions run
         return int(min(CHUNK_ROWS, max(512, CHUNK_BYTES // per_row)))
 
     def _scoring(self):
