@@ -429,8 +429,9 @@ class Scorer:
                          f"{self.model.n_features} features)")
         if self.tree_fold is not None:
             t = self.tree_fold
-            lines.append(f"after folding: {len(t.folds)} feature(s) read their raw column "
-                         f"through rewritten tree thresholds")
+            lines.append(f"after folding: {len(t.folds)} fold(s) into the trees' splits; the "
+                         f"model reads {t.model.n_features} features (was "
+                         f"{self.model.n_features}) from this plan:")
             lines += ["  " + line for line in t.describe()]
             lines += ["  " + line for line in t.features.describe()]
         elif self.folded is None:
