@@ -52,7 +52,10 @@ def compile(fitted, sample=None, *, verify: bool = True, profile: bool = True,
     fold : bool
         Fold a linear model into the feature plan (scalers into the weights, encoders into
         table look-ups; see :mod:`forgeline._fold`), so predictions run as one fused native
-        pass. Verification scores the sample through the folded plan.
+        pass; fold the per-column monotone maps in front of a tree model (imputers,
+        scalers, log1p, clip, binning) into its split thresholds, so those columns are read
+        raw (see :mod:`forgeline._fold_trees`). Verification scores the sample through the
+        folded plan.
     **model_options
         Passed to the model importer (e.g. ``num_iteration`` for LightGBM).
 
@@ -118,6 +121,10 @@ def compile(fitted, sample=None, *, verify: bool = True, profile: bool = True,
         from ._fold import fold as fold_linear
 
         scorer.folded = fold_linear(features, model)
+        if scorer.folded is None:
+            from ._fold_trees import fold as fold_trees
+
+            scorer.tree_fold = fold_trees(features, model)
     if sample is not None and verify:
         _verify(fitted, steps, final, scorer, sample, n_threads)
     if sample is not None and profile:

@@ -62,13 +62,16 @@ class Scorer:
     """
 
     def __init__(self, schema: Schema, features: FeaturePlan, model=None, *, profile=None,
-                 metadata: dict | None = None, folded=None):
+                 metadata: dict | None = None, folded=None, tree_fold=None):
         self.schema = schema
         self.features = features
         self.model = model
         # The model folded into the feature plan (forgeline._fold), or None: predictions
         # then run as one fused native pass with no feature matrix.
         self.folded = folded
+        # Monotone maps folded into the thresholds of a tree model (forgeline._fold_trees),
+        # or None: predictions then run its shorter plan and rewritten model.
+        self.tree_fold = tree_fold
         self.profile = profile
         self.metadata = dict(metadata or {})
         self._monitor = None
@@ -93,10 +96,15 @@ class Scorer:
         return self.schema.validate(X)
 
     def _chunk_rows(self) -> int:
-        per_row = 8 * max(self.features.n_features, 1)
+        per_row = 8 * max(self._scoring()[0].n_features, 1)  # the plan predictions run
         return int(min(CHUNK_ROWS, max(512, CHUNK_BYTES // per_row)))
 
-    def _map_chunks(self, frame: _frame.Frame, fn, n_threads) -> list:
+    def _scoring(self):
+        """(feature plan, model) that predictions run: the folded tree plan if any."""
+        tf = self.tree_fold
+        return (self.features, self.model) if tf is None else (tf.features, tf.model)
+
+    def _map_chunks(self, frame: _frame.Frame, fn, n_threads, features=None) -> list:
         """fn(feature_block, n_threads) over cache-sized row chunks, in row order.
 
         Chunks run on a thread pool, each single-threaded, so a chunk's features are still
@@ -105,14 +113,15 @@ class Scorer:
         """
         n = frame.n_rows
         step = self._chunk_rows()
+        features = self.features if features is None else features
         bounds = [(a, min(n, a + step)) for a in range(0, max(n, 1), step)]
         threads = resolve_threads_count(n_threads)
         if len(bounds) == 1 or threads == 1:
-            return [fn(self.features.run(frame, n_threads, a, b), n_threads) for a, b in bounds]
+            return [fn(features.run(frame, n_threads, a, b), n_threads) for a, b in bounds]
 
         def one(ab):
             a, b = ab
-            return fn(self.features.run(frame, 1, a, b), 1)
+            return fn(features.run(frame, 1, a, b), 1)
         return list(_pool(threads).map(one, bounds))
 
     def _require_model(self, what: str):
@@ -131,6 +140,8 @@ class Scorer:
         model = self._require_model("set_engine")
         if hasattr(model, "set_engine"):
             model.set_engine(engine, cache_dir=cache_dir)
+            if self.tree_fold is not None:
+                self.tree_fold.model.set_engine(engine, cache_dir=cache_dir)
         elif engine == "jit":
             raise CompileError(f"{type(model).__name__} has no JIT engine")
         elif engine not in ("auto", "native"):
@@ -256,8 +267,9 @@ class Scorer:
                         from ._fold import finish_row
 
                         return finish_row(model, z, method)
-                block = self.features.program().run_rows(row, 1)
-                return getattr(model, method)(block, n_threads=1)
+                feats, smodel = self._scoring()
+                block = feats.program().run_rows(row, 1)
+                return getattr(smodel, method)(block, n_threads=1)
         if self.folded is not None:
             from ._fastinput import plan_columns
 
@@ -278,8 +290,10 @@ class Scorer:
                 if monitor:
                     self._accumulate(X, out)
                 return out
-        call = getattr(model, method)
-        parts = self._map_chunks(frame, lambda block, nt: call(block, n_threads=nt), n_threads)
+        feats, smodel = self._scoring()
+        call = getattr(smodel, method)
+        parts = self._map_chunks(frame, lambda block, nt: call(block, n_threads=nt), n_threads,
+                                 feats)
         out = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
         if monitor:
             self._accumulate(X, out)
@@ -320,14 +334,15 @@ class Scorer:
         """
         import pyarrow as pa
 
-        model = self._require_model("score")
+        self._require_model("score")
+        feats, model = self._scoring()
         frame = self._validate(X)
         is_clf = model.classes_ is not None
 
         def outputs(block, nt):
             return (model.predict_raw(block, n_threads=nt), model.predict(block, n_threads=nt),
                     model.predict_proba(block, n_threads=nt) if is_clf else None)
-        parts = self._map_chunks(frame, outputs, n_threads)
+        parts = self._map_chunks(frame, outputs, n_threads, feats)
         raw_parts = [p[0] for p in parts]
         pred_parts = [p[1] for p in parts]
         proba_parts = [p[2] for p in parts]
@@ -412,7 +427,14 @@ class Scorer:
         if self.model is not None:
             lines.append(f"  model: {type(self.model).__name__} ({self.model.task}, "
                          f"{self.model.n_features} features)")
-        if self.folded is None:
+        if self.tree_fold is not None:
+            t = self.tree_fold
+            lines.append(f"after folding: {len(t.folds)} fold(s) into the trees' splits; the "
+                         f"model reads {t.model.n_features} features (was "
+                         f"{self.model.n_features}) from this plan:")
+            lines += ["  " + line for line in t.describe()]
+            lines += ["  " + line for line in t.features.describe()]
+        elif self.folded is None:
             lines.append("after folding: not folded (the model reads the feature matrix)")
         else:
             f = self.folded
@@ -435,6 +457,10 @@ class Scorer:
             ometa, oarrays = self.folded.to_parts()
             body["folded"] = ometa
             arrays.update({f"folded.{k}": v for k, v in oarrays.items()})
+        if self.tree_fold is not None:
+            tmeta, tarrays = self.tree_fold.to_parts()
+            body["tree_fold"] = tmeta
+            arrays.update({f"tree_fold.{k}": v for k, v in tarrays.items()})
         if self.profile is not None:
             pmeta, parrays = self.profile.to_parts()
             body["profile"] = pmeta
@@ -478,12 +504,23 @@ class Scorer:
             folded = FoldedLinear.from_parts(body["folded"], sub("folded."))
             if folded.n_out != model.n_outputs or folded.features.inputs != features.inputs:
                 raise BundleError("folded plan does not match the model and feature plan")
+        tree_fold = None
+        if body.get("tree_fold") is not None:
+            from ._fold_trees import FoldedTrees
+
+            if model is None:
+                raise BundleError("bundle has a folded tree plan but no model")
+            tree_fold = FoldedTrees.from_parts(body["tree_fold"], sub("tree_fold."),
+                                               allow_code=allow_code)
+            if tree_fold.n_out != model.n_outputs or tree_fold.features.inputs != features.inputs:
+                raise BundleError("folded tree plan does not match the model and feature plan")
         profile = None
         if body.get("profile") is not None:
             from .drift import Profile
 
             profile = Profile.from_parts(body["profile"], sub("profile."))
-        return cls(schema, features, model, profile=profile, metadata=metadata, folded=folded)
+        return cls(schema, features, model, profile=profile, metadata=metadata, folded=folded,
+                   tree_fold=tree_fold)
 
     def save(self, path) -> None:
         """Write the scorer to one ``.forge`` file (a zip of a JSON manifest and ``.npy``
