@@ -15,7 +15,8 @@ namespace forgeline::transforms {
 namespace {
 // Rows per parallel chunk, and rows per tile inside a chunk (the executor's tile).
 constexpr index_t kChunkRows = 2048;
-constexpr index_t kTileRows = plan::kGroupTile;
+constexpr index_t kTileRows = 128;
+static_assert(kTileRows <= plan::kGroupTile, "group_values reads at most kGroupTile rows");
 
 // The direct path appends each group's entries to the rows in group order, which gives
 // sorted column indices only when every group's slots lie strictly after the previous
@@ -64,12 +65,14 @@ inline index_t table_index(double x, index_t tlen) {
 // cnt only when nonzero: no branch per value. NaN != 0, so it is kept, and -0.0 == 0, so
 // it is dropped, as scipy does.
 template <class I>
-void tile_entries(const plan::Program& p, const plan::Inputs& in, index_t t0, index_t n,
-                  index_t stride, double* FL_RESTRICT sd, I* FL_RESTRICT si, index_t* FL_RESTRICT cnt) {
-  double x[kTileRows];
+void tile_entries(const plan::Program& p, const plan::TileBatch& batch, const plan::Inputs& in, index_t t0,
+                  index_t n, index_t stride, double* buf, double* FL_RESTRICT sd, I* FL_RESTRICT si,
+                  index_t* FL_RESTRICT cnt) {
+  double xt[kTileRows];
   for (index_t i = 0; i < n; ++i) cnt[i] = 0;
+  batch.fill(p, in, t0, n, buf);
   for (std::size_t g = 0; g < p.src.size(); ++g) {
-    plan::group_values(p, in, g, t0, n, x);
+    const double* FL_RESTRICT x = batch.values(p, in, g, t0, n, buf, xt);
     const auto emit = static_cast<plan::Emit>(p.emit[g]);
     if (emit == plan::Emit::Scalar) {
       const I s = static_cast<I>(p.slot[g]);
@@ -141,10 +144,12 @@ index_t run_csr(const plan::Program& p, const plan::Inputs& in, index_t bound, d
   // Staging width per row: the direct path writes (then maybe drops) one entry per group.
   const index_t stride = std::max<index_t>(direct ? static_cast<index_t>(p.src.size()) : bound, 1);
   const index_t chunks = num_chunks(n, kChunkRows);
+  const plan::TileBatch batch(p);
   std::vector<index_t> chunk_nnz(static_cast<std::size_t>(chunks), 0);
   indptr[0] = 0;
   parallel_for(n, n_threads, kChunkRows, [&](index_t b, index_t e, index_t k) {
     std::vector<double> sd(static_cast<std::size_t>(kTileRows * stride));
+    std::vector<double> buf(direct ? static_cast<std::size_t>(batch.n_batch * kTileRows) : 0);
     std::vector<I> si(sd.size());
     std::vector<double> tile(direct ? 0 : static_cast<std::size_t>(kTileRows * std::max<index_t>(p.n_slots, 1)));
     index_t cnt[kTileRows];
@@ -154,7 +159,7 @@ index_t run_csr(const plan::Program& p, const plan::Inputs& in, index_t bound, d
     for (index_t t0 = b; t0 < e; t0 += kTileRows) {
       const index_t m = std::min(e - t0, kTileRows);
       if (direct)
-        tile_entries<I>(p, in, t0, m, stride, sd.data(), si.data(), cnt);
+        tile_entries<I>(p, batch, in, t0, m, stride, buf.data(), sd.data(), si.data(), cnt);
       else
         tile_entries_dense<I>(p, in, t0, m, stride, tile.data(), sd.data(), si.data(), cnt);
       for (index_t i = 0; i < m; ++i) {

@@ -121,12 +121,33 @@ void run(const Program& p, const Inputs& in, Output out, int n_threads);
 // group adds its contribution straight into the rows' margins, so a block never leaves the
 // cache and the ~hundreds of mostly-zero one-hot columns are never materialised.
 
-// Rows per call of group_values (the executor's tile).
-constexpr index_t kGroupTile = 64;
+// Most rows per call of group_values (the tile of the fused head and the CSR builder; the
+// dense executor uses smaller tiles so that its output tile stays in cache).
+constexpr index_t kGroupTile = 256;
 
 // The register of group g for rows [t0, t0 + n), n <= kGroupTile: the input column read as
 // run_block reads it, with the group's op chain applied. x must hold n doubles.
 void group_values(const Program& p, const Inputs& in, std::size_t g, index_t t0, index_t n, double* x);
+
+// Groups whose op chain ends in log1p, with no op before it that can raise: a tile's
+// registers of all of them are computed first and go through numpy's log1p loop in one
+// call (per-call overhead is what dominates log1p over short tiles). Values and error
+// behaviour are those of group_values: log1p is elementwise, and these groups raise nothing.
+struct TileBatch {
+  std::vector<std::int32_t> row;  // per group: its row in the batch buffer, or -1
+  index_t n_batch = 0;
+  explicit TileBatch(const Program& p);
+  // Fill buf (n_batch rows of n values, row r at buf + r * n) for rows [t0, t0 + n).
+  void fill(const Program& p, const Inputs& in, index_t t0, index_t n, double* buf) const;
+  // Group g's register: from buf when batched, else computed into x by group_values.
+  const double* values(const Program& p, const Inputs& in, std::size_t g, index_t t0, index_t n,
+                       const double* buf, double* x) const {
+    const std::int32_t r = row[g];
+    if (r >= 0) return buf + static_cast<index_t>(r) * n;
+    group_values(p, in, g, t0, n, x);
+    return x;
+  }
+};
 
 struct LinearHead {
   index_t n_out = 1;
