@@ -10,6 +10,10 @@
 
 #include "forgeline/parallel.hpp"
 
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 namespace forgeline::plan {
 
 namespace {
@@ -261,9 +265,24 @@ using CountLe = void (*)(const double*, index_t, double*, index_t);
     for (index_t i = 0; i < n; ++i) c[i] += (tj <= x[i]) ? 1.0 : 0.0;       \
   }                                                                         \
   for (index_t i = 0; i < n; ++i) x[i] = std::isnan(x[i]) ? static_cast<double>(len) : c[i];
+// AVX-512: the 8 counts of a vector stay in a register across the whole table.
 __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw"))) void count_le_avx512(
     const double* FL_RESTRICT t, index_t len, double* FL_RESTRICT x, index_t n) {
-  FL_COUNT_BODY
+  const __m512d one = _mm512_set1_pd(1.0);
+  const __m512d lenv = _mm512_set1_pd(static_cast<double>(len));
+  index_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m512d v = _mm512_loadu_pd(x + i);
+    __m512d c = _mm512_setzero_pd();
+    for (index_t j = 0; j < len; ++j)
+      c = _mm512_mask_add_pd(c, _mm512_cmp_pd_mask(_mm512_set1_pd(t[j]), v, _CMP_LE_OQ), c, one);
+    _mm512_storeu_pd(x + i, _mm512_mask_blend_pd(_mm512_cmp_pd_mask(v, v, _CMP_UNORD_Q), c, lenv));
+  }
+  for (; i < n; ++i) {
+    double c = 0.0;
+    for (index_t j = 0; j < len; ++j) c += (t[j] <= x[i]) ? 1.0 : 0.0;
+    x[i] = std::isnan(x[i]) ? static_cast<double>(len) : c;
+  }
 }
 __attribute__((target("avx2"))) void count_le_avx2(const double* FL_RESTRICT t, index_t len,
                                                    double* FL_RESTRICT x, index_t n) {
@@ -364,8 +383,11 @@ void run_block(const Program& p, const Inputs& in, index_t row_begin, index_t ro
   double x[kTile];
   // udf registers of the current tile: register r holds its n values at regs[r * n]
   std::vector<double> regs(static_cast<std::size_t>(p.n_regs * kTile));
+  const TileBatch batch(p, row_end - row_begin >= 32);
+  std::vector<double> buf(static_cast<std::size_t>(batch.n_batch * kTile));
   for (index_t t0 = row_begin; t0 < row_end; t0 += kTile) {
     const index_t n = std::min(kTile, row_end - t0);
+    batch.fill(p, in, t0, n, buf.data());
     double* tile_out = out.base + (t0 - row_begin) * rs;
     // Zero the tile's rows just before the groups write them: the tile stays in cache, so
     // the output goes to memory once (zeroing the whole block first costs a second pass).
@@ -377,6 +399,7 @@ void run_block(const Program& p, const Inputs& in, index_t row_begin, index_t ro
     }
     for (std::size_t g = 0; g < groups; ++g) {
       const auto kind = static_cast<Source>(p.src_kind[g]);
+      const double* xv = x;
       if (kind == Source::Udf || kind == Source::Product) {
         if (kind == Source::Udf) {
           run_udf_tile(p, g, regs.data(), x, n);
@@ -389,23 +412,23 @@ void run_block(const Program& p, const Inputs& in, index_t row_begin, index_t ro
           apply_op_tile(p, k, x, n, g);
       } else {
         // A column group: the one reader the fused head shares (read, then the group's ops).
-        group_values(p, in, g, t0, n, x);
+        xv = batch.values(p, in, g, t0, n, buf.data(), x);
       }
       const auto emit = static_cast<Emit>(p.emit[g]);
       if (emit == Emit::Register) {
-        std::memcpy(regs.data() + p.slot[g] * n, x, sizeof(double) * static_cast<std::size_t>(n));
+        std::memcpy(regs.data() + p.slot[g] * n, xv, sizeof(double) * static_cast<std::size_t>(n));
         continue;
       }
       if (emit == Emit::Scalar) {
         double* o = tile_out + p.slot[g] * cs;
-        for (index_t i = 0; i < n; ++i) o[i * rs] = x[i];
+        for (index_t i = 0; i < n; ++i) o[i * rs] = xv[i];
         continue;
       }
       const index_t tab = p.tab_off[g];
       const index_t tlen = p.tab_len[g];
       for (index_t i = 0; i < n; ++i) {
         // Table index: 0 = unseen (also any code outside the table), 1 = missing, 2.. = codes.
-        const int code = as_code(x[i]);
+        const int code = as_code(xv[i]);
         index_t idx = static_cast<index_t>(code) + 2;
         if (idx < 0 || idx >= tlen) idx = 0;
         double* orow = tile_out + i * rs;
@@ -493,7 +516,8 @@ void group_values(const Program& p, const Inputs& in, std::size_t g, index_t t0,
   group_values_until(p, in, g, t0, n, x, static_cast<std::size_t>(p.op_end[g]));
 }
 
-TileBatch::TileBatch(const Program& p) : row(p.src.size(), -1) {
+TileBatch::TileBatch(const Program& p, bool batch) : row(p.src.size(), -1) {
+  if (!batch) return;
   for (std::size_t g = 0; g < p.src.size(); ++g) {
     const auto kind = static_cast<Source>(p.src_kind[g]);
     if (kind == Source::Udf || kind == Source::Product || p.op_end[g] == p.op_begin[g] ||

@@ -71,7 +71,7 @@ void check_rows(const Program& p, std::size_t g, const index_t* idx, index_t n) 
 index_t run_linear(const Program& p, const LinearHead& h, const Inputs& in, double* margin, int n_threads) {
   const index_t K = h.n_out;
   const std::size_t groups = p.src.size();
-  const TileBatch batch(p);
+  const TileBatch batch(p, in.n_rows >= 32);
   std::vector<char> may_raise(groups, 0);
   for (std::size_t g = 0; g < groups; ++g)
     if (static_cast<Emit>(p.emit[g]) != Emit::Scalar) may_raise[g] = table_may_raise(p, g);

@@ -24,6 +24,51 @@ inline std::uint64_t word_of(const char* s, std::size_t len) {
 }
 }  // namespace
 
+namespace {
+inline std::uint64_t splitmix(std::uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+constexpr std::int64_t kEmptyLen = 255;
+inline std::uint64_t perfect_key(std::uint64_t word, std::size_t len) {
+  return word ^ (static_cast<std::uint64_t>(len) << 59);
+}
+
+// Searches odd multipliers from a fixed sequence (deterministic) for a table of 4x..64x the
+// number of short values; gives up (empty table: the probing path is used) past 2^14 entries.
+void build_perfect(Vocabulary& v) {
+  std::vector<std::pair<std::uint64_t, std::size_t>> keys;  // (word, len) of distinct short values
+  std::vector<std::int32_t> codes;
+  for (std::size_t h = 0; h < v.short_code.size(); ++h)
+    if (v.short_code[h] >= 0) {
+      keys.emplace_back(v.short_word[h], static_cast<std::size_t>(v.short_len[h]));
+      codes.push_back(v.short_code[h]);
+    }
+  int bits = 4;
+  while ((std::size_t{1} << bits) < 4 * keys.size()) ++bits;
+  for (int tries_bits = 0; tries_bits < 5 && bits <= 14; ++tries_bits, ++bits) {
+    const std::size_t cap = std::size_t{1} << bits;
+    for (std::uint64_t t = 1; t <= 64; ++t) {
+      const std::uint64_t mult = splitmix(t * 0x9E3779B97F4A7C15ULL) | 1;
+      std::vector<Vocabulary::Perfect> tab(cap, Vocabulary::Perfect{0, kEmptyLen << 32});
+      bool ok = true;
+      for (std::size_t i = 0; i < keys.size() && ok; ++i) {
+        auto& e = tab[(perfect_key(keys[i].first, keys[i].second) * mult) >> (64 - bits)];
+        ok = (e.len_code >> 32) == kEmptyLen;
+        e = Vocabulary::Perfect{keys[i].first, (static_cast<std::int64_t>(keys[i].second) << 32) | codes[i]};
+      }
+      if (ok) {
+        v.perfect = std::move(tab);
+        v.perfect_mult = mult;
+        v.perfect_shift = 64 - bits;
+        return;
+      }
+    }
+  }
+}
+}  // namespace
+
 Vocabulary::Vocabulary(std::vector<std::string> v) : values(std::move(v)) {
   std::size_t cap = 16;
   while (cap < 2 * values.size() + 2) cap *= 2;
@@ -51,9 +96,17 @@ Vocabulary::Vocabulary(std::vector<std::string> v) : values(std::move(v)) {
     while (slots[h] >= 0) h = (h + 1) & mask;
     slots[h] = static_cast<std::int32_t>(i);
   }
+  build_perfect(*this);
 }
 
+
 std::int32_t Vocabulary::find_short(std::uint64_t word, std::size_t len) const {
+  if (!perfect.empty()) {
+    const Perfect& e = perfect[(perfect_key(word, len) * perfect_mult) >> perfect_shift];
+    return (e.word == word && static_cast<std::uint64_t>(e.len_code >> 32) == len)
+               ? static_cast<std::int32_t>(e.len_code & 0xFFFFFFFF)
+               : kUnseen;
+  }
   std::uint64_t h = short_hash(word, len) >> short_shift;
   for (;;) {
     const std::int32_t k = short_code[h];

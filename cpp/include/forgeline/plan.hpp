@@ -136,7 +136,8 @@ void group_values(const Program& p, const Inputs& in, std::size_t g, index_t t0,
 struct TileBatch {
   std::vector<std::int32_t> row;  // per group: its row in the batch buffer, or -1
   index_t n_batch = 0;
-  explicit TileBatch(const Program& p);
+  // batch = false: batch nothing (a handful of rows gains nothing from it)
+  explicit TileBatch(const Program& p, bool batch = true);
   // Fill buf (n_batch rows of n values, row r at buf + r * n) for rows [t0, t0 + n).
   void fill(const Program& p, const Inputs& in, index_t t0, index_t n, double* buf) const;
   // Group g's register: from buf when batched, else computed into x by group_values.
@@ -184,6 +185,16 @@ struct Vocabulary {
   std::vector<std::uint64_t> short_word;
   std::vector<std::int32_t> short_len, short_code;  // per slot; short_code -1 = empty
   int short_shift = 60;
+  // A collision-free (perfect) multiply-shift table over the short values when one is found
+  // (it nearly always is): a look-up is one load and two compares, with no probe loop and
+  // no branch. Entry: the word, and (length << 32 | code); empty entries have length 255.
+  struct Perfect {
+    std::uint64_t word;
+    std::int64_t len_code;
+  };
+  std::vector<Perfect> perfect;
+  std::uint64_t perfect_mult = 0;
+  int perfect_shift = 64;
   explicit Vocabulary(std::vector<std::string> v);
   std::int32_t find(const char* s, std::size_t len) const;
   std::int32_t find_short(std::uint64_t word, std::size_t len) const;
