@@ -188,3 +188,21 @@ def test_string_vocabulary_large_short_vocabularies(size):
     values = [vocab[i] for i in rng.integers(0, len(vocab), 3000)] + ["v-1", "", "1234567", None]
     arr = pa.array(values, type=pa.large_string())
     np.testing.assert_array_equal(_codes(voc, arr), _want(vocab, values))
+
+
+@pytest.mark.parametrize("bad_row", [0, 10, 1023, 1024, 3000, 8191])
+@pytest.mark.parametrize("threads", [1, 2, 4])
+def test_csr_failure_in_any_chunk_raises_without_hanging(bad_row, threads):
+    # later chunks may be waiting for the failing chunk's entry count: they must give up
+    prog = _program([Group("x0", [OpSpec("impute", 0.0), OpSpec("log1p")]),
+                     Group("x1", [OpSpec("check_finite")])], 2)
+    n = 8192
+    x = np.ones(n)
+    y = np.ones(n)
+    y[bad_row] = np.inf
+    with pytest.raises(ValueError, match="check failed in plan group 1: infinity"):
+        core._tf_run_csr(prog, [x, y], np.zeros(2, np.int32), n, threads)
+    y[bad_row] = 0.0  # dropped as an explicit zero, as scipy does
+    data, indices, indptr, nnz = core._tf_run_csr(prog, [x, y], np.zeros(2, np.int32), n, threads)
+    assert nnz == 2 * n - 1 and indptr[-1] == nnz
+    assert indptr[bad_row + 1] - indptr[bad_row] == 1
