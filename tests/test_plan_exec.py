@@ -206,3 +206,36 @@ def test_csr_failure_in_any_chunk_raises_without_hanging(bad_row, threads):
     data, indices, indptr, nnz = core._tf_run_csr(prog, [x, y], np.zeros(2, np.int32), n, threads)
     assert nnz == 2 * n - 1 and indptr[-1] == nnz
     assert indptr[bad_row + 1] - indptr[bad_row] == 1
+
+
+def _index_in(values, vocab):
+    import pyarrow.compute as pc
+    idx = pc.index_in(values, value_set=pa.array(list(vocab), type=pa.string()))
+    codes = np.array(pc.fill_null(idx, -2).to_numpy(zero_copy_only=False), dtype=np.int32)
+    codes[np.asarray(values.is_null().to_numpy(zero_copy_only=False), dtype=bool)] = -1
+    return codes
+
+
+@settings(max_examples=40, deadline=None)
+@given(vocab=st.lists(_text, min_size=1, max_size=20),
+       chunks=st.lists(st.lists(st.one_of(st.none(), _text), max_size=15), min_size=1, max_size=3),
+       start=st.integers(0, 2), wide=st.booleans())
+def test_arrow_string_codes_equal_arrow_index_in(vocab, chunks, start, wide):
+    from forgeline._fastinput import arrow_string_codes
+
+    typ = pa.large_string() if wide else pa.string()
+    arrs = [pa.array(c, type=typ) for c in chunks]
+    arrs[0] = arrs[0].slice(min(start, len(arrs[0])))
+    values = pa.chunked_array(arrs, type=typ)
+    vocab = tuple(vocab)
+    np.testing.assert_array_equal(arrow_string_codes(values, vocab), _index_in(values, vocab))
+    np.testing.assert_array_equal(arrow_string_codes(arrs[0], vocab), _index_in(arrs[0], vocab))
+
+
+def test_arrow_string_codes_declines_other_inputs():
+    from forgeline._fastinput import arrow_string_codes
+
+    assert arrow_string_codes(pa.array(["a"]), (1, 2)) is None  # not a vocabulary of str
+    assert arrow_string_codes(pa.array(["a"]), ()) is None
+    assert arrow_string_codes(pa.array([1, 2]), ("a",)) is None  # not a string array
+    assert arrow_string_codes(pa.array([], type=pa.string()), ("a",)).shape == (0,)
