@@ -128,11 +128,17 @@ std::int32_t Vocabulary::find(const char* s, std::size_t len) const {
   }
 }
 
-template <class Off>
-void string_codes(const Vocabulary& vocab, const Off* offsets, const char* data, std::size_t data_len,
-                  const std::uint8_t* valid, index_t valid_offset, index_t n, std::int32_t* out) {
+namespace {
+// The per-value loop, with the look-up (perfect table or probing) and the validity test
+// chosen once per call rather than per value.
+template <class Off, bool kPerfect, bool kValid>
+void codes_loop(const Vocabulary& vocab, const Off* offsets, const char* data, std::size_t data_len,
+                const std::uint8_t* valid, index_t valid_offset, index_t n, std::int32_t* out) {
+  const Vocabulary::Perfect* tab = vocab.perfect.data();
+  const std::uint64_t mult = vocab.perfect_mult;
+  const int shift = vocab.perfect_shift;
   for (index_t i = 0; i < n; ++i) {
-    if (valid != nullptr) {
+    if (kValid) {
       const index_t b = valid_offset + i;
       if (!((valid[b >> 3] >> (b & 7)) & 1)) {
         out[i] = kMissing;
@@ -140,22 +146,46 @@ void string_codes(const Vocabulary& vocab, const Off* offsets, const char* data,
       }
     }
     const Off a = offsets[i], e = offsets[i + 1];
-    if (e < a) throw std::invalid_argument("string column: offsets are not monotone");
+    if (FL_UNLIKELY(e < a)) throw std::invalid_argument("string column: offsets are not monotone");
     const auto len = static_cast<std::size_t>(e - a);
     const auto start = static_cast<std::size_t>(a);
-    if (len <= 8) {
+    if (FL_LIKELY(len <= 8)) {
       // Whole-word load when 8 bytes are readable, masked to the value's length.
       std::uint64_t w;
-      if (start + 8 <= data_len) {
+      if (FL_LIKELY(start + 8 <= data_len)) {
         std::memcpy(&w, data + start, 8);
         if (len < 8) w &= (std::uint64_t{1} << (8 * len)) - 1;
       } else {
         w = word_of(data + start, len);
       }
-      out[i] = vocab.find_short(w, len);
+      if (kPerfect) {
+        const Vocabulary::Perfect& t = tab[(perfect_key(w, len) * mult) >> shift];
+        out[i] = (t.word == w && static_cast<std::uint64_t>(t.len_code >> 32) == len)
+                     ? static_cast<std::int32_t>(t.len_code & 0xFFFFFFFF)
+                     : kUnseen;
+      } else {
+        out[i] = vocab.find_short(w, len);
+      }
     } else {
       out[i] = vocab.find(data + start, len);
     }
+  }
+}
+}  // namespace
+
+template <class Off>
+void string_codes(const Vocabulary& vocab, const Off* offsets, const char* data, std::size_t data_len,
+                  const std::uint8_t* valid, index_t valid_offset, index_t n, std::int32_t* out) {
+  const bool perfect = !vocab.perfect.empty();
+  if (valid != nullptr) {
+    if (perfect)
+      codes_loop<Off, true, true>(vocab, offsets, data, data_len, valid, valid_offset, n, out);
+    else
+      codes_loop<Off, false, true>(vocab, offsets, data, data_len, valid, valid_offset, n, out);
+  } else if (perfect) {
+    codes_loop<Off, true, false>(vocab, offsets, data, data_len, valid, valid_offset, n, out);
+  } else {
+    codes_loop<Off, false, false>(vocab, offsets, data, data_len, valid, valid_offset, n, out);
   }
 }
 
