@@ -10,6 +10,10 @@
 
 #include "forgeline/parallel.hpp"
 
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 namespace forgeline::plan {
 
 namespace {
@@ -245,6 +249,59 @@ namespace {
 // every group writes its columns, and each op runs as a tight loop over the tile.
 constexpr index_t kTile = 64;
 
+// searchsorted(side="right") on a short sorted table as a count of table values <= x: one
+// broadcast compare per table value across the whole tile, which vectorises (the binary search
+// does not). Exact: compares and small integer counts in double. NaN compares false
+// everywhere; numpy puts it after every value, so it maps to len. Only built for x86 with
+// AVX2 / AVX-512 and chosen at run time (no -march=native); elsewhere the binary search runs.
+constexpr index_t kCountMax = 32;
+using CountLe = void (*)(const double*, index_t, double*, index_t);
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+#define FL_COUNT_BODY                                                       \
+  double c[kGroupTile];                                                     \
+  for (index_t i = 0; i < n; ++i) c[i] = 0.0;                               \
+  for (index_t j = 0; j < len; ++j) {                                       \
+    const double tj = t[j];                                                 \
+    for (index_t i = 0; i < n; ++i) c[i] += (tj <= x[i]) ? 1.0 : 0.0;       \
+  }                                                                         \
+  for (index_t i = 0; i < n; ++i) x[i] = std::isnan(x[i]) ? static_cast<double>(len) : c[i];
+// AVX-512: the 8 counts of a vector stay in a register across the whole table.
+__attribute__((target("avx512f,avx512dq,avx512vl,avx512bw"))) void count_le_avx512(
+    const double* FL_RESTRICT t, index_t len, double* FL_RESTRICT x, index_t n) {
+  const __m512d one = _mm512_set1_pd(1.0);
+  const __m512d lenv = _mm512_set1_pd(static_cast<double>(len));
+  index_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m512d v = _mm512_loadu_pd(x + i);
+    __m512d c = _mm512_setzero_pd();
+    for (index_t j = 0; j < len; ++j)
+      c = _mm512_mask_add_pd(c, _mm512_cmp_pd_mask(_mm512_set1_pd(t[j]), v, _CMP_LE_OQ), c, one);
+    _mm512_storeu_pd(x + i, _mm512_mask_blend_pd(_mm512_cmp_pd_mask(v, v, _CMP_UNORD_Q), c, lenv));
+  }
+  for (; i < n; ++i) {
+    double c = 0.0;
+    for (index_t j = 0; j < len; ++j) c += (t[j] <= x[i]) ? 1.0 : 0.0;
+    x[i] = std::isnan(x[i]) ? static_cast<double>(len) : c;
+  }
+}
+__attribute__((target("avx2"))) void count_le_avx2(const double* FL_RESTRICT t, index_t len,
+                                                   double* FL_RESTRICT x, index_t n) {
+  FL_COUNT_BODY
+}
+#undef FL_COUNT_BODY
+CountLe pick_count_le() {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw"))
+    return count_le_avx512;
+  if (__builtin_cpu_supports("avx2")) return count_le_avx2;
+  return nullptr;
+}
+const CountLe count_le = pick_count_le();
+#else
+const CountLe count_le = nullptr;
+#endif
+
 // Apply op k to every value of the tile; the switch is outside the loop so each case is a
 // simple (often vectorised) loop.
 void apply_op_tile(const Program& p, std::size_t k, double* FL_RESTRICT x, index_t n, std::size_t g) {
@@ -257,7 +314,7 @@ void apply_op_tile(const Program& p, std::size_t k, double* FL_RESTRICT x, index
     case Op::Div: for (index_t i = 0; i < n; ++i) x[i] /= a; return;
     case Op::Log1p: apply_loop(g_log1p, x, x, n, log1p_fb); return;  // numpy's loops run in place
     case Op::Expm1: apply_loop(g_expm1, x, x, n, expm1_fb); return;
-    case Op::YeoJohnson: yeo_johnson_tile<kTile>(x, n, a); return;
+    case Op::YeoJohnson: yeo_johnson_tile<kGroupTile>(x, n, a); return;
     case Op::Clip: {
       const double b = p.op_b[k];
       for (index_t i = 0; i < n; ++i) x[i] = std::isnan(x[i]) ? x[i] : std::min(std::max(x[i], a), b);
@@ -266,6 +323,10 @@ void apply_op_tile(const Program& p, std::size_t k, double* FL_RESTRICT x, index
     case Op::SearchSortedRight: {
       const double* t = p.dtab.data() + p.op_off[k];
       const index_t len = p.op_len[k];
+      if (len <= kCountMax && count_le != nullptr) {
+        count_le(t, len, x, n);
+        return;
+      }
       if (len <= 64) {
         // Short tables (bin edges): upper_bound as a branch-free binary search (conditional
         // moves instead of branches, which mispredict on every level for random data).
@@ -322,8 +383,11 @@ void run_block(const Program& p, const Inputs& in, index_t row_begin, index_t ro
   double x[kTile];
   // udf registers of the current tile: register r holds its n values at regs[r * n]
   std::vector<double> regs(static_cast<std::size_t>(p.n_regs * kTile));
+  const TileBatch batch(p, row_end - row_begin >= 32);
+  std::vector<double> buf(static_cast<std::size_t>(batch.n_batch * kTile));
   for (index_t t0 = row_begin; t0 < row_end; t0 += kTile) {
     const index_t n = std::min(kTile, row_end - t0);
+    batch.fill(p, in, t0, n, buf.data());
     double* tile_out = out.base + (t0 - row_begin) * rs;
     // Zero the tile's rows just before the groups write them: the tile stays in cache, so
     // the output goes to memory once (zeroing the whole block first costs a second pass).
@@ -335,6 +399,7 @@ void run_block(const Program& p, const Inputs& in, index_t row_begin, index_t ro
     }
     for (std::size_t g = 0; g < groups; ++g) {
       const auto kind = static_cast<Source>(p.src_kind[g]);
+      const double* xv = x;
       if (kind == Source::Udf || kind == Source::Product) {
         if (kind == Source::Udf) {
           run_udf_tile(p, g, regs.data(), x, n);
@@ -347,23 +412,23 @@ void run_block(const Program& p, const Inputs& in, index_t row_begin, index_t ro
           apply_op_tile(p, k, x, n, g);
       } else {
         // A column group: the one reader the fused head shares (read, then the group's ops).
-        group_values(p, in, g, t0, n, x);
+        xv = batch.values(p, in, g, t0, n, buf.data(), x);
       }
       const auto emit = static_cast<Emit>(p.emit[g]);
       if (emit == Emit::Register) {
-        std::memcpy(regs.data() + p.slot[g] * n, x, sizeof(double) * static_cast<std::size_t>(n));
+        std::memcpy(regs.data() + p.slot[g] * n, xv, sizeof(double) * static_cast<std::size_t>(n));
         continue;
       }
       if (emit == Emit::Scalar) {
         double* o = tile_out + p.slot[g] * cs;
-        for (index_t i = 0; i < n; ++i) o[i * rs] = x[i];
+        for (index_t i = 0; i < n; ++i) o[i * rs] = xv[i];
         continue;
       }
       const index_t tab = p.tab_off[g];
       const index_t tlen = p.tab_len[g];
       for (index_t i = 0; i < n; ++i) {
         // Table index: 0 = unseen (also any code outside the table), 1 = missing, 2.. = codes.
-        const int code = as_code(x[i]);
+        const int code = as_code(xv[i]);
         index_t idx = static_cast<index_t>(code) + 2;
         if (idx < 0 || idx >= tlen) idx = 0;
         double* orow = tile_out + i * rs;
@@ -401,11 +466,12 @@ void set_numpy_loops(UfuncLoop log1p, void* log1p_data, UfuncLoop expm1, void* e
 bool numpy_loops_set() { return g_log1p.fn.load() != nullptr && g_expm1.fn.load() != nullptr; }
 
 // The register of one group over one tile, as run_block computes it (kept separate from
-// run_block so the fused linear head can reuse it without touching the matrix path).
-static_assert(kGroupTile == kTile, "the fused head and the executor share one tile size");
-
-void group_values(const Program& p, const Inputs& in, std::size_t g, index_t t0, index_t n, double* x) {
-  if (n > kTile) throw std::invalid_argument("plan: group_values tile too large");
+// run_block so the fused linear head and the CSR builder can reuse it), applying the group's
+// ops up to (not including) op k_stop.
+namespace {
+void group_values_until(const Program& p, const Inputs& in, std::size_t g, index_t t0, index_t n, double* x,
+                        std::size_t k_stop) {
+  if (n > kGroupTile) throw std::invalid_argument("plan: group_values tile too large");
   if (p.src_kind[g] == static_cast<std::int32_t>(Source::Udf) ||
       p.src_kind[g] == static_cast<std::int32_t>(Source::Product))
     throw std::invalid_argument("plan: group_values cannot read a register group");
@@ -417,11 +483,11 @@ void group_values(const Program& p, const Inputs& in, std::size_t g, index_t t0,
   } else switch (static_cast<Source>(p.src_kind[g])) {
     case Source::Float64: {
       const double* d = static_cast<const double*>(col) + t0;
-      if (k0 < static_cast<std::size_t>(p.op_end[g]) && p.op_code[k0] == static_cast<std::int32_t>(Op::Impute)) {
+      if (k0 < k_stop && p.op_code[k0] == static_cast<std::int32_t>(Op::Impute)) {
         const double a = p.op_a[k0++];  // the read and a leading impute in one pass
         for (index_t i = 0; i < n; ++i) x[i] = std::isnan(d[i]) ? a : d[i];
       } else {
-        std::memcpy(x, d, sizeof(double) * n);
+        std::memcpy(x, d, sizeof(double) * static_cast<std::size_t>(n));
       }
       break;
     }
@@ -442,7 +508,37 @@ void group_values(const Program& p, const Inputs& in, std::size_t g, index_t t0,
       break;
     }
   }
-  for (std::size_t k = k0; k < static_cast<std::size_t>(p.op_end[g]); ++k) apply_op_tile(p, k, x, n, g);
+  for (std::size_t k = k0; k < k_stop; ++k) apply_op_tile(p, k, x, n, g);
+}
+}  // namespace
+
+void group_values(const Program& p, const Inputs& in, std::size_t g, index_t t0, index_t n, double* x) {
+  group_values_until(p, in, g, t0, n, x, static_cast<std::size_t>(p.op_end[g]));
+}
+
+TileBatch::TileBatch(const Program& p, bool batch) : row(p.src.size(), -1) {
+  if (!batch) return;
+  for (std::size_t g = 0; g < p.src.size(); ++g) {
+    const auto kind = static_cast<Source>(p.src_kind[g]);
+    if (kind == Source::Udf || kind == Source::Product || p.op_end[g] == p.op_begin[g] ||
+        p.op_code[static_cast<std::size_t>(p.op_end[g] - 1)] != static_cast<std::int32_t>(Op::Log1p) ||
+        p.emit[g] == static_cast<std::int32_t>(Emit::Register))
+      continue;
+    bool raises = false;
+    for (auto k = static_cast<std::size_t>(p.op_begin[g]); k + 1 < static_cast<std::size_t>(p.op_end[g]); ++k)
+      raises |= p.op_code[k] == static_cast<std::int32_t>(Op::CheckFinite) ||
+                p.op_code[k] == static_cast<std::int32_t>(Op::CheckNan);
+    if (!raises) row[g] = static_cast<std::int32_t>(n_batch++);
+  }
+}
+
+void TileBatch::fill(const Program& p, const Inputs& in, index_t t0, index_t n, double* buf) const {
+  if (n_batch == 0) return;
+  for (std::size_t g = 0; g < row.size(); ++g)
+    if (row[g] >= 0)
+      group_values_until(p, in, g, t0, n, buf + static_cast<index_t>(row[g]) * n,
+                         static_cast<std::size_t>(p.op_end[g] - 1));
+  apply_loop(g_log1p, buf, buf, n_batch * n, log1p_fb);  // numpy's loops run in place
 }
 
 }  // namespace forgeline::plan

@@ -28,9 +28,53 @@ void LinearHead::check(const Program& p) const {
   }
 }
 
+namespace {
+// Whether a table group can raise on a table index: OneHot entries of kRaise, or Lookup's
+// unseen/missing policy. Groups that cannot skip the per-row check.
+bool table_may_raise(const Program& p, std::size_t g) {
+  if (static_cast<Emit>(p.emit[g]) == Emit::OneHot) {
+    for (std::int32_t t = p.tab_off[g]; t < p.tab_off[g] + p.tab_len[g]; ++t)
+      if (p.itab[static_cast<std::size_t>(t)] == kRaise) return true;
+    return false;
+  }
+  return p.unseen_error[g] != 0;
+}
+
+[[noreturn]] void unknown_category(std::size_t g) {
+  throw std::domain_error("unknown category in plan group " + std::to_string(g));
+}
+
+// margin[i] += w[idx_i * K + k] for table indices idx (0 unseen or outside, 1 missing, 2 + code).
+inline void add_rows(const double* FL_RESTRICT w, const index_t* FL_RESTRICT idx, index_t n, index_t K,
+                     double* FL_RESTRICT m) {
+  if (K == 1) {
+    for (index_t i = 0; i < n; ++i) m[i] += w[idx[i]];
+    return;
+  }
+  for (index_t i = 0; i < n; ++i)
+    for (index_t k = 0; k < K; ++k) m[i * K + k] += w[idx[i] * K + k];
+}
+
+void check_rows(const Program& p, std::size_t g, const index_t* idx, index_t n) {
+  if (static_cast<Emit>(p.emit[g]) == Emit::OneHot) {
+    const std::int32_t* it = p.itab.data() + p.tab_off[g];
+    for (index_t i = 0; i < n; ++i)
+      if (it[idx[i]] == kRaise) unknown_category(g);
+    return;
+  }
+  // bit 0: unseen raises; bit 1: missing raises (missing was not a fitted category)
+  for (index_t i = 0; i < n; ++i)
+    if (idx[i] <= 1 && (p.unseen_error[g] & (idx[i] == 0 ? 1 : 2))) unknown_category(g);
+}
+}  // namespace
+
 index_t run_linear(const Program& p, const LinearHead& h, const Inputs& in, double* margin, int n_threads) {
   const index_t K = h.n_out;
   const std::size_t groups = p.src.size();
+  const TileBatch batch(p, in.n_rows >= 32);
+  std::vector<char> may_raise(groups, 0);
+  for (std::size_t g = 0; g < groups; ++g)
+    if (static_cast<Emit>(p.emit[g]) != Emit::Scalar) may_raise[g] = table_may_raise(p, g);
   // No per-value finiteness checks: a non-finite feature or table value always makes its
   // row's margin non-finite (w * NaN, w * inf and 0 * inf all are), so checking the margins
   // once per tile finds every such row. A margin that overflows from finite features is
@@ -38,60 +82,51 @@ index_t run_linear(const Program& p, const LinearHead& h, const Inputs& in, doub
   const index_t chunks = num_chunks(in.n_rows, kFusedBlockRows);
   std::vector<index_t> first_bad(static_cast<std::size_t>(chunks), -1);
   parallel_for(in.n_rows, n_threads, kFusedBlockRows, [&](index_t b, index_t e, index_t chunk) {
+    std::vector<double> buf(static_cast<std::size_t>(batch.n_batch * kGroupTile));
     double x[kGroupTile];
+    index_t idx[kGroupTile];
     for (index_t t0 = b; t0 < e; t0 += kGroupTile) {
       const index_t n = std::min(kGroupTile, e - t0);
       double* m = margin + t0 * K;
       for (index_t i = 0; i < n; ++i)
         for (index_t k = 0; k < K; ++k) m[i * K + k] = h.bias[static_cast<std::size_t>(k)];
+      batch.fill(p, in, t0, n, buf.data());
+      // Contributions are added in group order whatever was batched: a fixed order per row.
       for (std::size_t g = 0; g < groups; ++g) {
         const double* w = h.w.data() + h.w_off[g];
         const auto emit = static_cast<Emit>(p.emit[g]);
+        const index_t tlen = p.tab_len[g];
         if (emit != Emit::Scalar && p.op_begin[g] == p.op_end[g] && in.row_stride == 0 &&
             p.src_kind[g] == static_cast<std::int32_t>(Source::Codes)) {
           // An encoder straight on a categorical column: the code indexes the table
           // directly (no round trip through a double register).
           const std::int32_t* c = static_cast<const std::int32_t*>(in.columns[static_cast<std::size_t>(p.src[g])]) + t0;
-          const index_t tab = p.tab_off[g], tlen = p.tab_len[g];
-          const std::int32_t* it = emit == Emit::OneHot ? p.itab.data() + tab : nullptr;
           for (index_t i = 0; i < n; ++i) {
-            index_t idx = static_cast<index_t>(c[i]) + 2;  // -2 unseen -> 0, -1 missing -> 1
-            if (idx < 0 || idx >= tlen) idx = 0;
-            if (emit == Emit::OneHot ? it[idx] == kRaise
-                                     : idx <= 1 && (p.unseen_error[g] & (idx == 0 ? 1 : 2)))
-              throw std::domain_error("unknown category in plan group " + std::to_string(g));
-            const double* row = w + idx * K;
-            for (index_t k = 0; k < K; ++k) m[i * K + k] += row[k];
+            const index_t v = static_cast<index_t>(c[i]) + 2;  // -2 unseen -> 0, -1 missing -> 1
+            idx[i] = (v < 0 || v >= tlen) ? 0 : v;
           }
+          if (may_raise[g]) check_rows(p, g, idx, n);
+          add_rows(w, idx, n, K, m);
           continue;
         }
-        group_values(p, in, g, t0, n, x);
+        const double* xv = batch.values(p, in, g, t0, n, buf.data(), x);
         if (emit == Emit::Scalar) {
           if (K == 1) {
             const double w0 = w[0];
-            for (index_t i = 0; i < n; ++i) m[i] += w0 * x[i];
+            for (index_t i = 0; i < n; ++i) m[i] += w0 * xv[i];
           } else {
             for (index_t i = 0; i < n; ++i)
-              for (index_t k = 0; k < K; ++k) m[i * K + k] += w[k] * x[i];
+              for (index_t k = 0; k < K; ++k) m[i * K + k] += w[k] * xv[i];
           }
           continue;
         }
-        const index_t tab = p.tab_off[g];
-        const index_t tlen = p.tab_len[g];
-        const bool onehot = emit == Emit::OneHot;
         for (index_t i = 0; i < n; ++i) {
           // Table index as run_block computes it: 0 unseen (or outside), 1 missing, 2 + code.
-          index_t idx = std::isnan(x[i]) ? 1 : static_cast<index_t>(static_cast<int>(x[i])) + 2;
-          if (idx < 0 || idx >= tlen) idx = 0;
-          if (onehot) {
-            if (p.itab[static_cast<std::size_t>(tab + idx)] == kRaise)
-              throw std::domain_error("unknown category in plan group " + std::to_string(g));
-          } else if (idx <= 1 && (p.unseen_error[g] & (idx == 0 ? 1 : 2))) {
-            throw std::domain_error("unknown category in plan group " + std::to_string(g));
-          }
-          const double* row = w + idx * K;
-          for (index_t k = 0; k < K; ++k) m[i * K + k] += row[k];
+          index_t v = std::isnan(xv[i]) ? 1 : static_cast<index_t>(static_cast<int>(xv[i])) + 2;
+          idx[i] = (v < 0 || v >= tlen) ? 0 : v;
         }
+        if (may_raise[g]) check_rows(p, g, idx, n);
+        add_rows(w, idx, n, K, m);
       }
       if (h.finite_only && first_bad[static_cast<std::size_t>(chunk)] < 0) {
         for (index_t i = 0; i < n; ++i) {

@@ -2,6 +2,9 @@
 #include "forgeline/transforms_sparse.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <memory>
+#include <thread>
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
@@ -14,8 +17,9 @@ namespace forgeline::transforms {
 
 namespace {
 // Rows per parallel chunk, and rows per tile inside a chunk (the executor's tile).
-constexpr index_t kChunkRows = 2048;
-constexpr index_t kTileRows = plan::kGroupTile;
+constexpr index_t kChunkRows = 1024;
+constexpr index_t kTileRows = 128;
+static_assert(kTileRows <= plan::kGroupTile, "group_values reads at most kGroupTile rows");
 
 // The direct path appends each group's entries to the rows in group order, which gives
 // sorted column indices only when every group's slots lie strictly after the previous
@@ -64,12 +68,14 @@ inline index_t table_index(double x, index_t tlen) {
 // cnt only when nonzero: no branch per value. NaN != 0, so it is kept, and -0.0 == 0, so
 // it is dropped, as scipy does.
 template <class I>
-void tile_entries(const plan::Program& p, const plan::Inputs& in, index_t t0, index_t n,
-                  index_t stride, double* FL_RESTRICT sd, I* FL_RESTRICT si, index_t* FL_RESTRICT cnt) {
-  double x[kTileRows];
+void tile_entries(const plan::Program& p, const plan::TileBatch& batch, const plan::Inputs& in, index_t t0,
+                  index_t n, index_t stride, double* buf, double* FL_RESTRICT sd, I* FL_RESTRICT si,
+                  index_t* FL_RESTRICT cnt) {
+  double xt[kTileRows];
   for (index_t i = 0; i < n; ++i) cnt[i] = 0;
+  batch.fill(p, in, t0, n, buf);
   for (std::size_t g = 0; g < p.src.size(); ++g) {
-    plan::group_values(p, in, g, t0, n, x);
+    const double* FL_RESTRICT x = batch.values(p, in, g, t0, n, buf, xt);
     const auto emit = static_cast<plan::Emit>(p.emit[g]);
     if (emit == plan::Emit::Scalar) {
       const I s = static_cast<I>(p.slot[g]);
@@ -141,48 +147,83 @@ index_t run_csr(const plan::Program& p, const plan::Inputs& in, index_t bound, d
   // Staging width per row: the direct path writes (then maybe drops) one entry per group.
   const index_t stride = std::max<index_t>(direct ? static_cast<index_t>(p.src.size()) : bound, 1);
   const index_t chunks = num_chunks(n, kChunkRows);
-  std::vector<index_t> chunk_nnz(static_cast<std::size_t>(chunks), 0);
+  const plan::TileBatch batch(p);
+  // Chunk k's entries start at start[k], which chunk k - 1 publishes as soon as it knows its
+  // own count. Chunks are claimed in increasing order, so a chunk that finds its start known
+  // writes straight into the result; one that does not (another thread still runs the
+  // previous chunk) stages its entries and copies them once the start is published. Either
+  // way every entry is written once, in parallel, and the result does not depend on the
+  // thread count. A failing chunk sets `abort` so that no later chunk waits forever.
+  std::unique_ptr<std::atomic<index_t>[]> start(new std::atomic<index_t>[static_cast<std::size_t>(chunks) + 1]);
+  for (index_t k = 0; k <= chunks; ++k) start[static_cast<std::size_t>(k)].store(k == 0 ? 0 : -1);
+  std::atomic<bool> abort{false};
   indptr[0] = 0;
   parallel_for(n, n_threads, kChunkRows, [&](index_t b, index_t e, index_t k) {
-    std::vector<double> sd(static_cast<std::size_t>(kTileRows * stride));
-    std::vector<I> si(sd.size());
-    std::vector<double> tile(direct ? 0 : static_cast<std::size_t>(kTileRows * std::max<index_t>(p.n_slots, 1)));
-    index_t cnt[kTileRows];
-    double* FL_RESTRICT dv = data + b * bound;
-    I* FL_RESTRICT di = indices + b * bound;
-    index_t pos = 0;
-    for (index_t t0 = b; t0 < e; t0 += kTileRows) {
-      const index_t m = std::min(e - t0, kTileRows);
-      if (direct)
-        tile_entries<I>(p, in, t0, m, stride, sd.data(), si.data(), cnt);
-      else
-        tile_entries_dense<I>(p, in, t0, m, stride, tile.data(), sd.data(), si.data(), cnt);
-      for (index_t i = 0; i < m; ++i) {
-        const index_t c = cnt[i];
-        if (FL_UNLIKELY(c > bound)) throw std::logic_error("run_csr: more nonzeros in a row than the bound");
-        std::memcpy(dv + pos, sd.data() + i * stride, sizeof(double) * static_cast<std::size_t>(c));
-        std::memcpy(di + pos, si.data() + i * stride, sizeof(I) * static_cast<std::size_t>(c));
-        pos += c;
-        indptr[t0 + i + 1] = static_cast<I>(c);  // a count for now; summed below
+    try {
+      thread_local std::vector<double> sd, tile, buf, cd;
+      thread_local std::vector<I> si, ci;
+      sd.resize(static_cast<std::size_t>(kTileRows * stride));
+      si.resize(sd.size());
+      buf.resize(direct ? static_cast<std::size_t>(batch.n_batch * kTileRows) : 0);
+      if (!direct) tile.resize(static_cast<std::size_t>(kTileRows * std::max<index_t>(p.n_slots, 1)));
+      index_t cnt[kTileRows];
+      index_t at = start[static_cast<std::size_t>(k)].load(std::memory_order_acquire);
+      const bool staged = at < 0;
+      if (staged) {
+        cd.resize(static_cast<std::size_t>((e - b) * bound));
+        ci.resize(cd.size());
       }
+      double* FL_RESTRICT dv = staged ? cd.data() : data + at;
+      I* FL_RESTRICT di = staged ? ci.data() : indices + at;
+      index_t pos = 0;
+      for (index_t t0 = b; t0 < e; t0 += kTileRows) {
+        const index_t m = std::min(e - t0, kTileRows);
+        if (direct)
+          tile_entries<I>(p, batch, in, t0, m, stride, buf.data(), sd.data(), si.data(), cnt);
+        else
+          tile_entries_dense<I>(p, in, t0, m, stride, tile.data(), sd.data(), si.data(), cnt);
+        for (index_t i = 0; i < m; ++i) {
+          const index_t c = cnt[i];
+          if (FL_UNLIKELY(c > bound)) throw std::logic_error("run_csr: more nonzeros in a row than the bound");
+          std::memcpy(dv + pos, sd.data() + i * stride, sizeof(double) * static_cast<std::size_t>(c));
+          std::memcpy(di + pos, si.data() + i * stride, sizeof(I) * static_cast<std::size_t>(c));
+          pos += c;
+          indptr[t0 + i + 1] = static_cast<I>(c);  // a count for now; made absolute below
+        }
+      }
+      if (staged) {
+        while ((at = start[static_cast<std::size_t>(k)].load(std::memory_order_acquire)) < 0) {
+          if (abort.load(std::memory_order_acquire)) return;  // an earlier chunk failed
+          std::this_thread::yield();
+        }
+      }
+      start[static_cast<std::size_t>(k + 1)].store(at + pos, std::memory_order_release);
+      if (staged) {
+        std::memcpy(data + at, cd.data(), sizeof(double) * static_cast<std::size_t>(pos));
+        std::memcpy(indices + at, ci.data(), sizeof(I) * static_cast<std::size_t>(pos));
+      }
+      index_t run = at;
+      for (index_t r = b; r < e; ++r) {
+        run += indptr[r + 1];
+        indptr[r + 1] = static_cast<I>(run);
+      }
+      // The buffers are kept per thread across calls, but not when they are big (very wide
+      // programs): a pool thread must not hold on to them.
+      if (cd.capacity() * sizeof(double) > (std::size_t{8} << 20)) {
+        std::vector<double>().swap(cd);
+        std::vector<I>().swap(ci);
+      }
+      if (sd.capacity() * sizeof(double) + tile.capacity() * sizeof(double) > (std::size_t{8} << 20)) {
+        std::vector<double>().swap(sd);
+        std::vector<I>().swap(si);
+        std::vector<double>().swap(tile);
+      }
+    } catch (...) {
+      abort.store(true, std::memory_order_release);
+      throw;
     }
-    chunk_nnz[static_cast<std::size_t>(k)] = pos;
   });
-  // Rows were written chunk by chunk at chunk_begin*bound; compact them to the front in
-  // chunk order (each moves down or stays: no clobbering). The result does not depend on
-  // the thread count.
-  index_t at = 0;
-  for (index_t k = 0; k < chunks; ++k) {
-    const index_t src = k * kChunkRows * bound;
-    const index_t len = chunk_nnz[static_cast<std::size_t>(k)];
-    if (src != at && len > 0) {
-      std::memmove(data + at, data + src, sizeof(double) * static_cast<std::size_t>(len));
-      std::memmove(indices + at, indices + src, sizeof(I) * static_cast<std::size_t>(len));
-    }
-    at += len;
-  }
-  for (index_t r = 0; r < n; ++r) indptr[r + 1] = static_cast<I>(indptr[r + 1] + indptr[r]);
-  return at;
+  return chunks == 0 ? 0 : start[static_cast<std::size_t>(chunks)].load();
 }
 
 template index_t run_csr<std::int32_t>(const plan::Program&, const plan::Inputs&, index_t, double*,

@@ -19,7 +19,7 @@ from . import _frame
 from ._native import core, resolve_threads
 from .plan import SOURCE_CODES, SOURCE_FLOAT64
 
-__all__ = ["plan_columns"]
+__all__ = ["plan_columns", "arrow_string_codes"]
 
 
 def _vocabulary(cache: dict, name: str, vocab) -> object | None:
@@ -107,3 +107,59 @@ def plan_columns(X, schema, inputs, cache: dict, n_threads: int | None = None):
             cs = by_col.get(i, [])
             out[i] = cs[0] if len(cs) == 1 else (np.concatenate(cs) if cs else np.zeros(0, np.int32))
     return out, np.asarray(kinds, dtype=np.int32), len(X)
+
+
+# id(vocabulary) -> (vocabulary, StringVocabulary or False); the entry holds the vocabulary
+# itself, so its id cannot be reused while it is cached.
+_ARROW_VOCABS: dict[int, tuple] = {}
+_ARROW_VOCABS_MAX = 256
+
+
+def arrow_string_codes(values, vocab) -> np.ndarray | None:
+    """Codes (int32) of an Arrow ``string`` / ``large_string`` array against ``vocab``.
+
+    The same answer as :mod:`forgeline._frame`'s Arrow ``index_in`` coding (position of the
+    first equal value by exact bytes, -2 unseen, -1 null), natively and with the GIL
+    released. Returns None when ``vocab`` is not all ``str`` or ``values`` has another type,
+    so the caller keeps its general path.
+
+    Parameters
+    ----------
+    values : pyarrow.Array or pyarrow.ChunkedArray
+        The column.
+    vocab : tuple
+        The fitted categories; kept by identity in a small cache, so a fitted transformer's
+        vocabulary is hashed once.
+    """
+    import pyarrow as pa
+
+    hit = _ARROW_VOCABS.get(id(vocab))
+    if hit is None or hit[0] is not vocab:
+        ok = len(vocab) > 0 and all(type(v) is str for v in vocab)
+        if len(_ARROW_VOCABS) >= _ARROW_VOCABS_MAX:
+            _ARROW_VOCABS.clear()
+        hit = _ARROW_VOCABS[id(vocab)] = (vocab, core.StringVocabulary(list(vocab)) if ok else False)
+    voc = hit[1]
+    if voc is False:
+        return None
+    chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
+    parts = []
+    for ch in chunks:
+        if ch.type == pa.large_string():
+            off_dtype = np.int64
+        elif ch.type == pa.string():
+            off_dtype = np.int32
+        else:
+            return None
+        n = len(ch)
+        if n == 0:
+            continue
+        validity, offsets, data = ch.buffers()
+        off = np.frombuffer(offsets, dtype=off_dtype)[ch.offset:ch.offset + n + 1]
+        dat = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+        valid = np.frombuffer(validity, dtype=np.uint8) if (validity is not None and ch.null_count) \
+            else None
+        parts.append(voc.codes(off, dat, valid, ch.offset, n))
+    if not parts:
+        return np.empty(0, dtype=np.int32)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)

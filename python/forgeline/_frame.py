@@ -522,6 +522,11 @@ def _index_in(name, values, vocab: tuple) -> np.ndarray:
         else:
             values = _to_int64_categories(name, values)
     else:
+        from ._fastinput import arrow_string_codes  # lazy: _fastinput imports this module
+
+        codes = arrow_string_codes(values, vocab)
+        if codes is not None:
+            return codes
         vset = pa.array([str(v) for v in vocab], type=pa.string())
         if not pa.types.is_string(values.type):
             values = values.cast(pa.string())

@@ -121,12 +121,34 @@ void run(const Program& p, const Inputs& in, Output out, int n_threads);
 // group adds its contribution straight into the rows' margins, so a block never leaves the
 // cache and the ~hundreds of mostly-zero one-hot columns are never materialised.
 
-// Rows per call of group_values (the executor's tile).
-constexpr index_t kGroupTile = 64;
+// Most rows per call of group_values (the tile of the fused head and the CSR builder; the
+// dense executor uses smaller tiles so that its output tile stays in cache).
+constexpr index_t kGroupTile = 256;
 
 // The register of group g for rows [t0, t0 + n), n <= kGroupTile: the input column read as
 // run_block reads it, with the group's op chain applied. x must hold n doubles.
 void group_values(const Program& p, const Inputs& in, std::size_t g, index_t t0, index_t n, double* x);
+
+// Groups whose op chain ends in log1p, with no op before it that can raise: a tile's
+// registers of all of them are computed first and go through numpy's log1p loop in one
+// call (per-call overhead is what dominates log1p over short tiles). Values and error
+// behaviour are those of group_values: log1p is elementwise, and these groups raise nothing.
+struct TileBatch {
+  std::vector<std::int32_t> row;  // per group: its row in the batch buffer, or -1
+  index_t n_batch = 0;
+  // batch = false: batch nothing (a handful of rows gains nothing from it)
+  explicit TileBatch(const Program& p, bool batch = true);
+  // Fill buf (n_batch rows of n values, row r at buf + r * n) for rows [t0, t0 + n).
+  void fill(const Program& p, const Inputs& in, index_t t0, index_t n, double* buf) const;
+  // Group g's register: from buf when batched, else computed into x by group_values.
+  const double* values(const Program& p, const Inputs& in, std::size_t g, index_t t0, index_t n,
+                       const double* buf, double* x) const {
+    const std::int32_t r = row[g];
+    if (r >= 0) return buf + static_cast<index_t>(r) * n;
+    group_values(p, in, g, t0, n, x);
+    return x;
+  }
+};
 
 struct LinearHead {
   index_t n_out = 1;
@@ -163,6 +185,16 @@ struct Vocabulary {
   std::vector<std::uint64_t> short_word;
   std::vector<std::int32_t> short_len, short_code;  // per slot; short_code -1 = empty
   int short_shift = 60;
+  // A collision-free (perfect) multiply-shift table over the short values when one is found
+  // (it nearly always is): a look-up is one load and two compares, with no probe loop and
+  // no branch. Entry: the word, and (length << 32 | code); empty entries have length 255.
+  struct Perfect {
+    std::uint64_t word;
+    std::int64_t len_code;
+  };
+  std::vector<Perfect> perfect;
+  std::uint64_t perfect_mult = 0;
+  int perfect_shift = 64;
   explicit Vocabulary(std::vector<std::string> v);
   std::int32_t find(const char* s, std::size_t len) const;
   std::int32_t find_short(std::uint64_t word, std::size_t len) const;
