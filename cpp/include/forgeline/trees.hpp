@@ -81,6 +81,9 @@ struct EnsembleSpec {
   bool divide_raw = true;      // whether raw margins are divided by `divisor` too
 };
 
+inline constexpr std::uint32_t kFeatureMask = 0xFFFFFFu;  // feature bits of feature_flags
+inline constexpr int kFlagShift = 24;                      // NodeFlag bits start here
+
 // Packed node: right child = child + 1. Leaves point to themselves (threshold NaN, child =
 // self - 1), so a fixed number of steps per tree needs no "is leaf" branch.
 template <class V>
@@ -93,6 +96,31 @@ using PackedNode = NodeT<double>;
 // float32 copy of the nodes: thresholds rounded down to the largest float <= t, so for
 // float32-valued inputs `x <= t_f` is exactly `x <= t`. 12 bytes a node, half the block size.
 using PackedNodeF = NodeT<float>;
+
+// QuickScorer index (trees_qs.cpp). A tree qualifies when it has at most 64 leaves, no
+// categorical or Zero-missing node and no NaN threshold; its leaves are numbered left to
+// right, and every split node is listed under its feature, sorted by threshold, with the
+// bitmask that clears its left subtree's leaves. A row's exit leaf in a tree is the lowest
+// bit left after AND-ing the masks of all nodes it sends right: non-NaN x > threshold (the
+// sorted list, scanned until x <= threshold), NaN x at nodes whose NaN goes right (a
+// second per-feature list). AND is commutative, so the result is exact in any order.
+template <class V>
+struct QsNode {
+  V threshold;
+  std::uint32_t tree;  // index among the qualifying trees
+  std::uint64_t mask;
+};
+struct QsIndex {
+  index_t n_trees = 0;                       // qualifying trees
+  std::vector<std::int32_t> tree_qs;         // per tree: qualifying index or -1
+  std::vector<std::int64_t> begin;           // n_features + 1, into nodes_f / nodes_d
+  std::vector<QsNode<float>> nodes_f;        // thresholds of the float32 node copy
+  std::vector<QsNode<double>> nodes_d;
+  std::vector<std::int64_t> nan_begin;       // n_features + 1
+  std::vector<std::uint32_t> nan_tree;
+  std::vector<std::uint64_t> nan_mask;
+  std::vector<std::int32_t> leaf_slot;       // qualifying tree * 64 + leaf bit -> leaf slot
+};
 
 class Ensemble {
  public:
@@ -108,6 +136,12 @@ class Ensemble {
   template <class T>
   void predict(View2D<const T> x, const double* base_margin, double* out, index_t t0,
                index_t t1, int n_threads, bool divide = true) const;
+
+  // Whether batches use the AVX-512 QuickScorer kernel (default: when the CPU has it and
+  // some tree qualifies). Switching it off is for tests and benchmarks; results are equal.
+  bool simd() const { return simd_; }
+  void set_simd(bool on);
+  index_t n_qs_trees() const { return qs_.n_trees; }
 
   // One row without the thread pool (latency path).
   template <class T>
@@ -127,6 +161,13 @@ class Ensemble {
   void walk_lanes(const Node* nodes, std::int32_t* idx, const V* x, index_t lane_stride, int depth) const;
   template <class Node, class V, class Acc>
   void walk_row(const V* xs, Acc* acc) const;
+  // Trees [t0, t1) over nr prepared rows (row-major, n_features apart) into acc (nr x K).
+  template <class Acc, class V>
+  void accumulate_qs(const V* xb, index_t nr, Acc* acc) const;
+  // Leaf nodes of tree t for n <= 16 prepared rows.
+  template <class V>
+  void walk_group(index_t t, const V* xb, index_t n, std::int32_t* leaf) const;
+  void build_qs();
   double prep(double v) const;
   float prep_f(float v) const;
   const NodeT<double>* node_array(double*) const { return nodes_.data(); }
@@ -152,7 +193,12 @@ class Ensemble {
   std::vector<std::uint32_t> cat_bits_;
   std::vector<std::int32_t> cat_off_, cat_nw_;  // per packed node (special nodes only)
   std::vector<double> base_;
+  QsIndex qs_;
+  bool simd_ = false;
 };
+
+// True when the CPU runs the AVX-512 kernels (avx512f/bw/vl/dq), checked at run time.
+bool cpu_has_avx512();
 
 // Applies a link in place over rows x k values (k = n_outputs), or rows x 1.
 void apply_link(int link, double param, double* values, index_t rows, index_t k, int n_threads);
