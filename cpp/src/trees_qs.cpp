@@ -1,18 +1,19 @@
 // QuickScorer-style batch kernel for tree ensembles (see QsIndex in trees.hpp).
 //
-// Sixteen rows go through the ensemble together: per feature, one AVX-512 compare of the
-// sixteen values against each threshold in ascending order gives the rows the node sends
-// right, and a masked AND clears that node's left-subtree leaves in those rows' bitvectors.
-// The scan of a feature stops at the first threshold no row exceeds. Node data is read in
-// order and there are no data-dependent branches per node, unlike a tree walk.
+// Sixteen rows go through each tree together. For every split node, one AVX-512 compare of
+// the sixteen feature values with the threshold gives the rows the node sends right, and a
+// masked AND clears the node's left-subtree leaves in those rows' 64-bit leaf sets, which
+// stay in two registers for the whole tree. The nodes are read in order with no
+// data-dependent branch: no mispredictions and no dependent loads, unlike a tree walk.
 //
 // Trees that do not qualify (more than 64 leaves, categorical or Zero-missing nodes) are
-// walked as before, in the same per-row pass, so every row still adds its trees' leaves in
-// tree order: the summation order, and so the result, is the walk's, bit for bit.
+// walked as before in the same pass, so every row still adds its trees' leaves in tree
+// order: the summation order, and so the result, is the walk's, bit for bit.
 // Without AVX-512 (checked at run time; no -march flags) the walking engine runs instead.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "forgeline/trees.hpp"
@@ -36,67 +37,28 @@ inline std::uint32_t flags_of(const N& n) { return n.feature_flags >> kFlagShift
 template <class N>
 inline std::uint32_t feature_of(const N& n) { return n.feature_flags & kFeatureMask; }
 
-struct Entry {
-  std::uint32_t feature;
-  std::int32_t node;
-  std::uint32_t tree;
-  std::uint64_t mask;
-};
-
 #if FL_QS_X86
-FL_AVX512 inline void and_rows(std::uint64_t* p, std::uint64_t mask, __mmask16 k) {
-  const __m512i m = _mm512_set1_epi64(static_cast<long long>(mask));
-  __m512i a = _mm512_loadu_si512(p);
-  __m512i b = _mm512_loadu_si512(p + 8);
-  a = _mm512_mask_and_epi64(a, static_cast<__mmask8>(k), a, m);
-  b = _mm512_mask_and_epi64(b, static_cast<__mmask8>(k >> 8), b, m);
-  _mm512_storeu_si512(p, a);
-  _mm512_storeu_si512(p + 8, b);
-}
-
-// Exit-leaf bitvectors (q.n_trees x 16) of sixteen rows; xt holds them feature-major.
+// Exit-leaf sets of sixteen rows in one tree (n split nodes). xt: the group's values
+// feature-major, 16 per feature, NaN as -inf, then again with NaN as +inf (QsNode::xoff).
 template <class V>
-FL_AVX512 void qs_group(const QsIndex& q, index_t nf, const V* xt, std::uint64_t* bv) {
-  const __m512i ones = _mm512_set1_epi64(-1);
-  for (index_t t = 0; t < q.n_trees; ++t) {
-    _mm512_storeu_si512(bv + t * kW, ones);
-    _mm512_storeu_si512(bv + t * kW + 8, ones);
-  }
-  for (index_t f = 0; f < nf; ++f) {
-    const auto b = q.begin[static_cast<size_t>(f)], e = q.begin[static_cast<size_t>(f) + 1];
-    __mmask16 nan;
+FL_AVX512 void qs_tree(const QsNode<V>* nd, index_t n, const V* xt, std::uint64_t* out) {
+  __m512i lo = _mm512_set1_epi64(-1), hi = lo;
+  for (index_t j = 0; j < n; ++j) {
+    const V* x = xt + nd[j].xoff;
+    __mmask16 k;
     if constexpr (sizeof(V) == sizeof(float)) {
-      const __m512 x = _mm512_loadu_ps(xt + f * kW);
-      nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
-      const QsNode<float>* nd = q.nodes_f.data();
-      for (auto j = b; j < e; ++j) {
-        // NaN lanes compare false (ordered compare): they are handled by the NaN list.
-        const __mmask16 k = _mm512_cmp_ps_mask(x, _mm512_set1_ps(nd[j].threshold), _CMP_GT_OQ);
-        if (!k) break;  // thresholds ascend: no row exceeds the later ones either
-        and_rows(bv + static_cast<index_t>(nd[j].tree) * kW, nd[j].mask, k);
-      }
+      k = _mm512_cmp_ps_mask(_mm512_loadu_ps(x), _mm512_set1_ps(nd[j].threshold), _CMP_GT_OQ);
     } else {
-      const __m512d x0 = _mm512_loadu_pd(xt + f * kW);
-      const __m512d x1 = _mm512_loadu_pd(xt + f * kW + 8);
-      nan = static_cast<__mmask16>(_mm512_cmp_pd_mask(x0, x0, _CMP_UNORD_Q) |
-                                   (static_cast<unsigned>(_mm512_cmp_pd_mask(x1, x1, _CMP_UNORD_Q)) << 8));
-      const QsNode<double>* nd = q.nodes_d.data();
-      for (auto j = b; j < e; ++j) {
-        const __m512d t = _mm512_set1_pd(nd[j].threshold);
-        const __mmask16 k = static_cast<__mmask16>(
-            _mm512_cmp_pd_mask(x0, t, _CMP_GT_OQ) |
-            (static_cast<unsigned>(_mm512_cmp_pd_mask(x1, t, _CMP_GT_OQ)) << 8));
-        if (!k) break;
-        and_rows(bv + static_cast<index_t>(nd[j].tree) * kW, nd[j].mask, k);
-      }
+      const __m512d t = _mm512_set1_pd(nd[j].threshold);
+      k = static_cast<__mmask16>(_mm512_cmp_pd_mask(_mm512_loadu_pd(x), t, _CMP_GT_OQ) |
+                                 (static_cast<unsigned>(_mm512_cmp_pd_mask(_mm512_loadu_pd(x + 8), t, _CMP_GT_OQ)) << 8));
     }
-    if (nan) {
-      const auto nb = q.nan_begin[static_cast<size_t>(f)], ne = q.nan_begin[static_cast<size_t>(f) + 1];
-      for (auto j = nb; j < ne; ++j)
-        and_rows(bv + static_cast<index_t>(q.nan_tree[static_cast<size_t>(j)]) * kW,
-                 q.nan_mask[static_cast<size_t>(j)], nan);
-    }
+    const __m512i m = _mm512_set1_epi64(static_cast<long long>(nd[j].mask));
+    lo = _mm512_mask_and_epi64(lo, static_cast<__mmask8>(k), lo, m);
+    hi = _mm512_mask_and_epi64(hi, static_cast<__mmask8>(k >> 8), hi, m);
   }
+  _mm512_storeu_si512(out, lo);
+  _mm512_storeu_si512(out + 8, hi);
 }
 #endif
 
@@ -119,11 +81,12 @@ void Ensemble::build_qs() {
   qs_ = QsIndex{};
   const index_t T = n_trees(), nf = n_features_;
   qs_.tree_qs.assign(static_cast<size_t>(T), -1);
-  std::vector<Entry> entries;
+  qs_.begin.assign(1, 0);
   std::vector<std::int32_t> leaves;
   struct Split { std::int32_t node, lo, hi; };
   std::vector<Split> splits;
   std::vector<std::int32_t> stack;
+  constexpr double kInf = std::numeric_limits<double>::infinity();
   for (index_t t = 0; t < T; ++t) {
     // <= 64 leaves implies depth <= 63, so the depth check also bounds the walk below.
     if (tree_special_[static_cast<size_t>(t)] || depth_[static_cast<size_t>(t)] > 63) continue;
@@ -136,7 +99,7 @@ void Ensemble::build_qs() {
     while (!stack.empty() && ok) {
       const std::int32_t i = stack.back();
       stack.pop_back();
-      if (i < 0) {  // left subtree of splits[~i] done: its leaves are [lo, hi)
+      if (i < 0) {
         Split& s = splits[static_cast<size_t>(~i)];
         s.hi = static_cast<std::int32_t>(leaves.size());
         stack.push_back(nodes_[static_cast<size_t>(s.node)].child + 1);
@@ -145,80 +108,67 @@ void Ensemble::build_qs() {
       const PackedNode& n = nodes_[static_cast<size_t>(i)];
       if (flags_of(n) & kLeaf) {
         leaves.push_back(i);
-        if (leaves.size() > 64) ok = false;
+        ok = leaves.size() <= 64;
         continue;
       }
-      if (std::isnan(n.threshold)) { ok = false; break; }
+      // NaN is read as +inf where it goes right: exact only below +inf thresholds.
+      ok = n.threshold < kInf && fnodes_[static_cast<size_t>(i)].threshold < static_cast<float>(kInf);
       splits.push_back({i, static_cast<std::int32_t>(leaves.size()), 0});
       stack.push_back(~static_cast<std::int32_t>(splits.size() - 1));
       stack.push_back(n.child);
     }
     if (!ok) continue;
-    const auto qt = static_cast<std::uint32_t>(qs_.n_trees++);
+    const auto qt = qs_.n_trees++;
     qs_.tree_qs[static_cast<size_t>(t)] = static_cast<std::int32_t>(qt);
     for (size_t b = 0; b < 64; ++b)
       qs_.leaf_slot.push_back(leaf_slot_[static_cast<size_t>(leaves[std::min(b, leaves.size() - 1)])]);
     for (const Split& s : splits) {
       // hi - lo <= 63: the right subtree holds at least one leaf.
       const std::uint64_t left = ((std::uint64_t{1} << (s.hi - s.lo)) - 1) << s.lo;
-      entries.push_back({feature_of(nodes_[static_cast<size_t>(s.node)]), s.node, qt, ~left});
+      const auto node = static_cast<size_t>(s.node);
+      const auto nan_right = !(flags_of(nodes_[node]) & kNanLeft);
+      const auto xoff = static_cast<std::uint32_t>((feature_of(nodes_[node]) + (nan_right ? nf : 0)) * kW);
+      qs_.nodes_f.push_back({fnodes_[node].threshold, xoff, ~left});
+      qs_.nodes_d.push_back({nodes_[node].threshold, xoff, ~left});
     }
+    qs_.begin.push_back(static_cast<std::int64_t>(qs_.nodes_f.size()));
   }
-  if (qs_.n_trees == 0) return;
-  std::sort(entries.begin(), entries.end(), [&](const Entry& a, const Entry& b) {
-    if (a.feature != b.feature) return a.feature < b.feature;
-    // down_f32 is monotone, so this order is ascending for the float thresholds too.
-    const double ta = nodes_[static_cast<size_t>(a.node)].threshold, tb = nodes_[static_cast<size_t>(b.node)].threshold;
-    if (ta != tb) return ta < tb;
-    return a.node < b.node;
-  });
-  qs_.begin.assign(static_cast<size_t>(nf) + 1, 0);
-  qs_.nan_begin.assign(static_cast<size_t>(nf) + 1, 0);
-  for (const Entry& en : entries) {
-    ++qs_.begin[en.feature + 1];
-    if (!(flags_of(nodes_[static_cast<size_t>(en.node)]) & kNanLeft)) ++qs_.nan_begin[en.feature + 1];
-  }
-  for (index_t f = 0; f < nf; ++f) {
-    qs_.begin[static_cast<size_t>(f) + 1] += qs_.begin[static_cast<size_t>(f)];
-    qs_.nan_begin[static_cast<size_t>(f) + 1] += qs_.nan_begin[static_cast<size_t>(f)];
-  }
-  qs_.nodes_f.reserve(entries.size());
-  qs_.nodes_d.reserve(entries.size());
-  for (const Entry& en : entries) {
-    const auto node = static_cast<size_t>(en.node);
-    qs_.nodes_f.push_back({fnodes_[node].threshold, en.tree, en.mask});
-    qs_.nodes_d.push_back({nodes_[node].threshold, en.tree, en.mask});
-    if (!(flags_of(nodes_[node]) & kNanLeft)) {  // NaN goes right: listed for NaN rows
-      qs_.nan_tree.push_back(en.tree);
-      qs_.nan_mask.push_back(en.mask);
-    }
-  }
+  // xoff is 32-bit: the kernel is off for models beyond it (about 134M features).
+  if (2 * nf * kW >= (index_t{1} << 32)) qs_ = QsIndex{};
 }
 
 template <class Acc, class V>
 void Ensemble::accumulate_qs(const V* xb, index_t nr, Acc* acc) const {
 #if FL_QS_X86
   const index_t nf = n_features_, K = n_outputs_, T = n_trees();
-  std::vector<V> xt(static_cast<size_t>(std::max<index_t>(nf, 1) * kW));
-  std::vector<std::uint64_t> bv(static_cast<size_t>(qs_.n_trees * kW));
+  std::vector<V> xt(static_cast<size_t>(std::max<index_t>(nf, 1) * 2 * kW));
+  alignas(64) std::uint64_t bv[kW];
   std::int32_t leaf[kW];
   const Acc* values;
   if constexpr (sizeof(Acc) == sizeof(float)) values = leaf_values_f32_.data(); else values = leaf_values_.data();
   const std::int32_t* qslot = qs_.leaf_slot.data();
+  const QsNode<V>* qnodes;
+  if constexpr (sizeof(V) == sizeof(float)) qnodes = qs_.nodes_f.data(); else qnodes = qs_.nodes_d.data();
+  constexpr V kInf = std::numeric_limits<V>::infinity();
   for (index_t r = 0; r < nr; r += kW) {
     const index_t n = std::min(kW, nr - r);
     // Feature-major copy of the group; missing lanes repeat the first row (ignored).
     for (index_t l = 0; l < kW; ++l) {
       const V* src = xb + (r + (l < n ? l : 0)) * nf;
-      for (index_t f = 0; f < nf; ++f) xt[static_cast<size_t>(f * kW + l)] = src[f];
+      for (index_t f = 0; f < nf; ++f) {
+        const V v = src[f];
+        const bool nan = v != v;
+        xt[static_cast<size_t>(f * kW + l)] = nan ? -kInf : v;
+        xt[static_cast<size_t>((nf + f) * kW + l)] = nan ? kInf : v;
+      }
     }
-    qs_group<V>(qs_, nf, xt.data(), bv.data());
     for (index_t t = 0; t < T; ++t) {
       const std::int32_t qt = qs_.tree_qs[static_cast<size_t>(t)];
       if (qt >= 0) {
-        const std::uint64_t* b = bv.data() + static_cast<index_t>(qt) * kW;
+        const auto b = qs_.begin[static_cast<size_t>(qt)], e = qs_.begin[static_cast<size_t>(qt) + 1];
+        qs_tree<V>(qnodes + b, e - b, xt.data(), bv);
         const std::int32_t* slots = qslot + static_cast<index_t>(qt) * 64;
-        for (index_t l = 0; l < n; ++l) leaf[l] = slots[__builtin_ctzll(b[l])];
+        for (index_t l = 0; l < n; ++l) leaf[l] = slots[__builtin_ctzll(bv[l])];
       } else {
         walk_group<V>(t, xb + r * nf, n, leaf);
         for (index_t l = 0; l < n; ++l) leaf[l] = leaf_slot_[static_cast<size_t>(leaf[l])];

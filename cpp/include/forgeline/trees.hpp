@@ -98,27 +98,24 @@ using PackedNode = NodeT<double>;
 using PackedNodeF = NodeT<float>;
 
 // QuickScorer index (trees_qs.cpp). A tree qualifies when it has at most 64 leaves, no
-// categorical or Zero-missing node and no NaN threshold; its leaves are numbered left to
-// right, and every split node is listed under its feature, sorted by threshold, with the
-// bitmask that clears its left subtree's leaves. A row's exit leaf in a tree is the lowest
-// bit left after AND-ing the masks of all nodes it sends right: non-NaN x > threshold (the
-// sorted list, scanned until x <= threshold), NaN x at nodes whose NaN goes right (a
-// second per-feature list). AND is commutative, so the result is exact in any order.
+// categorical or Zero-missing node and no NaN or +inf threshold. Its leaves are numbered left
+// to right, and each split node carries the bitmask that clears its left subtree's leaves.
+// A row's exit leaf is the lowest bit left after AND-ing the masks of all the nodes that
+// send it right (QuickScorer): x > threshold, with NaN read as -inf at nodes whose NaN goes
+// left and as +inf where it goes right (exact: no threshold is NaN or +inf). AND commutes,
+// so the order of the nodes does not matter; the trees are still summed in tree order.
 template <class V>
 struct QsNode {
   V threshold;
-  std::uint32_t tree;  // index among the qualifying trees
+  std::uint32_t xoff;  // feature * 16, plus n_features * 16 when NaN goes right
   std::uint64_t mask;
 };
 struct QsIndex {
   index_t n_trees = 0;                       // qualifying trees
   std::vector<std::int32_t> tree_qs;         // per tree: qualifying index or -1
-  std::vector<std::int64_t> begin;           // n_features + 1, into nodes_f / nodes_d
+  std::vector<std::int64_t> begin;           // n_trees + 1, into nodes_f / nodes_d
   std::vector<QsNode<float>> nodes_f;        // thresholds of the float32 node copy
   std::vector<QsNode<double>> nodes_d;
-  std::vector<std::int64_t> nan_begin;       // n_features + 1
-  std::vector<std::uint32_t> nan_tree;
-  std::vector<std::uint64_t> nan_mask;
   std::vector<std::int32_t> leaf_slot;       // qualifying tree * 64 + leaf bit -> leaf slot
 };
 
