@@ -427,8 +427,13 @@ void Ensemble::predict_row(const T* x, index_t stride, double* out, bool divide)
   }
   auto run = [&](auto* acc) {
     using Acc = std::remove_pointer_t<decltype(acc)>;
-    if (f32) walk_row<PackedNodeF, float, Acc>(xf, acc);
-    else walk_row<PackedNode, double, Acc>(xs, acc);
+    if (simd_) {  // QuickScorer kernels on: the scalar one-row version
+      if (f32) qs_row<float, Acc>(xf, acc); else qs_row<double, Acc>(xs, acc);
+    } else if (f32) {
+      walk_row<PackedNodeF, float, Acc>(xf, acc);
+    } else {
+      walk_row<PackedNode, double, Acc>(xs, acc);
+    }
     finish_row(acc, out, divide);
   };
   if (K <= 64) {

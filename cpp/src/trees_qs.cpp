@@ -135,7 +135,93 @@ void Ensemble::build_qs() {
   }
   // xoff is 32-bit: the kernel is off for models beyond it (about 134M features).
   if (2 * nf * kW >= (index_t{1} << 32)) qs_ = QsIndex{};
+  if (qs_.n_trees == 0) return;
+
+  // Per-feature lists for the one-row path, from the per-tree lists.
+  struct Entry { std::uint32_t feature; std::uint32_t tree; index_t j; };
+  std::vector<Entry> entries;
+  entries.reserve(qs_.nodes_d.size());
+  for (index_t qt = 0; qt < qs_.n_trees; ++qt)
+    for (auto j = qs_.begin[static_cast<size_t>(qt)]; j < qs_.begin[static_cast<size_t>(qt) + 1]; ++j)
+      entries.push_back({static_cast<std::uint32_t>((qs_.nodes_d[static_cast<size_t>(j)].xoff / kW) % nf),
+                         static_cast<std::uint32_t>(qt), j});
+  std::sort(entries.begin(), entries.end(), [&](const Entry& a, const Entry& b) {
+    if (a.feature != b.feature) return a.feature < b.feature;
+    // down_f32 is monotone, so this order is ascending for the float thresholds too.
+    const double ta = qs_.nodes_d[static_cast<size_t>(a.j)].threshold, tb = qs_.nodes_d[static_cast<size_t>(b.j)].threshold;
+    return ta != tb ? ta < tb : a.j < b.j;
+  });
+  qs_.fbegin.assign(static_cast<size_t>(nf) + 1, 0);
+  qs_.nbegin.assign(static_cast<size_t>(nf) + 1, 0);
+  for (const Entry& en : entries) {
+    const auto& d = qs_.nodes_d[static_cast<size_t>(en.j)];
+    qs_.fthr_f.push_back(qs_.nodes_f[static_cast<size_t>(en.j)].threshold);
+    qs_.fthr_d.push_back(d.threshold);
+    qs_.ftree.push_back(en.tree);
+    qs_.fmask.push_back(d.mask);
+    ++qs_.fbegin[en.feature + 1];
+    if (d.xoff >= nf * kW) ++qs_.nbegin[en.feature + 1];  // NaN goes right
+  }
+  for (const Entry& en : entries) {
+    const auto& d = qs_.nodes_d[static_cast<size_t>(en.j)];
+    if (d.xoff >= nf * kW) { qs_.ntree.push_back(en.tree); qs_.nmask.push_back(d.mask); }
+  }
+  for (index_t f = 0; f < nf; ++f) {
+    qs_.fbegin[static_cast<size_t>(f) + 1] += qs_.fbegin[static_cast<size_t>(f)];
+    qs_.nbegin[static_cast<size_t>(f) + 1] += qs_.nbegin[static_cast<size_t>(f)];
+  }
 }
+
+template <class V, class Acc>
+void Ensemble::qs_row(const V* xs, Acc* acc) const {
+  // Scalar QuickScorer for one row: only the nodes that send the row right are touched
+  // (about half), read in order; a walk instead chains a dependent load per level.
+  const index_t T = n_trees(), nf = n_features_, K = n_outputs_;
+  constexpr index_t kSmall = 1024;
+  std::uint64_t small[kSmall];
+  std::vector<std::uint64_t> big;
+  std::uint64_t* bv = small;
+  if (qs_.n_trees > kSmall) {
+    big.resize(static_cast<size_t>(qs_.n_trees));
+    bv = big.data();
+  }
+  std::fill(bv, bv + qs_.n_trees, ~std::uint64_t{0});
+  const V* thr;
+  if constexpr (sizeof(V) == sizeof(float)) thr = qs_.fthr_f.data(); else thr = qs_.fthr_d.data();
+  const std::uint32_t* tree = qs_.ftree.data();
+  const std::uint64_t* mask = qs_.fmask.data();
+  for (index_t f = 0; f < nf; ++f) {
+    const V v = xs[f];
+    if (v != v) {
+      for (auto j = qs_.nbegin[static_cast<size_t>(f)]; j < qs_.nbegin[static_cast<size_t>(f) + 1]; ++j)
+        bv[qs_.ntree[static_cast<size_t>(j)]] &= qs_.nmask[static_cast<size_t>(j)];
+      continue;
+    }
+    const auto e = qs_.fbegin[static_cast<size_t>(f) + 1];
+    for (auto j = qs_.fbegin[static_cast<size_t>(f)]; j < e && thr[j] < v; ++j) bv[tree[j]] &= mask[j];
+  }
+  const Acc* values;
+  if constexpr (sizeof(Acc) == sizeof(float)) values = leaf_values_f32_.data(); else values = leaf_values_.data();
+  for (index_t k = 0; k < K; ++k) acc[k] = static_cast<Acc>(base_[static_cast<size_t>(k)]);
+  for (index_t t = 0; t < T; ++t) {
+    const std::int32_t qt = qs_.tree_qs[static_cast<size_t>(t)];
+    std::int32_t slot;
+    if (qt >= 0) {
+      slot = qs_.leaf_slot[static_cast<size_t>(qt) * 64 + static_cast<size_t>(__builtin_ctzll(bv[qt]))];
+    } else {
+      walk_group<V>(t, xs, 1, &slot);
+      slot = leaf_slot_[static_cast<size_t>(slot)];
+    }
+    const Acc* lv = values + static_cast<index_t>(slot) * leaf_dim_;
+    if (leaf_dim_ == 1) acc[out_col_[static_cast<size_t>(t)]] += lv[0];
+    else for (index_t k = 0; k < K; ++k) acc[k] += lv[k];
+  }
+}
+
+template void Ensemble::qs_row<float, float>(const float*, float*) const;
+template void Ensemble::qs_row<float, double>(const float*, double*) const;
+template void Ensemble::qs_row<double, float>(const double*, float*) const;
+template void Ensemble::qs_row<double, double>(const double*, double*) const;
 
 template <class Acc, class V>
 void Ensemble::accumulate_qs(const V* xb, index_t nr, Acc* acc) const {

@@ -117,6 +117,14 @@ struct QsIndex {
   std::vector<QsNode<float>> nodes_f;        // thresholds of the float32 node copy
   std::vector<QsNode<double>> nodes_d;
   std::vector<std::int32_t> leaf_slot;       // qualifying tree * 64 + leaf bit -> leaf slot
+  // One row at a time (latency path, scalar): the same nodes listed per feature by
+  // ascending threshold, scanned while threshold < x, plus per feature the nodes whose NaN
+  // goes right.
+  std::vector<std::int64_t> fbegin, nbegin;  // n_features + 1 each
+  std::vector<float> fthr_f;
+  std::vector<double> fthr_d;
+  std::vector<std::uint32_t> ftree, ntree;
+  std::vector<std::uint64_t> fmask, nmask;
 };
 
 class Ensemble {
@@ -164,6 +172,8 @@ class Ensemble {
   // Leaf nodes of tree t for n <= 16 prepared rows.
   template <class V>
   void walk_group(index_t t, const V* xb, index_t n, std::int32_t* leaf) const;
+  template <class V, class Acc>
+  void qs_row(const V* xs, Acc* acc) const;
   void build_qs();
   double prep(double v) const;
   float prep_f(float v) const;
