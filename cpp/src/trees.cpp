@@ -428,7 +428,9 @@ void Ensemble::predict_row(const T* x, index_t stride, double* out, bool divide)
   auto run = [&](auto* acc) {
     using Acc = std::remove_pointer_t<decltype(acc)>;
     if (simd_) {  // QuickScorer kernels on: the scalar one-row version
-      if (f32) qs_row<float, Acc>(xf, acc); else qs_row<double, Acc>(xs, acc);
+      if (f32 && !qs_.cbegin.empty()) qs_row_simd<Acc>(xf, acc);
+      else if (f32) qs_row<float, Acc>(xf, acc);
+      else qs_row<double, Acc>(xs, acc);
     } else if (f32) {
       walk_row<PackedNodeF, float, Acc>(xf, acc);
     } else {

@@ -170,7 +170,114 @@ void Ensemble::build_qs() {
     qs_.fbegin[static_cast<size_t>(f) + 1] += qs_.fbegin[static_cast<size_t>(f)];
     qs_.nbegin[static_cast<size_t>(f) + 1] += qs_.nbegin[static_cast<size_t>(f)];
   }
+
+  if (nf > 64) return;
+  qs_.cbegin.assign(1, 0);
+  for (index_t qt = 0; qt < qs_.n_trees; ++qt) {
+    const auto b = qs_.begin[static_cast<size_t>(qt)], e = qs_.begin[static_cast<size_t>(qt) + 1];
+    for (auto c = b; c < e; c += kW) {
+      std::uint16_t nan = 0;
+      for (index_t l = 0; l < kW; ++l) {
+        if (c + l < e) {
+          const auto& d = qs_.nodes_f[static_cast<size_t>(c + l)];
+          qs_.cfeat.push_back(static_cast<std::int32_t>((d.xoff / kW) % nf));
+          qs_.cthr.push_back(d.threshold);
+          qs_.cmask.push_back(d.mask);
+          if (d.xoff >= nf * kW) nan = static_cast<std::uint16_t>(nan | (1u << l));
+        } else {  // x > +inf never holds and the NaN bit is clear: the lane never fires
+          qs_.cfeat.push_back(0);
+          qs_.cthr.push_back(std::numeric_limits<float>::infinity());
+          qs_.cmask.push_back(~std::uint64_t{0});
+        }
+      }
+      qs_.cnan.push_back(nan);
+    }
+    qs_.cbegin.push_back(static_cast<std::int64_t>(qs_.cnan.size()));
+  }
 }
+
+#if FL_QS_X86
+namespace {
+
+// Exit-leaf set of one row in one tree from its 16-lane node chunks [c0, c1). NaN: the
+// lanes of a chunk whose NaN goes right fire on NaN (NaN-free rows skip that test).
+template <bool HasNaN>
+FL_AVX512 inline std::uint64_t qs_row_tree(const QsIndex& q, index_t c0, index_t c1, __m512 x0, __m512 x1,
+                                           __m512 x2, __m512 x3) {
+  __m512i lo = _mm512_set1_epi64(-1), hi = lo;
+  const __m512i bit5 = _mm512_set1_epi32(32);
+  for (index_t c = c0; c < c1; ++c) {
+    const __m512i idx = _mm512_loadu_si512(q.cfeat.data() + c * kW);
+    const __m512 a = _mm512_permutex2var_ps(x0, idx, x1);  // features 0..31
+    const __m512 b = _mm512_permutex2var_ps(x2, idx, x3);  // features 32..63
+    const __m512 v = _mm512_mask_blend_ps(_mm512_test_epi32_mask(idx, bit5), a, b);
+    __mmask16 right = _mm512_cmp_ps_mask(v, _mm512_loadu_ps(q.cthr.data() + c * kW), _CMP_GT_OQ);
+    if constexpr (HasNaN)
+      right = static_cast<__mmask16>(right | _mm512_mask_cmp_ps_mask(q.cnan[static_cast<size_t>(c)], v, v, _CMP_UNORD_Q));
+    lo = _mm512_mask_and_epi64(lo, static_cast<__mmask8>(right), lo, _mm512_loadu_si512(q.cmask.data() + c * kW));
+    hi = _mm512_mask_and_epi64(hi, static_cast<__mmask8>(right >> 8), hi, _mm512_loadu_si512(q.cmask.data() + c * kW + 8));
+  }
+  return static_cast<std::uint64_t>(_mm512_reduce_and_epi64(_mm512_and_si512(lo, hi)));
+}
+
+template <bool HasNaN>
+FL_AVX512 void qs_row_trees(const QsIndex& q, const float* xr, std::uint64_t* bv) {
+  const __m512 x0 = _mm512_load_ps(xr), x1 = _mm512_load_ps(xr + 16), x2 = _mm512_load_ps(xr + 32),
+               x3 = _mm512_load_ps(xr + 48);
+  for (index_t qt = 0; qt < q.n_trees; ++qt)
+    bv[qt] = qs_row_tree<HasNaN>(q, q.cbegin[static_cast<size_t>(qt)], q.cbegin[static_cast<size_t>(qt) + 1],
+                                 x0, x1, x2, x3);
+}
+
+FL_AVX512 void qs_row_all(const QsIndex& q, const float* xs, index_t nf, std::uint64_t* bv) {
+  alignas(64) float xr[64] = {};
+  std::memcpy(xr, xs, static_cast<size_t>(nf) * sizeof(float));
+  const __m512 x0 = _mm512_load_ps(xr), x1 = _mm512_load_ps(xr + 16), x2 = _mm512_load_ps(xr + 32),
+               x3 = _mm512_load_ps(xr + 48);
+  const bool nan = (_mm512_cmp_ps_mask(x0, x0, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(x1, x1, _CMP_UNORD_Q) |
+                    _mm512_cmp_ps_mask(x2, x2, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(x3, x3, _CMP_UNORD_Q)) != 0;
+  if (nan) qs_row_trees<true>(q, xr, bv); else qs_row_trees<false>(q, xr, bv);
+}
+
+}  // namespace
+#endif
+
+template <class Acc>
+void Ensemble::qs_row_simd(const float* xs, Acc* acc) const {
+#if FL_QS_X86
+  const index_t T = n_trees(), K = n_outputs_;
+  constexpr index_t kSmall = 1024;
+  std::uint64_t small[kSmall];
+  std::vector<std::uint64_t> big;
+  std::uint64_t* bv = small;
+  if (qs_.n_trees > kSmall) {
+    big.resize(static_cast<size_t>(qs_.n_trees));
+    bv = big.data();
+  }
+  qs_row_all(qs_, xs, n_features_, bv);
+  const Acc* values;
+  if constexpr (sizeof(Acc) == sizeof(float)) values = leaf_values_f32_.data(); else values = leaf_values_.data();
+  for (index_t k = 0; k < K; ++k) acc[k] = static_cast<Acc>(base_[static_cast<size_t>(k)]);
+  for (index_t t = 0; t < T; ++t) {
+    const std::int32_t qt = qs_.tree_qs[static_cast<size_t>(t)];
+    std::int32_t slot;
+    if (qt >= 0) {
+      slot = qs_.leaf_slot[static_cast<size_t>(qt) * 64 + static_cast<size_t>(__builtin_ctzll(bv[qt]))];
+    } else {
+      walk_group<float>(t, xs, 1, &slot);
+      slot = leaf_slot_[static_cast<size_t>(slot)];
+    }
+    const Acc* lv = values + static_cast<index_t>(slot) * leaf_dim_;
+    if (leaf_dim_ == 1) acc[out_col_[static_cast<size_t>(t)]] += lv[0];
+    else for (index_t k = 0; k < K; ++k) acc[k] += lv[k];
+  }
+#else
+  qs_row<float, Acc>(xs, acc);
+#endif
+}
+
+template void Ensemble::qs_row_simd<float>(const float*, float*) const;
+template void Ensemble::qs_row_simd<double>(const float*, double*) const;
 
 template <class V, class Acc>
 void Ensemble::qs_row(const V* xs, Acc* acc) const {

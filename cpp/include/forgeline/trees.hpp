@@ -125,6 +125,13 @@ struct QsIndex {
   std::vector<double> fthr_d;
   std::vector<std::uint32_t> ftree, ntree;
   std::vector<std::uint64_t> fmask, nmask;
+  // One row, AVX-512, n_features <= 64: each tree's nodes in chunks of 16 lanes (padding
+  // lanes never fire); the row sits in four registers and a permute fetches the lanes' values.
+  std::vector<std::int64_t> cbegin;          // n_trees + 1, in chunks
+  std::vector<std::int32_t> cfeat;           // 16 per chunk
+  std::vector<float> cthr;                   // 16 per chunk (float32 node copy)
+  std::vector<std::uint64_t> cmask;          // 16 per chunk
+  std::vector<std::uint16_t> cnan;           // per chunk: lanes whose NaN goes right
 };
 
 class Ensemble {
@@ -174,6 +181,8 @@ class Ensemble {
   void walk_group(index_t t, const V* xb, index_t n, std::int32_t* leaf) const;
   template <class V, class Acc>
   void qs_row(const V* xs, Acc* acc) const;
+  template <class Acc>
+  void qs_row_simd(const float* xs, Acc* acc) const;
   void build_qs();
   double prep(double v) const;
   float prep_f(float v) const;
