@@ -203,3 +203,76 @@ def test_lightgbm_simd_hypothesis(seed, leaves, n, nan_frac, f32, missing):
     raw = _both(m, X)
     if n:
         np.testing.assert_array_equal(raw, booster.predict(X.astype(np.float64), raw_score=True))
+
+
+def _one_row_paths(m, X):
+    """predict_one per row, kernels on and off, against the batch kernel on all rows."""
+    core = m._core
+    batch = np.atleast_2d(m.predict_raw(X).T).T if len(X) else None
+    for i, x in enumerate(X):
+        try:
+            core.simd = True
+            a = m.predict_one(x, output="raw")
+            core.simd = False
+            b = m.predict_one(x, output="raw")
+        finally:
+            core.simd = True
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, batch[i])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", ["nan", "none", "zero", "categorical", "multiclass", "dart", "wide",
+                                  "many_features"])
+def test_lightgbm_one_row_paths(case, dtype):
+    rng = np.random.default_rng(17)
+    kw = {"none": dict(extra=dict(use_missing=False)), "zero": dict(extra=dict(zero_as_missing=True)),
+          "categorical": dict(n_cat=2), "multiclass": dict(objective="multiclass"),
+          "dart": dict(extra=dict(boosting="dart", drop_rate=0.3)),
+          "wide": dict(leaves=90, n=3000, f=8, extra=dict(min_data_in_leaf=2)),
+          "many_features": dict(f=70, n=600)}.get(case, {})
+    booster = _lgb(rng, **kw)
+    m = fm.import_model(booster)
+    X = _X(np.random.default_rng(2), 40, booster.num_feature(), n_cat=kw.get("n_cat", 0), dtype=dtype)
+    X[3] = np.nan  # an all-NaN row
+    _one_row_paths(m, X)
+    ref = booster.predict(X.astype(np.float64), raw_score=True)
+    np.testing.assert_array_equal(np.stack([m.predict_one(x, output="raw") for x in X]).reshape(ref.shape), ref)
+    p = booster.predict(X[:5].astype(np.float64))
+    got = np.stack([m.predict_one(x) for x in X[:5]])
+    np.testing.assert_allclose(got.reshape(p.shape), p, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("case", ["binary", "multiclass", "categorical"])
+def test_xgboost_one_row_paths(case):
+    rng = np.random.default_rng(19)
+    n_cat = 2 if case == "categorical" else 0
+    X = _X(rng, 400, 6, n_cat=n_cat, dtype=np.float32, inf=False)
+    s = np.nan_to_num(X[:, 0]) + np.nan_to_num(X[:, -1])
+    params = dict(tree_method="hist", max_depth=5, eta=0.3, nthread=1, objective="binary:logistic")
+    y = (s > 0).astype(int)
+    if case == "multiclass":
+        params.update(objective="multi:softprob", num_class=3)
+        y = np.digitize(s, [-0.5, 0.5])
+    ft = ["c"] * n_cat + ["q"] * (6 - n_cat) if n_cat else None
+    booster = xgb.train(params, xgb.DMatrix(X, y, feature_types=ft, enable_categorical=bool(n_cat)), 8)
+    m = fm.import_model(booster)
+    Xn = X[:30]
+    _one_row_paths(m, Xn)
+    ref = booster.predict(xgb.DMatrix(Xn, feature_types=ft, enable_categorical=bool(n_cat)), output_margin=True)
+    got = np.stack([m.predict_one(x, output="raw") for x in Xn])
+    np.testing.assert_array_equal(got.reshape(ref.shape), ref)
+
+
+def test_sklearn_one_row_paths():
+    from sklearn.ensemble import RandomForestClassifier
+
+    rng = np.random.default_rng(23)
+    X = _X(rng, 300, 5, nan_frac=0.0, zero_frac=0.0, inf=False)
+    model = RandomForestClassifier(6, max_depth=4, random_state=0).fit(X, (X[:, 0] > 0).astype(int))
+    m = fm.import_model(model)
+    _one_row_paths(m, X[:20])
+    _one_row_paths(m, X[:20].astype(np.float32))
+    got = np.stack([m.predict_one(x) for x in X[:20]])
+    np.testing.assert_allclose(got.reshape(-1, 2)[:, -1] if got.ndim == 2 and got.shape[1] == 2 else got.ravel(),
+                               model.predict_proba(X[:20])[:, 1], rtol=1e-12, atol=1e-15)
