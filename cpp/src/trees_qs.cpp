@@ -21,7 +21,7 @@
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 #define FL_QS_X86 1
-#define FL_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
+#define FL_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512cd")))
 #else
 #define FL_QS_X86 0
 #endif
@@ -41,8 +41,9 @@ inline std::uint32_t feature_of(const N& n) { return n.feature_flags & kFeatureM
 // Exit-leaf sets of sixteen rows in one tree (n split nodes). xt: the group's values
 // feature-major, 16 per feature, NaN as -inf, then again with NaN as +inf (QsNode::xoff).
 template <class V>
-FL_AVX512 void qs_tree(const QsNode<V>* nd, index_t n, const V* xt, std::uint64_t* out) {
-  __m512i lo = _mm512_set1_epi64(-1), hi = lo;
+FL_AVX512 inline void qs_sets(const QsNode<V>* nd, index_t n, const V* xt, __m512i& lo, __m512i& hi) {
+  lo = _mm512_set1_epi64(-1);
+  hi = lo;
   for (index_t j = 0; j < n; ++j) {
     const V* x = xt + nd[j].xoff;
     __mmask16 k;
@@ -57,8 +58,42 @@ FL_AVX512 void qs_tree(const QsNode<V>* nd, index_t n, const V* xt, std::uint64_
     lo = _mm512_mask_and_epi64(lo, static_cast<__mmask8>(k), lo, m);
     hi = _mm512_mask_and_epi64(hi, static_cast<__mmask8>(k >> 8), hi, m);
   }
+}
+
+template <class V>
+FL_AVX512 void qs_tree(const QsNode<V>* nd, index_t n, const V* xt, std::uint64_t* out) {
+  __m512i lo, hi;
+  qs_sets<V>(nd, n, xt, lo, hi);
   _mm512_storeu_si512(out, lo);
   _mm512_storeu_si512(out + 8, hi);
+}
+
+// Lowest set bit's index per 64-bit lane (every set is non-empty: the last leaf stays).
+FL_AVX512 inline __m512i lowest_bit(__m512i s) {
+  const __m512i lsb = _mm512_and_si512(s, _mm512_sub_epi64(_mm512_setzero_si512(), s));
+  return _mm512_sub_epi64(_mm512_set1_epi64(63), _mm512_lzcnt_epi64(lsb));
+}
+
+// One tree, one output: each of the n (<= 16) rows adds its exit leaf's value (`vals`: the
+// tree's 64 leaf values by bit) to its accumulator; one add per row, as the scalar loop does.
+template <class V, class Acc>
+FL_AVX512 void qs_tree_add(const QsNode<V>* nd, index_t n_nodes, const V* xt, const Acc* vals, Acc* acc,
+                           index_t n) {
+  __m512i lo, hi;
+  qs_sets<V>(nd, n_nodes, xt, lo, hi);
+  const __m512i blo = lowest_bit(lo), bhi = lowest_bit(hi);
+  const auto rows = static_cast<__mmask16>(n >= 16 ? 0xFFFFu : ((1u << n) - 1u));
+  if constexpr (sizeof(Acc) == sizeof(double)) {
+    const auto mlo = static_cast<__mmask8>(rows), mhi = static_cast<__mmask8>(rows >> 8);
+    const __m512d a = _mm512_add_pd(_mm512_maskz_loadu_pd(mlo, acc), _mm512_i64gather_pd(blo, vals, 8));
+    _mm512_mask_storeu_pd(acc, mlo, a);
+    const __m512d b = _mm512_add_pd(_mm512_maskz_loadu_pd(mhi, acc + 8), _mm512_i64gather_pd(bhi, vals, 8));
+    _mm512_mask_storeu_pd(acc + 8, mhi, b);
+  } else {
+    const __m512 g = _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_i64gather_ps(blo, vals, 4)),
+                                        _mm512_i64gather_ps(bhi, vals, 4), 1);
+    _mm512_mask_storeu_ps(acc, rows, _mm512_add_ps(_mm512_maskz_loadu_ps(rows, acc), g));
+  }
 }
 #endif
 
@@ -69,7 +104,8 @@ bool cpu_has_avx512() {
   static const bool ok = [] {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx512cd");
   }();
   return ok;
 #else
@@ -120,8 +156,13 @@ void Ensemble::build_qs() {
     if (!ok) continue;
     const auto qt = qs_.n_trees++;
     qs_.tree_qs[static_cast<size_t>(t)] = static_cast<std::int32_t>(qt);
-    for (size_t b = 0; b < 64; ++b)
-      qs_.leaf_slot.push_back(leaf_slot_[static_cast<size_t>(leaves[std::min(b, leaves.size() - 1)])]);
+    for (size_t b = 0; b < 64; ++b) {
+      const std::int32_t slot = leaf_slot_[static_cast<size_t>(leaves[std::min(b, leaves.size() - 1)])];
+      qs_.leaf_slot.push_back(slot);
+      const auto v = static_cast<size_t>(slot) * static_cast<size_t>(leaf_dim_);  // first output's value
+      qs_.leaf_val_d.push_back(leaf_values_[v]);
+      qs_.leaf_val_f.push_back(leaf_values_f32_[v]);
+    }
     for (const Split& s : splits) {
       // hi - lo <= 63: the right subtree holds at least one leaf.
       const std::uint64_t left = ((std::uint64_t{1} << (s.hi - s.lo)) - 1) << s.lo;
@@ -343,6 +384,11 @@ void Ensemble::accumulate_qs(const V* xb, index_t nr, Acc* acc) const {
   const QsNode<V>* qnodes;
   if constexpr (sizeof(V) == sizeof(float)) qnodes = qs_.nodes_f.data(); else qnodes = qs_.nodes_d.data();
   constexpr V kInf = std::numeric_limits<V>::infinity();
+  // One output and scalar leaves: the rows' accumulators are contiguous, so a tree's 16
+  // leaf values are gathered and added in one vector step.
+  const bool one_output = K == 1 && leaf_dim_ == 1;
+  const Acc* qvals;
+  if constexpr (sizeof(Acc) == sizeof(float)) qvals = qs_.leaf_val_f.data(); else qvals = qs_.leaf_val_d.data();
   for (index_t r = 0; r < nr; r += kW) {
     const index_t n = std::min(kW, nr - r);
     // Feature-major copy of the group; missing lanes repeat the first row (ignored).
@@ -357,6 +403,11 @@ void Ensemble::accumulate_qs(const V* xb, index_t nr, Acc* acc) const {
     }
     for (index_t t = 0; t < T; ++t) {
       const std::int32_t qt = qs_.tree_qs[static_cast<size_t>(t)];
+      if (qt >= 0 && one_output) {
+        const auto b = qs_.begin[static_cast<size_t>(qt)], e = qs_.begin[static_cast<size_t>(qt) + 1];
+        qs_tree_add<V, Acc>(qnodes + b, e - b, xt.data(), qvals + static_cast<index_t>(qt) * 64, acc + r, n);
+        continue;
+      }
       if (qt >= 0) {
         const auto b = qs_.begin[static_cast<size_t>(qt)], e = qs_.begin[static_cast<size_t>(qt) + 1];
         qs_tree<V>(qnodes + b, e - b, xt.data(), bv);

@@ -117,6 +117,8 @@ struct QsIndex {
   std::vector<QsNode<float>> nodes_f;        // thresholds of the float32 node copy
   std::vector<QsNode<double>> nodes_d;
   std::vector<std::int32_t> leaf_slot;       // qualifying tree * 64 + leaf bit -> leaf slot
+  std::vector<double> leaf_val_d;            // ... -> first leaf value (double / float)
+  std::vector<float> leaf_val_f;
   // One row at a time (latency path, scalar): the same nodes listed per feature by
   // ascending threshold, scanned while threshold < x, plus per feature the nodes whose NaN
   // goes right.
