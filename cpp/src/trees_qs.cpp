@@ -74,25 +74,36 @@ FL_AVX512 inline __m512i lowest_bit(__m512i s) {
   return _mm512_sub_epi64(_mm512_set1_epi64(63), _mm512_lzcnt_epi64(lsb));
 }
 
-// One tree, one output: each of the n (<= 16) rows adds its exit leaf's value (`vals`: the
-// tree's 64 leaf values by bit) to its accumulator; one add per row, as the scalar loop does.
+// Consecutive qualifying trees [qa, qb), one output: each of the n (<= 16) rows adds its
+// exit leaf's value (`vals`: 64 leaf values per tree, by bit) to its accumulator, tree after
+// tree, one add per row and tree as the scalar loop does. The accumulators stay in registers
+// over the run (through memory, each tree would wait on the previous tree's masked store).
 template <class V, class Acc>
-FL_AVX512 void qs_tree_add(const QsNode<V>* nd, index_t n_nodes, const V* xt, const Acc* vals, Acc* acc,
-                           index_t n) {
-  __m512i lo, hi;
-  qs_sets<V>(nd, n_nodes, xt, lo, hi);
-  const __m512i blo = lowest_bit(lo), bhi = lowest_bit(hi);
+FL_AVX512 void qs_run_add(const QsNode<V>* nodes, const std::int64_t* begin, index_t qa, index_t qb,
+                          const V* xt, const Acc* vals, Acc* acc, index_t n) {
   const auto rows = static_cast<__mmask16>(n >= 16 ? 0xFFFFu : ((1u << n) - 1u));
   if constexpr (sizeof(Acc) == sizeof(double)) {
     const auto mlo = static_cast<__mmask8>(rows), mhi = static_cast<__mmask8>(rows >> 8);
-    const __m512d a = _mm512_add_pd(_mm512_maskz_loadu_pd(mlo, acc), _mm512_i64gather_pd(blo, vals, 8));
+    __m512d a = _mm512_maskz_loadu_pd(mlo, acc), b = _mm512_maskz_loadu_pd(mhi, acc + 8);
+    for (index_t qt = qa; qt < qb; ++qt) {
+      __m512i lo, hi;
+      qs_sets<V>(nodes + begin[qt], begin[qt + 1] - begin[qt], xt, lo, hi);
+      const Acc* v = vals + qt * 64;
+      a = _mm512_add_pd(a, _mm512_i64gather_pd(lowest_bit(lo), v, 8));
+      b = _mm512_add_pd(b, _mm512_i64gather_pd(lowest_bit(hi), v, 8));
+    }
     _mm512_mask_storeu_pd(acc, mlo, a);
-    const __m512d b = _mm512_add_pd(_mm512_maskz_loadu_pd(mhi, acc + 8), _mm512_i64gather_pd(bhi, vals, 8));
     _mm512_mask_storeu_pd(acc + 8, mhi, b);
   } else {
-    const __m512 g = _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_i64gather_ps(blo, vals, 4)),
-                                        _mm512_i64gather_ps(bhi, vals, 4), 1);
-    _mm512_mask_storeu_ps(acc, rows, _mm512_add_ps(_mm512_maskz_loadu_ps(rows, acc), g));
+    __m512 a = _mm512_maskz_loadu_ps(rows, acc);
+    for (index_t qt = qa; qt < qb; ++qt) {
+      __m512i lo, hi;
+      qs_sets<V>(nodes + begin[qt], begin[qt + 1] - begin[qt], xt, lo, hi);
+      const Acc* v = vals + qt * 64;
+      a = _mm512_add_ps(a, _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_i64gather_ps(lowest_bit(lo), v, 4)),
+                                              _mm512_i64gather_ps(lowest_bit(hi), v, 4), 1));
+    }
+    _mm512_mask_storeu_ps(acc, rows, a);
   }
 }
 #endif
@@ -403,9 +414,11 @@ void Ensemble::accumulate_qs(const V* xb, index_t nr, Acc* acc) const {
     }
     for (index_t t = 0; t < T; ++t) {
       const std::int32_t qt = qs_.tree_qs[static_cast<size_t>(t)];
-      if (qt >= 0 && one_output) {
-        const auto b = qs_.begin[static_cast<size_t>(qt)], e = qs_.begin[static_cast<size_t>(qt) + 1];
-        qs_tree_add<V, Acc>(qnodes + b, e - b, xt.data(), qvals + static_cast<index_t>(qt) * 64, acc + r, n);
+      if (qt >= 0 && one_output) {  // the run of qualifying trees from here, in order
+        index_t te = t + 1;
+        while (te < T && qs_.tree_qs[static_cast<size_t>(te)] >= 0) ++te;
+        qs_run_add<V, Acc>(qnodes, qs_.begin.data(), qt, qt + (te - t), xt.data(), qvals, acc + r, n);
+        t = te - 1;
         continue;
       }
       if (qt >= 0) {
