@@ -276,3 +276,65 @@ def test_sklearn_one_row_paths():
     got = np.stack([m.predict_one(x) for x in X[:20]])
     np.testing.assert_allclose(got.reshape(-1, 2)[:, -1] if got.ndim == 2 and got.shape[1] == 2 else got.ravel(),
                                model.predict_proba(X[:20])[:, 1], rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("source", ["lightgbm", "hgb"])
+def test_one_row_float64_rows_holding_float32_values(source):
+    # A float64 row whose values are all float32 numbers takes the float32 node copy (exact
+    # for such values); a row with one value that is not stays on float64 nodes.
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    rng = np.random.default_rng(29)
+    X = _X(rng, 500, 6, inf=False).astype(np.float32).astype(np.float64)
+    y = (np.nan_to_num(X[:, 0]) + np.nan_to_num(X[:, 1]) > 0).astype(int)
+    if source == "lightgbm":
+        model = lgb.train(dict(objective="binary", num_leaves=15, verbose=-1, num_threads=1), lgb.Dataset(X, y), 10)
+        ref = lambda Z: model.predict(Z, raw_score=True)  # noqa: E731
+    else:
+        X[:, 2] = rng.integers(0, 5, len(X))
+        model = HistGradientBoostingClassifier(max_iter=10, categorical_features=[2], random_state=0).fit(X, y)
+        ref = model.decision_function
+    m = fm.import_model(model)
+    Z = X[:30].copy()
+    Z[1::2, 1] += 1e-9  # odd rows: not float32-representable
+    Z[1::2, 1] = np.where(Z[1::2, 1] == Z[1::2, 1].astype(np.float32), Z[1::2, 1] + 1e-7, Z[1::2, 1])
+    # thresholds sit between data values; values just next to them probe the rounding
+    got = np.array([m.predict_one(z, output="raw")[0] for z in Z])
+    np.testing.assert_array_equal(got, ref(Z))
+    _one_row_paths(m, Z)
+
+
+def _lgb_thresholds(booster):
+    out = []
+
+    def walk(node):
+        if "split_feature" in node:
+            if node.get("decision_type") == "<=":
+                out.append((node["split_feature"], float(node["threshold"])))
+            walk(node["left_child"])
+            walk(node["right_child"])
+    for t in booster.dump_model()["tree_info"]:
+        walk(t["tree_structure"])
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_values_at_thresholds(dtype):
+    # Rows whose values sit on, and one ulp either side of, split thresholds (in float64 and
+    # rounded to float32): the kernels must compare exactly as LightGBM does.
+    rng = np.random.default_rng(31)
+    booster = _lgb(rng, n=800, f=5, leaves=31, rounds=15)
+    m = fm.import_model(booster)
+    rows = []
+    for f, t in _lgb_thresholds(booster)[:120]:
+        if not abs(t) < 1e38:
+            continue
+        for v in (t, np.nextafter(t, np.inf), np.nextafter(t, -np.inf), float(np.float32(t)),
+                  float(np.nextafter(np.float32(t), np.float32(np.inf)))):
+            r = np.nan_to_num(_X(rng, 1, 5, inf=False)[0], nan=0.5)
+            r[f] = v
+            rows.append(r)
+    X = np.array(rows).astype(dtype)
+    ref = booster.predict(X.astype(np.float64), raw_score=True)
+    np.testing.assert_array_equal(_both(m, X), ref)
+    np.testing.assert_array_equal(np.array([m.predict_one(x, output="raw")[0] for x in X]), ref)

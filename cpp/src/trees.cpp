@@ -406,9 +406,17 @@ template <class T>
 void Ensemble::predict_row(const T* x, index_t stride, double* out, bool divide) const {
   const index_t K = n_outputs_, nf = n_features_;
   // float32 nodes (12 bytes, a smaller cache footprint) are exact whenever the compared
-  // values are float32 numbers, as in predict().
-  const bool f32 = (input_mode_ == static_cast<int>(InputMode::kFloat32) ||
-                   (input_mode_ == static_cast<int>(InputMode::kLightGBM) && sizeof(T) == sizeof(float)));
+  // values are float32 numbers, as in predict(): also for a float64 row whose values all
+  // are (the common case of float32 data scored through a float64 feature block).
+  bool f32 = (input_mode_ == static_cast<int>(InputMode::kFloat32) ||
+              (input_mode_ == static_cast<int>(InputMode::kLightGBM) && sizeof(T) == sizeof(float)));
+  if (!f32 && sizeof(T) == sizeof(double)) {
+    f32 = true;
+    for (index_t f = 0; f < nf && f32; ++f) {
+      const double v = static_cast<double>(x[f * stride]);
+      f32 = static_cast<double>(static_cast<float>(v)) == v || v != v;
+    }
+  }
   constexpr index_t kSmall = 256;
   double xs_small[kSmall];
   float xf_small[kSmall];
