@@ -1,7 +1,14 @@
 """Native tree ensembles: one model class for LightGBM, XGBoost and scikit-learn trees.
 
 A :class:`TreeEnsemble` is plain data (node arrays plus a few settings) evaluated by the C++
-engine in ``cpp/src/trees.cpp``. Importers (:mod:`forgeline.models.lightgbm`,
+engine in ``cpp/src/trees.cpp``. On CPUs with AVX-512 (checked at run time) batches use a
+QuickScorer kernel (``cpp/src/trees_qs.cpp``) for every tree with at most 64 leaves, no
+categorical or LightGBM Zero-missing split and no NaN / +inf threshold: 16 rows go through a
+tree together, as 64-bit leaf sets AND-ed in registers. Other trees are walked in the same
+pass, so each row still adds its trees in the source library's order and results are
+bit-identical to the walk (and independent of the thread count). One-row calls use a
+per-tree AVX-512 version (float32 values, at most 64 features; a float64 row whose values
+are all float32 numbers counts) or a scalar per-feature version. Importers (:mod:`forgeline.models.lightgbm`,
 :mod:`~forgeline.models.xgboost`, :mod:`~forgeline.models.sklearn_trees`) build one with
 :func:`build_ensemble`; bundles rebuild it with :meth:`TreeEnsemble.from_parts`.
 
