@@ -242,6 +242,10 @@ class TreeEnsemble(NativeModel):
         return out[:, 0] if self.n_outputs == 1 else out
 
     def _linked(self, X, n_threads, base_margin=None):
+        if (base_margin is None and type(X) is np.ndarray and X.ndim == 2 and X.shape[0] == 1
+                and X.shape[1] == self.n_features and X.dtype in (np.float32, np.float64)):
+            # One row (the Scorer's 1-row block): one native call, link included.
+            return self._core.predict_one(X[0], True).reshape(1, -1)
         out = self._raw(X, n_threads, base_margin, linked=True)
         if self._link:
             core.tree_apply_link(out, self._link, self._link_param, resolve_threads(n_threads))
@@ -254,7 +258,10 @@ class TreeEnsemble(NativeModel):
         out = self._linked(X, n_threads, base_margin)
         if out.shape[1] == 1:
             p = out[:, 0]
-            return np.stack([1.0 - p, p], axis=1)
+            proba = np.empty((len(p), 2))  # np.stack costs more than the 1-row model call
+            proba[:, 1] = p
+            np.subtract(1.0, p, out=proba[:, 0])
+            return proba
         return out
 
     def predict(self, X, n_threads: int | None = None, *, base_margin=None) -> np.ndarray:
