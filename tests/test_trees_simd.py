@@ -302,6 +302,9 @@ def test_one_row_float64_rows_holding_float32_values(source):
     got = np.array([m.predict_one(z, output="raw")[0] for z in Z])
     np.testing.assert_array_equal(got, ref(Z))
     _one_row_paths(m, Z)
+    # Batches too: a block of float32 values takes the float32 nodes, a mixed one does not.
+    for B in (X[:300], Z):
+        np.testing.assert_array_equal(_both(m, B), ref(B))
 
 
 def _lgb_thresholds(booster):

@@ -343,13 +343,25 @@ void Ensemble::predict(View2D<const T> x, const double* base_margin, double* out
   // kFloat32 mode, and for LightGBM mode when the input itself is float32.
   const bool f32 = (input_mode_ == static_cast<int>(InputMode::kFloat32) ||
                    (input_mode_ == static_cast<int>(InputMode::kLightGBM) && sizeof(T) == sizeof(float)));
+  // With the SIMD kernel on, a float64 block whose values all are float32 numbers (float32
+  // data in a float64 frame or feature block) takes the float32 nodes too: twice the lanes.
+  const bool probe = !f32 && simd_ && sizeof(T) == sizeof(double);
   parallel_for(x.rows, n_threads, kGrain, [&](index_t b, index_t e, index_t) {
     const size_t nb = static_cast<size_t>(kBlockRows * std::max<index_t>(n_features_, 1));
     std::vector<double> xb(f32 ? 0 : nb);
-    std::vector<float> xf(f32 ? nb : 0);
+    std::vector<float> xf(f32 || probe ? nb : 0);
     for (index_t r = b; r < e; r += kBlockRows) {
       const index_t re = std::min(e, r + kBlockRows);
-      if (f32) {
+      bool block_f32 = f32;
+      if (probe) {
+        block_f32 = true;
+        for (index_t i = r; i < re && block_f32; ++i)
+          for (index_t f = 0; f < n_features_; ++f) {
+            const double v = static_cast<double>(x(i, f));
+            if (!(static_cast<double>(static_cast<float>(v)) == v || v != v)) { block_f32 = false; break; }
+          }
+      }
+      if (block_f32) {
         if (acc_f32_) predict_block<T, float, float>(x, r, re, base_margin, out, t0, t1, xf.data(), divide);
         else predict_block<T, double, float>(x, r, re, base_margin, out, t0, t1, xf.data(), divide);
       } else {
