@@ -34,8 +34,11 @@ CAT_RULES = {"truncate": 0, "negative": 1, "integral": 2}
 LINKS = {"identity": 0, "sigmoid": 1, "softmax": 2, "exp": 3, "sigmoid_f32": 4,
          "softmax_f32": 5, "exp_f32": 6}
 
-#: ``engine="auto"`` picks the Numba JIT, which runs faster than the C++ engine (bench: 1.5x
-#: on T1's trees, bit-identical), when the model fits the generator (depth) and this node
+#: ``engine="auto"`` keeps the C++ engine when its AVX-512 QuickScorer kernel takes every tree
+#: (bench, T1's trees: the kernel runs several times faster than the Numba JIT, which was 1.5x
+#: faster than the C++ tree walk) and this is True ...
+JIT_AUTO_SIMD_FIRST = True
+#: ... otherwise it picks the Numba JIT (bit-identical) when the model fits the generator (depth) and this node
 #: budget (Numba compiles roughly linearly in nodes: a T1-sized 37,500-node model takes
 #: minutes cold) ...
 JIT_AUTO_MAX_NODES = 100_000
@@ -154,6 +157,8 @@ class TreeEnsemble(NativeModel):
         from . import trees_jit as tj
 
         if not tj.numba_available() or self.n_outputs > tj.MAX_OUTPUTS:
+            return False
+        if JIT_AUTO_SIMD_FIRST and self._core.simd and self._core.n_qs_trees == self.n_trees:
             return False
         if self.n_nodes > JIT_AUTO_MAX_NODES or self._max_depth() > JIT_AUTO_MAX_DEPTH:
             return False
