@@ -19,6 +19,11 @@
 #include "forgeline/trees.hpp"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+// GCC 12's AVX-512 intrinsics seed their results with _mm*_undefined_*(), which it then flags
+// as -Wmaybe-uninitialized once inlined under -fsanitize (the asan preset uses -Werror).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 #define FL_QS_X86 1
 #define FL_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512cd")))
@@ -89,8 +94,8 @@ FL_AVX512 void qs_run_add(const QsNode<V>* nodes, const std::int64_t* begin, ind
       __m512i lo, hi;
       qs_sets<V>(nodes + begin[qt], begin[qt + 1] - begin[qt], xt, lo, hi);
       const Acc* v = vals + qt * 64;
-      a = _mm512_add_pd(a, _mm512_i64gather_pd(lowest_bit(lo), v, 8));
-      b = _mm512_add_pd(b, _mm512_i64gather_pd(lowest_bit(hi), v, 8));
+      a = _mm512_add_pd(a, _mm512_mask_i64gather_pd(_mm512_setzero_pd(), 0xFF, lowest_bit(lo), v, 8));
+      b = _mm512_add_pd(b, _mm512_mask_i64gather_pd(_mm512_setzero_pd(), 0xFF, lowest_bit(hi), v, 8));
     }
     _mm512_mask_storeu_pd(acc, mlo, a);
     _mm512_mask_storeu_pd(acc + 8, mhi, b);
@@ -100,8 +105,9 @@ FL_AVX512 void qs_run_add(const QsNode<V>* nodes, const std::int64_t* begin, ind
       __m512i lo, hi;
       qs_sets<V>(nodes + begin[qt], begin[qt + 1] - begin[qt], xt, lo, hi);
       const Acc* v = vals + qt * 64;
-      a = _mm512_add_ps(a, _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_i64gather_ps(lowest_bit(lo), v, 4)),
-                                              _mm512_i64gather_ps(lowest_bit(hi), v, 4), 1));
+      const __m256 glo = _mm512_mask_i64gather_ps(_mm256_setzero_ps(), 0xFF, lowest_bit(lo), v, 4);
+      const __m256 ghi = _mm512_mask_i64gather_ps(_mm256_setzero_ps(), 0xFF, lowest_bit(hi), v, 4);
+      a = _mm512_add_ps(a, _mm512_insertf32x8(_mm512_insertf32x8(_mm512_setzero_ps(), glo, 0), ghi, 1));
     }
     _mm512_mask_storeu_ps(acc, rows, a);
   }
