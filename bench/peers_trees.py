@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _timing import best_of, forgeline_root, per_call, row
+from _timing import add_source_tree, best_of, forgeline_root, per_call, row
 
 HERE = Path(__file__).parent
 CACHE = Path(os.environ.get("FORGELINE_BENCH_CACHE", Path.home() / ".cache" / "forgeline-bench"))
@@ -129,7 +129,11 @@ def _jit_rows(wl, m, X, ref_secs):
     same = bool(np.array_equal(p, m.predict_proba(X)))
     m.set_engine("jit", cache_dir=cache)
     secs = best_of(lambda: m.predict_proba(X), repeats=3)
+    # Wall time on a loaded 2-core machine also measures thread scheduling: CPU time of one
+    # thread compares the kernels themselves.
+    cpu_jit = best_of(lambda: m.predict_proba(X, n_threads=1), repeats=3, clock=time.process_time)
     m.set_engine("native")
+    cpu_nat = best_of(lambda: m.predict_proba(X, n_threads=1), repeats=3, clock=time.process_time)
     # Cached load in a fresh process: numba import + loading the machine code from disk.
     tmp = tempfile.mkdtemp()
     meta, arrays = m.to_parts()
@@ -146,7 +150,8 @@ def _jit_rows(wl, m, X, ref_secs):
     cold = ("cold compile" if not info["cached"] else "cache hit; cold compile was in an earlier run")
     return [row(wl, "forgeline jit (numba)", secs,
                 f"bit-identical to native: {same}; {cold} {info['wall']:.1f}s wall / {info['cpu']:.1f}s cpu; "
-                f"{cached_note}; native/jit = {ref_secs / secs:.2f}")]
+                f"{cached_note}; native/jit = {ref_secs / secs:.2f} (wall), "
+                f"{cpu_nat / cpu_jit:.2f} (1-thread CPU)")]
 
 
 def _forgeline_rows(wl, model_src, X, proba_ref, lat_n, import_fn, jit=False, scorer_row=False):
@@ -160,7 +165,19 @@ def _forgeline_rows(wl, model_src, X, proba_ref, lat_n, import_fn, jit=False, sc
     p = m.predict_proba(X)[:, 1]
     err = float(np.max(np.abs(p - proba_ref))) if len(p) else 0.0
     secs = best_of(lambda: m.predict_proba(X), repeats=3)
-    rows.append(row(wl, "forgeline", secs, f"max|dp|={err:.1e}, {THREADS} threads"))
+    n_qs = int(m._core.n_qs_trees)
+    rows.append(row(wl, "forgeline", secs, f"max|dp|={err:.1e}, {THREADS} threads, "
+                    f"{n_qs}/{m.n_trees} trees on the SIMD kernel (simd={m._core.simd})"))
+    cpu1 = best_of(lambda: m.predict_proba(X, n_threads=1), repeats=3, clock=time.process_time)
+    rows.append(row(wl + " 1-thread cpu", "forgeline", cpu1, "CPU seconds, n_threads=1"))
+    if m._core.simd:
+        m._core.simd = False
+        try:
+            walk = best_of(lambda: m.predict_proba(X, n_threads=1), repeats=2, clock=time.process_time)
+        finally:
+            m._core.simd = True
+        rows.append(row(wl + " 1-thread cpu", "forgeline walk (simd off)", walk,
+                        f"the tree-walk engine; SIMD kernel speed-up {walk / cpu1:.2f}x"))
     x1 = np.ascontiguousarray(X[0])
     rows.append(row(wl + " single-row", "forgeline predict_one", per_call(lambda: m.predict_one(x1), lat_n),
                     "1-D row, no thread pool"))
@@ -204,7 +221,9 @@ def _onnx_rows(wl, convert, X, proba_ref, lat_n):
         so1.intra_op_num_threads = 1
         s1 = ort.InferenceSession(onx.SerializeToString(), so1, providers=["CPUExecutionProvider"])
         one = X[:1]
+        cpu1 = best_of(lambda: s1.run(None, {"x": X}), repeats=2, clock=time.process_time)
         return [row(wl, "onnxruntime", secs, f"max|dp|={err:.1e}"),
+                row(wl + " 1-thread cpu", "onnxruntime", cpu1, "CPU seconds, intra_op_num_threads=1"),
                 row(wl + " single-row", "onnxruntime", per_call(lambda: s1.run(None, {"x": one}), lat_n), ""),
                 row(wl + " load", "onnxruntime convert+session", t_load, "")]
     except Exception as exc:  # noqa: BLE001 - a failing peer is reported, not fatal
@@ -252,6 +271,9 @@ out = m.predict(X)
 best = 1e9
 for _ in range(3):
     t = time.perf_counter(); m.predict(X); best = min(best, time.perf_counter() - t)
+cpu1 = 1e9
+for _ in range(3):
+    t = time.process_time(); m.predict(X, n_jobs=1); cpu1 = min(cpu1, time.process_time() - t)
 one = X[:1]
 m.predict(one, n_jobs=1)
 n = 2000
@@ -259,7 +281,7 @@ t = time.perf_counter()
 for _ in range(n): m.predict(one, n_jobs=1)
 lat = (time.perf_counter() - t) / n
 np.save(data + ".out.npy", out)
-print(json.dumps({"compile": comp, "secs": best, "lat": lat}))
+print(json.dumps({"compile": comp, "secs": best, "lat": lat, "cpu1": cpu1}))
 """
 
 
@@ -279,12 +301,14 @@ def _lleaves_rows(wl, model_path, X, proba_ref):
         out = np.load(data + ".out.npy")
         err = float(np.max(np.abs(out - proba_ref)))
         return [row(wl, "lleaves", r["secs"], f"max|dp|={err:.1e}, compile {r['compile']:.1f}s (cached after first run)"),
+                row(wl + " 1-thread cpu", "lleaves", r["cpu1"], "CPU seconds, n_jobs=1"),
                 row(wl + " single-row", "lleaves", r["lat"], "")]
     except Exception as exc:  # noqa: BLE001
         return [row(wl, "lleaves", None, f"failed: {type(exc).__name__}: {str(exc)[:100]}")]
 
 
 def run(quick: bool) -> list[dict]:
+    add_source_tree()
     s = _sizes(quick)
     X, _ = _data(s["n"], 1)
     rows: list[dict] = []
@@ -299,6 +323,9 @@ def run(quick: bool) -> list[dict]:
     rs, _ = _forgeline_rows(wl, path, X, ref, s["lat"], fm.import_model, jit=True, scorer_row=True)
     rows += rs
     rows.append(row(wl, "lightgbm.predict", best_of(lambda: booster.predict(X, num_threads=THREADS), repeats=2), ""))
+    rows.append(row(wl + " 1-thread cpu", "lightgbm.predict",
+                    best_of(lambda: booster.predict(X, num_threads=1), repeats=1, clock=time.process_time),
+                    "CPU seconds, num_threads=1"))
     one = X[:1]
     rows.append(row(wl + " single-row", "lightgbm.predict", per_call(lambda: booster.predict(one, num_threads=1), s["lat"] // 4), ""))
     t = time.perf_counter()

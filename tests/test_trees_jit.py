@@ -118,6 +118,9 @@ def test_cache_reuse_base_margin_and_bundle(cache, tmp_path):
     assert "engine" not in meta["settings"] and all(isinstance(a, np.ndarray) for a in arrays.values())
     m2 = fm.model_from_parts(meta, arrays)
     assert m2.engine == "native"
+    if m2._core.simd:  # the SIMD kernel takes every tree: auto keeps it
+        assert m2.set_engine("auto", cache_dir=tmp_path).engine == "native"
+        m2._core.simd = False
     m2.set_engine("auto", cache_dir=tmp_path)
     assert m2.engine == "jit" and m2.jit_info["cached"]
     np.testing.assert_array_equal(m2.predict_raw(X), m.predict_raw(X))
@@ -130,6 +133,12 @@ def test_auto_rule(tmp_path, monkeypatch):
     rng = np.random.default_rng(1)
     b, X = tl._train(rng, "binary", n=200, rounds=3)
     m = fm.import_model(b)
+    monkeypatch.setattr(trees_mod, "JIT_AUTO_COMPILE", True)
+    if m._core.simd:  # the AVX-512 kernel takes every tree here: auto keeps the native engine
+        assert m._core.n_qs_trees == m.n_trees
+        assert m.set_engine("auto", cache_dir=tmp_path).engine == "native"
+    monkeypatch.setattr(trees_mod, "JIT_AUTO_SIMD_FIRST", False)
+    monkeypatch.setattr(trees_mod, "JIT_AUTO_COMPILE", False)
     # Not cached and JIT_AUTO_COMPILE off: auto never compiles behind the caller's back.
     assert m.set_engine("auto", cache_dir=tmp_path).engine == "native"
     monkeypatch.setattr(trees_mod, "JIT_AUTO_COMPILE", True)

@@ -143,6 +143,9 @@ void bind_trees(py::module_& m) {
       .def_property_readonly("n_nodes", &Ensemble::n_nodes)
       .def_property_readonly("n_features", &Ensemble::n_features)
       .def_property_readonly("n_outputs", &Ensemble::n_outputs)
+      .def_property_readonly("n_qs_trees", &Ensemble::n_qs_trees)
+      // Not thread-safe against a concurrent predict on the same object: tests and benches.
+      .def_property("simd", &Ensemble::simd, &Ensemble::set_simd)
       .def("predict", &predict_any, py::arg("X"), py::arg("base_margin") = py::none(),
            py::arg("t0") = 0, py::arg("t1") = -1, py::arg("n_threads") = 0,
            py::arg("divide") = true)

@@ -14,8 +14,6 @@ namespace {
 // LightGBM's kZeroThreshold is declared `const double kZeroThreshold = 1e-35f;`: the float
 // literal widened to double, which is not the same number as 1e-35.
 constexpr double kZeroThreshold = static_cast<double>(1e-35f);
-constexpr std::uint32_t kFeatureMask = 0xFFFFFFu;
-constexpr int kFlagShift = 24;
 // Rows per block: the prepared block (rows x features doubles) and the accumulators stay in
 // L1/L2 while every tree streams over it.
 constexpr index_t kBlockRows = 256;
@@ -169,7 +167,11 @@ Ensemble::Ensemble(const EnsembleSpec& s)
   leaf_values_f32_.assign(leaf_values_.begin(), leaf_values_.end());
   fnodes_.reserve(nodes_.size());
   for (const auto& n : nodes_) fnodes_.push_back({down_f32(n.threshold), n.feature_flags, n.child});
+  build_qs();
+  set_simd(true);
 }
+
+void Ensemble::set_simd(bool on) { simd_ = on && qs_.n_trees > 0 && cpu_has_avx512(); }
 
 inline float Ensemble::prep_f(float v) const {
   if (input_mode_ == static_cast<int>(InputMode::kLightGBM))
@@ -254,6 +256,11 @@ void Ensemble::predict_block(View2D<const T> x, index_t r0, index_t r1, const do
   for (index_t r = 0; r < nr; ++r)
     for (index_t k = 0; k < K; ++k)
       a[r * K + k] = static_cast<Acc>(base_margin ? base_margin[(r0 + r) * K + k] : base_[static_cast<size_t>(k)]);
+  if (simd_ && t0 == 0 && t1 == n_trees()) {
+    accumulate_qs<Acc, V>(xb, nr, a);
+    for (index_t r = 0; r < nr; ++r) finish_row(a + r * K, out + (r0 + r) * K, divide);
+    return;
+  }
   const Acc* leaves = nullptr;
   if constexpr (sizeof(Acc) == sizeof(float)) leaves = leaf_values_f32_.data(); else leaves = leaf_values_.data();
   for (index_t t = t0; t < t1; ++t) {
@@ -294,6 +301,39 @@ void Ensemble::predict_block(View2D<const T> x, index_t r0, index_t r1, const do
   for (index_t r = 0; r < nr; ++r) finish_row(a + r * K, out + (r0 + r) * K, divide);
 }
 
+template <class V>
+void Ensemble::walk_group(index_t t, const V* xb, index_t n, std::int32_t* leaf) const {
+  using Node = NodeT<V>;
+  const Node* nodes = node_array(static_cast<V*>(nullptr));
+  const std::int32_t root = roots_[static_cast<size_t>(t)];
+  const int depth = depth_[static_cast<size_t>(t)];
+  const bool special = tree_special_[static_cast<size_t>(t)];
+  const index_t nf = n_features_;
+  index_t r = 0;
+  for (; r + kLanes <= n; r += kLanes) {
+    std::int32_t* idx = leaf + r;
+    for (index_t l = 0; l < kLanes; ++l) idx[l] = root;
+    if (special) walk_lanes<true, kLanes>(nodes, idx, xb + r * nf, nf, depth);
+    else walk_lanes<false, kLanes>(nodes, idx, xb + r * nf, nf, depth);
+  }
+  for (; r < n; ++r) {
+    const V* xr = xb + r * nf;
+    std::int32_t i = root;
+    while (!(flags_of(nodes[i]) & kLeaf)) {
+      const Node& nd = nodes[i];
+      const V v = xr[feature_of(nd)];
+      bool left;
+      if (flags_of(nd) & kSpecial) left = go_left_special(flags_of(nd), static_cast<size_t>(i), v, nd.threshold);
+      else left = (v <= nd.threshold) | ((v != v) & static_cast<bool>(flags_of(nd) & kNanLeft));
+      i = nd.child + 1 - static_cast<std::int32_t>(left);
+    }
+    leaf[r] = i;
+  }
+}
+
+template void Ensemble::walk_group<float>(index_t, const float*, index_t, std::int32_t*) const;
+template void Ensemble::walk_group<double>(index_t, const double*, index_t, std::int32_t*) const;
+
 template <class T>
 void Ensemble::predict(View2D<const T> x, const double* base_margin, double* out, index_t t0,
                        index_t t1, int n_threads, bool divide) const {
@@ -303,13 +343,25 @@ void Ensemble::predict(View2D<const T> x, const double* base_margin, double* out
   // kFloat32 mode, and for LightGBM mode when the input itself is float32.
   const bool f32 = (input_mode_ == static_cast<int>(InputMode::kFloat32) ||
                    (input_mode_ == static_cast<int>(InputMode::kLightGBM) && sizeof(T) == sizeof(float)));
+  // With the SIMD kernel on, a float64 block whose values all are float32 numbers (float32
+  // data in a float64 frame or feature block) takes the float32 nodes too: twice the lanes.
+  const bool probe = !f32 && simd_ && sizeof(T) == sizeof(double);
   parallel_for(x.rows, n_threads, kGrain, [&](index_t b, index_t e, index_t) {
     const size_t nb = static_cast<size_t>(kBlockRows * std::max<index_t>(n_features_, 1));
     std::vector<double> xb(f32 ? 0 : nb);
-    std::vector<float> xf(f32 ? nb : 0);
+    std::vector<float> xf(f32 || probe ? nb : 0);
     for (index_t r = b; r < e; r += kBlockRows) {
       const index_t re = std::min(e, r + kBlockRows);
-      if (f32) {
+      bool block_f32 = f32;
+      if (probe) {
+        block_f32 = true;
+        for (index_t i = r; i < re && block_f32; ++i)
+          for (index_t f = 0; f < n_features_; ++f) {
+            const double v = static_cast<double>(x(i, f));
+            if (!(static_cast<double>(static_cast<float>(v)) == v || v != v)) { block_f32 = false; break; }
+          }
+      }
+      if (block_f32) {
         if (acc_f32_) predict_block<T, float, float>(x, r, re, base_margin, out, t0, t1, xf.data(), divide);
         else predict_block<T, double, float>(x, r, re, base_margin, out, t0, t1, xf.data(), divide);
       } else {
@@ -366,9 +418,17 @@ template <class T>
 void Ensemble::predict_row(const T* x, index_t stride, double* out, bool divide) const {
   const index_t K = n_outputs_, nf = n_features_;
   // float32 nodes (12 bytes, a smaller cache footprint) are exact whenever the compared
-  // values are float32 numbers, as in predict().
-  const bool f32 = (input_mode_ == static_cast<int>(InputMode::kFloat32) ||
-                   (input_mode_ == static_cast<int>(InputMode::kLightGBM) && sizeof(T) == sizeof(float)));
+  // values are float32 numbers, as in predict(): also for a float64 row whose values all
+  // are (the common case of float32 data scored through a float64 feature block).
+  bool f32 = (input_mode_ == static_cast<int>(InputMode::kFloat32) ||
+              (input_mode_ == static_cast<int>(InputMode::kLightGBM) && sizeof(T) == sizeof(float)));
+  if (!f32 && sizeof(T) == sizeof(double)) {
+    f32 = true;
+    for (index_t f = 0; f < nf && f32; ++f) {
+      const double v = static_cast<double>(x[f * stride]);
+      f32 = static_cast<double>(static_cast<float>(v)) == v || v != v;
+    }
+  }
   constexpr index_t kSmall = 256;
   double xs_small[kSmall];
   float xf_small[kSmall];
@@ -387,8 +447,15 @@ void Ensemble::predict_row(const T* x, index_t stride, double* out, bool divide)
   }
   auto run = [&](auto* acc) {
     using Acc = std::remove_pointer_t<decltype(acc)>;
-    if (f32) walk_row<PackedNodeF, float, Acc>(xf, acc);
-    else walk_row<PackedNode, double, Acc>(xs, acc);
+    if (simd_) {  // QuickScorer kernels on: the scalar one-row version
+      if (f32 && !qs_.cbegin.empty()) qs_row_simd<Acc>(xf, acc);
+      else if (f32) qs_row<float, Acc>(xf, acc);
+      else qs_row<double, Acc>(xs, acc);
+    } else if (f32) {
+      walk_row<PackedNodeF, float, Acc>(xf, acc);
+    } else {
+      walk_row<PackedNode, double, Acc>(xs, acc);
+    }
     finish_row(acc, out, divide);
   };
   if (K <= 64) {

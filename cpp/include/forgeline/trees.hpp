@@ -81,6 +81,9 @@ struct EnsembleSpec {
   bool divide_raw = true;      // whether raw margins are divided by `divisor` too
 };
 
+inline constexpr std::uint32_t kFeatureMask = 0xFFFFFFu;  // feature bits of feature_flags
+inline constexpr int kFlagShift = 24;                      // NodeFlag bits start here
+
 // Packed node: right child = child + 1. Leaves point to themselves (threshold NaN, child =
 // self - 1), so a fixed number of steps per tree needs no "is leaf" branch.
 template <class V>
@@ -93,6 +96,45 @@ using PackedNode = NodeT<double>;
 // float32 copy of the nodes: thresholds rounded down to the largest float <= t, so for
 // float32-valued inputs `x <= t_f` is exactly `x <= t`. 12 bytes a node, half the block size.
 using PackedNodeF = NodeT<float>;
+
+// QuickScorer index (trees_qs.cpp). A tree qualifies when it has at most 64 leaves, no
+// categorical or Zero-missing node and no NaN or +inf threshold. Its leaves are numbered left
+// to right, and each split node carries the bitmask that clears its left subtree's leaves.
+// A row's exit leaf is the lowest bit left after AND-ing the masks of all the nodes that
+// send it right (QuickScorer): x > threshold, with NaN read as -inf at nodes whose NaN goes
+// left and as +inf where it goes right (exact: no threshold is NaN or +inf). AND commutes,
+// so the order of the nodes does not matter; the trees are still summed in tree order.
+template <class V>
+struct QsNode {
+  V threshold;
+  std::uint32_t xoff;  // feature * 16, plus n_features * 16 when NaN goes right
+  std::uint64_t mask;
+};
+struct QsIndex {
+  index_t n_trees = 0;                       // qualifying trees
+  std::vector<std::int32_t> tree_qs;         // per tree: qualifying index or -1
+  std::vector<std::int64_t> begin;           // n_trees + 1, into nodes_f / nodes_d
+  std::vector<QsNode<float>> nodes_f;        // thresholds of the float32 node copy
+  std::vector<QsNode<double>> nodes_d;
+  std::vector<std::int32_t> leaf_slot;       // qualifying tree * 64 + leaf bit -> leaf slot
+  std::vector<double> leaf_val_d;            // ... -> first leaf value (double / float)
+  std::vector<float> leaf_val_f;
+  // One row at a time (latency path, scalar): the same nodes listed per feature by
+  // ascending threshold, scanned while threshold < x, plus per feature the nodes whose NaN
+  // goes right.
+  std::vector<std::int64_t> fbegin, nbegin;  // n_features + 1 each
+  std::vector<float> fthr_f;
+  std::vector<double> fthr_d;
+  std::vector<std::uint32_t> ftree, ntree;
+  std::vector<std::uint64_t> fmask, nmask;
+  // One row, AVX-512, n_features <= 64: each tree's nodes in chunks of 16 lanes (padding
+  // lanes never fire); the row sits in four registers and a permute fetches the lanes' values.
+  std::vector<std::int64_t> cbegin;          // n_trees + 1, in chunks
+  std::vector<std::int32_t> cfeat;           // 16 per chunk
+  std::vector<float> cthr;                   // 16 per chunk (float32 node copy)
+  std::vector<std::uint64_t> cmask;          // 16 per chunk
+  std::vector<std::uint16_t> cnan;           // per chunk: lanes whose NaN goes right
+};
 
 class Ensemble {
  public:
@@ -108,6 +150,12 @@ class Ensemble {
   template <class T>
   void predict(View2D<const T> x, const double* base_margin, double* out, index_t t0,
                index_t t1, int n_threads, bool divide = true) const;
+
+  // Whether batches use the AVX-512 QuickScorer kernel (default: when the CPU has it and
+  // some tree qualifies). Switching it off is for tests and benchmarks; results are equal.
+  bool simd() const { return simd_; }
+  void set_simd(bool on);
+  index_t n_qs_trees() const { return qs_.n_trees; }
 
   // One row without the thread pool (latency path).
   template <class T>
@@ -127,6 +175,17 @@ class Ensemble {
   void walk_lanes(const Node* nodes, std::int32_t* idx, const V* x, index_t lane_stride, int depth) const;
   template <class Node, class V, class Acc>
   void walk_row(const V* xs, Acc* acc) const;
+  // Trees [t0, t1) over nr prepared rows (row-major, n_features apart) into acc (nr x K).
+  template <class Acc, class V>
+  void accumulate_qs(const V* xb, index_t nr, Acc* acc) const;
+  // Leaf nodes of tree t for n <= 16 prepared rows.
+  template <class V>
+  void walk_group(index_t t, const V* xb, index_t n, std::int32_t* leaf) const;
+  template <class V, class Acc>
+  void qs_row(const V* xs, Acc* acc) const;
+  template <class Acc>
+  void qs_row_simd(const float* xs, Acc* acc) const;
+  void build_qs();
   double prep(double v) const;
   float prep_f(float v) const;
   const NodeT<double>* node_array(double*) const { return nodes_.data(); }
@@ -152,7 +211,12 @@ class Ensemble {
   std::vector<std::uint32_t> cat_bits_;
   std::vector<std::int32_t> cat_off_, cat_nw_;  // per packed node (special nodes only)
   std::vector<double> base_;
+  QsIndex qs_;
+  bool simd_ = false;
 };
+
+// True when the CPU runs the AVX-512 kernels (avx512f/bw/vl/dq), checked at run time.
+bool cpu_has_avx512();
 
 // Applies a link in place over rows x k values (k = n_outputs), or rows x 1.
 void apply_link(int link, double param, double* values, index_t rows, index_t k, int n_threads);
