@@ -16,7 +16,7 @@ import threading
 
 import numpy as np
 
-from ._tune_cv import FoldScore, PrefixCache, fit_score_fold
+from ._tune_cv import FoldScore, PrefixCache, fit_score_fold, freeze
 
 
 class Progress:
@@ -89,14 +89,53 @@ def _run_unit(task, jobs, train, valid, fold, *, X, y, cache, extra, stop, sink=
             return _run_unit(task, jobs, train, valid, fold, X=X, y=y,
                              cache=PrefixCache(1 << 62), extra=extra, stop=stop, sink=sink)
     out = []
+    chains: dict = {}
+    if task.warm_path is not None:
+        jobs = warm_order(jobs, task.warm_path, task.warm_descending)
     for ci, params, seeds in jobs:
         if stop is not None and stop.is_set():
             break
-        fs = fit_score_fold(task, params, seeds, X, y, train, valid, fold, cache, extra)
+        warm = None
+        if task.warm_path is not None:
+            warm = chains.setdefault(chain_key(params, task.warm_path), [None])
+        fs = fit_score_fold(task, params, seeds, X, y, train, valid, fold, cache, extra,
+                            warm=warm)
         if sink is not None:
             sink[(ci, fold)] = fs
         out.append((ci, fold, fs))
     return out
+
+
+def chain_key(params: dict, path: str):
+    """Candidates with equal values of every parameter but the path one share a chain."""
+    return freeze({k: v for k, v in params.items() if k != path})
+
+
+def warm_order(jobs, path: str, descending: bool):
+    """The unit's candidates, chain after chain (in order of first appearance), each chain
+    along the path parameter: ascending, or descending when asked. Python's sort is
+    stable, so ties keep the candidate order and the schedule depends on nothing else."""
+    first: dict = {}
+    for pos, (_, params, _) in enumerate(jobs):
+        first.setdefault(chain_key(params, path), pos)
+
+    def key(job):
+        v = job[1][path]
+        return (first[chain_key(job[1], path)], -v if descending else v)
+
+    return sorted(jobs, key=key)
+
+
+class _Live(dict):
+    """A sink that hands every fold score to ``collect`` the moment it is stored."""
+
+    def __init__(self, collect):
+        super().__init__()
+        self._collect = collect
+
+    def __setitem__(self, key, fs):
+        super().__setitem__(key, fs)
+        self._collect([(key[0], key[1], fs)])
 
 
 def run_candidates(task, cands, groups, X, y, folds, *, n_jobs, backend, cache, extra,
@@ -125,12 +164,10 @@ def run_candidates(task, cands, groups, X, y, folds, *, n_jobs, backend, cache, 
     try:
         with pin:
             if n_jobs == 1 or len(units) == 1:
+                live = _Live(_collect)  # each fit is collected as it ends (Ctrl-C keeps it)
                 for g, f in units:
-                    jobs, train, valid, f = _args(g, f)
-                    for ci, params, seeds in jobs:
-                        fs = fit_score_fold(task, params, seeds, X, y, train, valid, f,
-                                            cache, extra)
-                        _collect([(ci, f, fs)])
+                    _run_unit(task, *_args(g, f), X=X, y=y, cache=cache, extra=extra,
+                              stop=None, sink=live)
             elif backend == "threads":
                 stop = threading.Event()
                 sink: dict = {}
