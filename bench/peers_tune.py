@@ -14,6 +14,9 @@ Rows:
     the per-fold transform cache (a prefix is fitted once per (fold, n_bins));
   * ``forgeline grid (native CT)``: forgeline's own ColumnTransformer (exact equivalent of
     the sklearn one), so the cache plus the native transform kernels;
+  * ``forgeline grid warm-start path (opt-in, inexact)`` (LogisticRegression only):
+    ``warm_start_path="model__C"``, each fold's C values fitted in ascending order from the
+    previous fit's coefficients; its note carries its own and GridSearchCV's best;
   * ``forgeline halving (native CT)``: successive halving on rows (LogisticRegression) or on
     boosting rounds (HistGradientBoosting, max_iter) with the cache.
 The note carries each run's best mean CV score (roc_auc), best parameters, the ratio to
@@ -141,6 +144,16 @@ def _one(model: str, quick: bool, df, y, echo=False, n_jobs=2, sklearn_ct_row=Tr
         rows.append(row(wl, "forgeline grid (native CT)", t,
                         f"{ref / t:.2f}x vs GridSearchCV; {_hits(r)}; "
                         + _fmt(r.best_score_, r.best_params_)))
+        if "warm_start" in est.get_params() and model == "lr":
+            # opt-in and inexact: the fold's C values fitted in order with warm starts
+            t, w = timed(lambda: tune.search(
+                _pipe(forgeline_ct(), est), fl_space, df, y, cv=cv, scoring="roc_auc",
+                n_jobs=n_jobs, progress=False, warm_start_path="model__C"))
+            rows.append(row(wl, "forgeline grid warm-start path (opt-in, inexact)", t,
+                            f"{ref / t:.2f}x vs GridSearchCV; {_hits(w)}; "
+                            + _fmt(w.best_score_, w.best_params_)
+                            + f"; GridSearchCV {_fmt(gs.best_score_, gs.best_params_)}"
+                            + f"; best-score diff {w.best_score_ - gs.best_score_:+.2e}"))
         t, r = timed(lambda: tune.search(_pipe(forgeline_ct(), est), fl_space, df, y, cv=cv,
                                          scoring="roc_auc", strategy="halving",
                                          random_state=0, n_jobs=n_jobs, progress=False))
