@@ -383,7 +383,8 @@ def search(estimator, space, X, y=None, *, cv=5, strategy: str = "grid", scoring
     n_iter : int
         Candidates for ``"random"`` and ``"optuna"`` (and ``"halving"`` on distributions).
     n_jobs : int or None
-        Parallel units of work (one ``(prefix group, fold)`` each). ``None`` (default) uses
+        Parallel workers (threads: over ``(candidate, fold)`` fits; processes: over
+        ``(prefix group, fold)`` units). ``None`` (default) uses
         every core, unlike sklearn's ``n_jobs=None``; negative counts back from the core
         count as in sklearn. Results do not depend on it (see ``inner_threads``).
     backend : {"threads", "processes"}
@@ -410,7 +411,9 @@ def search(estimator, space, X, y=None, *, cv=5, strategy: str = "grid", scoring
         Budget of the transform cache (transformed fold matrices, HGB binned matrices).
         ``None``: a quarter of the memory available when the search starts (1 GiB where
         that cannot be read), enough for halving on boosting rounds to keep every fold's
-        matrices across rounds instead of refitting them.
+        matrices across rounds instead of refitting them. With threads, the candidates of
+        one prefix group run round-robin over the folds, so the budget should hold that
+        group's matrices for every fold (else prefixes are refitted: slower, same results).
     mlflow_experiment, mlflow_tracking_uri : str or None
         Log every trial (params, fold scores, mean/std, fit time, cache hits) as a child
         run of one parent run into this MLflow experiment.
