@@ -14,10 +14,15 @@ Rows:
     the per-fold transform cache (a prefix is fitted once per (fold, n_bins));
   * ``forgeline grid (native CT)``: forgeline's own ColumnTransformer (exact equivalent of
     the sklearn one), so the cache plus the native transform kernels;
+  * ``forgeline grid warm-start path (opt-in, inexact)`` (LogisticRegression only):
+    ``warm_start_path="model__C"``, each fold's C values fitted in ascending order from the
+    previous fit's coefficients; its note carries its own and GridSearchCV's best;
   * ``forgeline halving (native CT)``: successive halving on rows (LogisticRegression) or on
     boosting rounds (HistGradientBoosting, max_iter) with the cache.
 The note carries each run's best mean CV score (roc_auc), best parameters, the ratio to
-GridSearchCV in the same run, and the cache hit counts (prefix; HGB binned data).
+GridSearchCV in the same run (wall, and CPU seconds of the process and its workers, which
+the other tenants of a shared box do not inflate), and the cache hit counts (prefix; HGB
+binned data).
 
 Usage: python bench/peers_tune.py [--quick] [--model lr|hgb] [--rows N] [--jobs N]
        [--skip-sklearn-ct]
@@ -113,41 +118,86 @@ def _one(model: str, quick: bool, df, y, echo=False, n_jobs=2, sklearn_ct_row=Tr
     cv = StratifiedKFold(5)
     rows, ref = _Rows(echo), None
 
+    cpu: dict = {}
+
     def timed(fn):
-        t0 = time.perf_counter()
+        c0, t0 = _cpu_seconds(), time.perf_counter()
         out = fn()
-        return time.perf_counter() - t0, out
+        t = time.perf_counter() - t0
+        cpu["last"] = _cpu_seconds() - c0
+        return t, out
+
+    def ratio(t):
+        """Wall ratio to GridSearchCV, plus the CPU-seconds ratio (load-independent)."""
+        c = cpu["last"]
+        return (f"{ref / t:.2f}x vs GridSearchCV (CPU {c:.0f}s, {ref_cpu / c:.2f}x CPU)"
+                if c > 0 else f"{ref / t:.2f}x vs GridSearchCV")
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         t, gs = timed(lambda: GridSearchCV(_pipe(sklearn_ct(), est), sk_space, cv=cv,
                                            scoring="roc_auc", n_jobs=n_jobs).fit(df, y))
-        ref = t
-        rows.append(row(wl, "sklearn GridSearchCV", t, _fmt(gs.best_score_, gs.best_params_)))
+        ref, ref_cpu = t, cpu["last"]
+        rows.append(row(wl, "sklearn GridSearchCV", t, f"CPU {ref_cpu:.0f}s; "
+                        + _fmt(gs.best_score_, gs.best_params_)))
         if HalvingGridSearchCV is not None:
             t, hs = timed(lambda: HalvingGridSearchCV(
                 _pipe(sklearn_ct(), est), sk_space, cv=cv, scoring="roc_auc", n_jobs=n_jobs,
                 random_state=0).fit(df, y))
             rows.append(row(wl, "sklearn HalvingGridSearchCV", t,
-                            _fmt(hs.best_score_, hs.best_params_)))
+                            f"{ratio(t)}; " + _fmt(hs.best_score_, hs.best_params_)))
         if sklearn_ct_row:
             t, r = timed(lambda: tune.search(_pipe(sklearn_ct(), est), sk_space, df, y, cv=cv,
                                              scoring="roc_auc", n_jobs=n_jobs, progress=False))
             rows.append(row(wl, "forgeline grid (sklearn CT)", t,
-                            f"{ref / t:.2f}x vs GridSearchCV; {_hits(r)}; "
+                            f"{ratio(t)}; {_hits(r)}; "
                             + _fmt(r.best_score_, r.best_params_)))
         t, r = timed(lambda: tune.search(_pipe(forgeline_ct(), est), fl_space, df, y, cv=cv,
                                          scoring="roc_auc", n_jobs=n_jobs, progress=False))
         rows.append(row(wl, "forgeline grid (native CT)", t,
-                        f"{ref / t:.2f}x vs GridSearchCV; {_hits(r)}; "
+                        f"{ratio(t)}; {_hits(r)}; "
                         + _fmt(r.best_score_, r.best_params_)))
+        if "warm_start" in est.get_params() and model == "lr":
+            # opt-in and inexact: the fold's C values fitted in order with warm starts
+            t, w = timed(lambda: tune.search(
+                _pipe(forgeline_ct(), est), fl_space, df, y, cv=cv, scoring="roc_auc",
+                n_jobs=n_jobs, progress=False, warm_start_path="model__C"))
+            rows.append(row(wl, "forgeline grid warm-start path (opt-in, inexact)", t,
+                            f"{ratio(t)}; {_hits(w)}; "
+                            + _fmt(w.best_score_, w.best_params_)
+                            + f"; GridSearchCV {_fmt(gs.best_score_, gs.best_params_)}"
+                            + f"; best-score diff {w.best_score_ - gs.best_score_:+.2e}"))
         t, r = timed(lambda: tune.search(_pipe(forgeline_ct(), est), fl_space, df, y, cv=cv,
                                          scoring="roc_auc", strategy="halving",
                                          random_state=0, n_jobs=n_jobs, progress=False))
         rows.append(row(wl, "forgeline halving (native CT)", t,
-                        f"{ref / t:.2f}x vs GridSearchCV; on {r.extra['halving_resource']}; "
+                        f"{ratio(t)}; on {r.extra['halving_resource']}; "
                         f"{_hits(r)}; " + _fmt(r.best_score_, r.best_params_)))
     return list(rows)
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds of this process, its live child processes (sklearn's loky workers) and
+    its reaped children. On a loaded shared box wall time moves with the other tenants;
+    CPU time charges each engine for the work it did on every core, so its ratio holds."""
+    import os
+    import resource
+    total = sum(getattr(resource.getrusage(w), f) for w in (resource.RUSAGE_SELF,
+                resource.RUSAGE_CHILDREN) for f in ("ru_utime", "ru_stime"))
+    me, tick = os.getpid(), os.sysconf("SC_CLK_TCK")
+    try:
+        pids = [d for d in os.listdir("/proc") if d.isdigit()]
+    except OSError:  # pragma: no cover - not Linux: own CPU only
+        return total
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == me:  # ppid; utime and stime are fields 14 and 15 of stat
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 def _hits(r) -> str:

@@ -255,6 +255,34 @@ def test_hist_gradient_boosting_scores_do_not_depend_on_n_jobs(data):
         assert r.best_params_ == runs[0].best_params_
 
 
+@pytest.mark.parametrize("cv", [2, 3])
+def test_thread_pieces_count_hits_like_the_serial_loop(data, cv):
+    # threads run (candidate, fold) pieces; a fold's first candidate fits the prefix and the
+    # bins, the others wait for it, so the per-trial hits match the serial loop's exactly,
+    # also when there are more workers than folds (cv=2, n_jobs=3)
+    X, y = data
+    cols = ["mean_score", "cache_hits", "model_cache_hits"]
+    one = tune.search(_pipe(_hgb()), HGB_SPACE, X, y, cv=cv, scoring="roc_auc", n_jobs=1)
+    for _ in range(2):
+        many = tune.search(_pipe(_hgb()), HGB_SPACE, X, y, cv=cv, scoring="roc_auc",
+                           n_jobs=3)
+        pd.testing.assert_frame_equal(many.trials_[cols], one.trials_[cols])
+    assert one.cache_hits_ == one.model_cache_hits_ == 6 * cv
+
+
+def test_thread_pieces_order():
+    from forgeline._tune_cv import Split, Task
+    from forgeline._tune_run import thread_pieces
+    cands = [(i, {"p": i}, {}) for i in range(3)]
+    task = Task(estimator=None, split=Split([], None), scorer=None)
+    pieces = thread_pieces(task, cands, [[0, 1], [2]], 2)
+    assert [([j[0] for j in jobs], f) for jobs, f, _, _ in pieces] == [
+        ([0], 0), ([0], 1), ([1], 0), ([1], 1), ([2], 0), ([2], 1)]
+    leads = [lead for _, _, _, lead in pieces]
+    assert leads[0] is pieces[2][2] and leads[1] is pieces[3][2]  # later pieces wait on it
+    assert pieces[0][2] is None and leads[2] is None
+
+
 def test_halving_rounds_rule_for_hist_gradient_boosting():
     from sklearn.ensemble import HistGradientBoostingClassifier
 

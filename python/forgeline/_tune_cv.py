@@ -170,6 +170,8 @@ class Task:
     split: Split
     scorer: object
     reuse_bins: bool = True
+    warm_path: str | None = None  # opt-in warm-start path parameter (full name)
+    warm_descending: bool = False
 
 
 def build(estimator, params: dict, seed_params: dict):
@@ -193,11 +195,23 @@ def fit_prefix(est, split: Split, X_tr, y_tr, X_va, fit_params=None):
     return prefix, Xt_tr, Xt_va
 
 
+def final_params(split: Split, params: dict) -> dict:
+    """The final step's own parameters (``model__C`` -> ``C``) out of pipeline params."""
+    if not split.final:
+        return dict(params)
+    head = f"{split.final}__"
+    return {k[len(head):]: v for k, v in params.items() if k.startswith(head)}
+
+
 def fit_score_fold(task: Task, params: dict, seed_params: dict, X, y, train, valid,
-                   fold: int, cache: PrefixCache | None, extra=None) -> FoldScore:
+                   fold: int, cache: PrefixCache | None, extra=None,
+                   warm: list | None = None) -> FoldScore:
     """Fit one candidate on one fold (reusing the cached prefix) and score it.
 
-    ``extra`` holds fixed overrides of the final step (the halving budget).
+    ``extra`` holds fixed overrides of the final step (the halving budget). ``warm`` (the
+    opt-in warm-start path) is a one-element list holding the previous fitted final model
+    of this candidate's chain, or None: the fit then continues from that model's state
+    (``warm_start=True``) instead of a fresh clone's, and the list receives this model.
     """
     est = build(task.estimator, params, seed_params)
     if extra:
@@ -219,6 +233,16 @@ def fit_score_fold(task: Task, params: dict, seed_params: dict, X, y, train, val
     else:
         Xt_tr, Xt_va = take(X, train), take(X, valid)
         model = est
+    if warm is not None:
+        if warm[0] is not None:
+            # the chain differs only in the path parameter (and seeds): the previous model
+            # gets this candidate's final-step values and keeps its fitted coefficients
+            from sklearn.base import clone
+            model = warm[0]
+            model.set_params(**clone(final_params(task.split, {**seed_params, **params,
+                                                               **(extra or {})}), safe=False))
+        model.set_params(warm_start=True)
+        warm[0] = model
     model_hit = _fit_model(model, Xt_tr, y_tr, cache if task.reuse_bins else None, key)
     t1 = time.perf_counter()
     score = float(task.scorer(model, Xt_va, y_va))

@@ -1,9 +1,11 @@
 """Execution of :mod:`forgeline.tune`: scheduling fold fits over threads or processes.
 
 Work is cut into *units* of one ``(prefix group, fold)``: the unit fits the shared prefix
-once and then every candidate of the group on that fold. Units run in order (group after
-group) so the cache only ever holds a few entries; results land in a ``(candidate, fold)``
-table, so the outcome never depends on ``n_jobs`` or on completion order.
+once and then every candidate of the group on that fold. The serial loop and the process
+backend run whole units, group after group. The thread backend splits units into pieces of
+one candidate (see :func:`thread_pieces`) that share the prefix through the cache, so the
+workers stay busy to the end. Results land in a ``(candidate, fold)`` table, so the outcome
+never depends on ``n_jobs``, the backend or completion order.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import threading
 
 import numpy as np
 
-from ._tune_cv import FoldScore, PrefixCache, fit_score_fold
+from ._tune_cv import FoldScore, PrefixCache, fit_score_fold, freeze
 
 
 class Progress:
@@ -78,25 +80,104 @@ def _pin_worker(inner_threads):
 
 
 def _run_unit(task, jobs, train, valid, fold, *, X, y, cache, extra, stop, sink=None,
-              inner_threads=None):
+              inner_threads=None, after=None, lead=None):
     """One unit: candidates ``jobs`` (``[(index, params, seeds)]``) on fold ``fold``.
 
     With threads, ``sink`` receives each fold score as soon as it exists, so an interrupt
-    in the middle of a unit keeps the fits already done.
+    in the middle of a unit keeps the fits already done. A thread *piece* (part of a unit)
+    first waits for ``after``, the event its fold's lead piece sets once its first fit is
+    done; the lead piece passes that event as ``lead``.
     """
+    if after is not None:
+        # the lead fits the shared prefix and binned data; waiting for it keeps the cache
+        # hits where the serial order puts them, whichever thread is quicker
+        while not after.wait(0.05):
+            if stop is not None and stop.is_set():
+                return []
     if cache is None:  # process backend: a unit-local cache still shares the prefix fit
         with inner_limits(inner_threads):  # a worker process runs one unit at a time
             return _run_unit(task, jobs, train, valid, fold, X=X, y=y,
                              cache=PrefixCache(1 << 62), extra=extra, stop=stop, sink=sink)
     out = []
+    chains: dict = {}
+    if task.warm_path is not None:
+        jobs = warm_order(jobs, task.warm_path, task.warm_descending)
     for ci, params, seeds in jobs:
         if stop is not None and stop.is_set():
             break
-        fs = fit_score_fold(task, params, seeds, X, y, train, valid, fold, cache, extra)
+        warm = None
+        if task.warm_path is not None:
+            warm = chains.setdefault(chain_key(params, task.warm_path), [None])
+        try:
+            fs = fit_score_fold(task, params, seeds, X, y, train, valid, fold, cache, extra,
+                                warm=warm)
+        finally:
+            if lead is not None:
+                lead.set()
+                lead = None
         if sink is not None:
             sink[(ci, fold)] = fs
         out.append((ci, fold, fs))
     return out
+
+
+def chain_key(params: dict, path: str):
+    """Candidates with equal values of every parameter but the path one share a chain."""
+    return freeze({k: v for k, v in params.items() if k != path})
+
+
+def thread_pieces(task, cands, groups, n_folds: int) -> list:
+    """The thread pool's work list: ``(jobs, fold, after, lead)`` pieces of one candidate
+    (or one warm-start chain, which never splits) on one fold.
+
+    Group after group, and within a group round-robin over the folds: the workers then fit
+    different folds' prefixes side by side, and with pieces this small both stay busy to
+    the end (a whole ``(group, fold)`` unit per worker leaves one idle when the unit count
+    is not a multiple of ``n_jobs``). The first piece of each fold is its lead; the others
+    wait for the lead's first fit (see :func:`_run_unit`), so they reuse its prefix.
+    """
+    out = []
+    for g in groups:
+        jobs = [cands[i] for i in g]
+        if task.warm_path is not None:
+            chains: dict = {}
+            for job in warm_order(jobs, task.warm_path, task.warm_descending):
+                chains.setdefault(chain_key(job[1], task.warm_path), []).append(job)
+            parts = list(chains.values())
+        else:
+            parts = [[job] for job in jobs]
+        events = [threading.Event() for _ in range(n_folds)]
+        for k, part in enumerate(parts):
+            for f in range(n_folds):
+                out.append((part, f, events[f] if k else None, None if k else events[f]))
+    return out
+
+
+def warm_order(jobs, path: str, descending: bool):
+    """The unit's candidates, chain after chain (in order of first appearance), each chain
+    along the path parameter: ascending, or descending when asked. Python's sort is
+    stable, so ties keep the candidate order and the schedule depends on nothing else."""
+    first: dict = {}
+    for pos, (_, params, _) in enumerate(jobs):
+        first.setdefault(chain_key(params, path), pos)
+
+    def key(job):
+        v = job[1][path]
+        return (first[chain_key(job[1], path)], -v if descending else v)
+
+    return sorted(jobs, key=key)
+
+
+class _Live(dict):
+    """A sink that hands every fold score to ``collect`` the moment it is stored."""
+
+    def __init__(self, collect):
+        super().__init__()
+        self._collect = collect
+
+    def __setitem__(self, key, fs):
+        super().__setitem__(key, fs)
+        self._collect([(key[0], key[1], fs)])
 
 
 def run_candidates(task, cands, groups, X, y, folds, *, n_jobs, backend, cache, extra,
@@ -120,28 +201,27 @@ def run_candidates(task, cands, groups, X, y, folds, *, n_jobs, backend, cache, 
         train, valid = folds[f]
         return jobs, train, valid, f
 
-    n_jobs = min(resolve_jobs(n_jobs), max(len(units), 1))
+    pieces = thread_pieces(task, cands, groups, len(folds)) if backend == "threads" else units
+    n_jobs = min(resolve_jobs(n_jobs), max(len(pieces), 1))
     pin = inner_limits(inner_threads) if backend == "threads" else contextlib.nullcontext()
     try:
         with pin:
-            if n_jobs == 1 or len(units) == 1:
+            if n_jobs == 1 or len(pieces) == 1:
+                live = _Live(_collect)  # each fit is collected as it ends (Ctrl-C keeps it)
                 for g, f in units:
-                    jobs, train, valid, f = _args(g, f)
-                    for ci, params, seeds in jobs:
-                        fs = fit_score_fold(task, params, seeds, X, y, train, valid, f,
-                                            cache, extra)
-                        _collect([(ci, f, fs)])
+                    _run_unit(task, *_args(g, f), X=X, y=y, cache=cache, extra=extra,
+                              stop=None, sink=live)
             elif backend == "threads":
                 stop = threading.Event()
                 sink: dict = {}
                 with cf.ThreadPoolExecutor(max_workers=n_jobs, initializer=_pin_worker,
                                            initargs=(inner_threads,)) as ex:
                     futs = []
-                    for g, f in units:
-                        jobs, train, valid, f = _args(g, f)
+                    for jobs, f, after, lead in pieces:
+                        train, valid = folds[f]
                         futs.append(ex.submit(_run_unit, task, jobs, train, valid, f, X=X, y=y,
                                               cache=cache, extra=extra, stop=stop,
-                                              sink=sink))
+                                              sink=sink, after=after, lead=lead))
                     try:
                         for fut in futs:
                             while True:

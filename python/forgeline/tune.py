@@ -148,6 +148,40 @@ def _make_cv(cv, estimator, y):
         raise InputError(f"cannot use cv={cv!r}: {exc}") from exc
 
 
+def _check_warm_path(estimator, split: Split, space_dicts, strategy, path):
+    """``(parameter name, descending)`` of the opt-in warm-start path, or ``(None, False)``."""
+    if path is None:
+        return None, False
+    if not isinstance(path, str) or not path.lstrip("-"):
+        raise InputError(f"warm_start_path must be a parameter name such as 'model__C', "
+                         f"got {path!r}")
+    if strategy == "optuna":
+        raise InputError("warm_start_path works with strategy='grid', 'random' or "
+                         "'halving', not 'optuna' (its trials run one at a time)")
+    desc = path.startswith("-")
+    name = path[1:] if desc else path
+    names = _space_names(space_dicts)
+    if name not in names:
+        raise InputError(f"warm_start_path {name!r} is not a parameter of the search space "
+                         f"({', '.join(dict.fromkeys(names))})")
+    if split.final and not name.startswith(f"{split.final}__") or (
+            not split.final and "__" in name):
+        raise InputError(f"warm_start_path {name!r} must be a parameter of the final model "
+                         f"({split.final or type(estimator).__name__}), not of the prefix")
+    final = _final(estimator, split)
+    if "warm_start" not in final.get_params(deep=False):
+        raise InputError(f"warm_start_path needs a final model with a warm_start parameter; "
+                         f"{type(final).__name__} has none")
+    for d in space_dicts:
+        values = d.get(name)
+        if isinstance(values, (list, tuple, np.ndarray)) and not all(
+                isinstance(v, (int, float, np.integer, np.floating))
+                and not isinstance(v, bool) for v in values):
+            raise InputError(f"warm_start_path {name!r} needs numeric values to order, got "
+                             f"{list(values)!r}")
+    return name, desc
+
+
 def _final(estimator, split: Split):
     return estimator.steps[-1][1] if split.final else estimator
 
@@ -323,7 +357,8 @@ def search(estimator, space, X, y=None, *, cv=5, strategy: str = "grid", scoring
            cache_bytes: int | None = None, mlflow_experiment: str | None = None,
            mlflow_tracking_uri: str | None = None, progress: bool | None = None,
            optuna_pruner=None, inner_threads: int | None = 1,
-           reuse_model_bins: bool = True) -> TuneResult:
+           reuse_model_bins: bool = True,
+           warm_start_path: str | None = None) -> TuneResult:
     """Cross-validated search over ``space``, reusing fitted transforms across candidates.
 
     Parameters
@@ -348,7 +383,8 @@ def search(estimator, space, X, y=None, *, cv=5, strategy: str = "grid", scoring
     n_iter : int
         Candidates for ``"random"`` and ``"optuna"`` (and ``"halving"`` on distributions).
     n_jobs : int or None
-        Parallel units of work (one ``(prefix group, fold)`` each). ``None`` (default) uses
+        Parallel workers (threads: over ``(candidate, fold)`` fits; processes: over
+        ``(prefix group, fold)`` units). ``None`` (default) uses
         every core, unlike sklearn's ``n_jobs=None``; negative counts back from the core
         count as in sklearn. Results do not depend on it (see ``inner_threads``).
     backend : {"threads", "processes"}
@@ -375,7 +411,9 @@ def search(estimator, space, X, y=None, *, cv=5, strategy: str = "grid", scoring
         Budget of the transform cache (transformed fold matrices, HGB binned matrices).
         ``None``: a quarter of the memory available when the search starts (1 GiB where
         that cannot be read), enough for halving on boosting rounds to keep every fold's
-        matrices across rounds instead of refitting them.
+        matrices across rounds instead of refitting them. With threads, the candidates of
+        one prefix group run round-robin over the folds, so the budget should hold that
+        group's matrices for every fold (else prefixes are refitted: slower, same results).
     mlflow_experiment, mlflow_tracking_uri : str or None
         Log every trial (params, fold scores, mean/std, fit time, cache hits) as a child
         run of one parent run into this MLflow experiment.
@@ -398,6 +436,19 @@ def search(estimator, space, X, y=None, *, cv=5, strategy: str = "grid", scoring
         fold and prefix (the binning depends only on the rows and ``max_bins``/categorical
         settings). The fitted models are identical to plain fits; ``False`` turns it off.
         Hits are counted in ``trials_["model_cache_hits"]`` and ``model_cache_hits_``.
+    warm_start_path : str or None
+        **Opt-in, inexact.** The name of a numeric final-model parameter of the space, e.g.
+        ``"model__C"`` (ascending) or ``"-model__alpha"`` (a leading ``-``: descending),
+        for a final model with a ``warm_start`` parameter (LogisticRegression, ElasticNet,
+        SGD*, MLP*). On each fold and prefix, the candidates that differ only in that
+        parameter are fitted in its order, each starting from the previous one's fitted
+        coefficients (``warm_start=True``), the way a regularisation path is computed.
+        A solver that stops at ``max_iter`` or at its tolerance then stops at a different
+        point than from a cold start, so scores (and possibly the best candidate) differ
+        slightly from ``GridSearchCV``'s; the first candidate of each chain is a cold fit
+        and equals it. Results stay independent of ``n_jobs`` and the backend (a chain
+        never leaves its unit of work). ``None`` (default): every fit starts cold, exactly
+        as ``GridSearchCV``. Not for ``strategy="optuna"``.
 
     Returns
     -------
@@ -429,8 +480,11 @@ def search(estimator, space, X, y=None, *, cv=5, strategy: str = "grid", scoring
     cv_obj = _make_cv(cv, estimator, y)
     folds = list(cv_obj.split(X, y, groups))
     scorer = check_scoring(_final(estimator, split), scoring=scoring)
+    warm_path, warm_desc = _check_warm_path(estimator, split, space_dicts, strategy,
+                                            warm_start_path)
     task = Task(estimator=estimator, split=split, scorer=scorer,
-                reuse_bins=bool(reuse_model_bins))
+                reuse_bins=bool(reuse_model_bins), warm_path=warm_path,
+                warm_descending=warm_desc)
     if cache_bytes is not None and (not isinstance(cache_bytes, (int, np.integer))
                                     or cache_bytes < 0):
         raise InputError(f"cache_bytes must be an int >= 0 or None, got {cache_bytes!r}")
@@ -478,6 +532,8 @@ def search(estimator, space, X, y=None, *, cv=5, strategy: str = "grid", scoring
                          _seeds(estimator, split, random_state, best["trial"]))
         best_est.fit(X, y)
     info["search_time"] = time.perf_counter() - t_start
+    if warm_path is not None:
+        info["warm_start_path"] = ("-" if warm_desc else "") + warm_path
     result = TuneResult(best_params_=best_params, best_score_=best_score,
                         best_estimator_=best_est, trials_=_frame(recs),
                         cache_hits_=int(sum(r["cache_hits"] for r in recs)),
