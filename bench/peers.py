@@ -47,6 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", help="also write the rows as JSON here")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).parent))
+    # Every section measures the checkout's in-place build when there is one (not a stale
+    # installed forgeline); sections that also run standalone call it themselves.
+    from _timing import add_source_tree
+
+    add_source_tree()
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("NML_DISABLE_USAGE_LOGGING", "1")
     rows: list[dict] = []

@@ -17,7 +17,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _timing import best_of, per_call, print_rows, row  # noqa: E402
+from _timing import add_source_tree, best_of, per_call, print_rows, row  # noqa: E402
+
+add_source_tree()  # the checkout's in-place build, when there is one
 from peers_transforms import make_data, sklearn_ct  # noqa: E402  (one T2 definition)
 
 

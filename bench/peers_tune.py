@@ -36,7 +36,9 @@ import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _timing import row  # noqa: E402
+from _timing import add_source_tree, row  # noqa: E402
+
+add_source_tree()  # the checkout's in-place build, when there is one
 from peers_pipeline import _target  # noqa: E402
 from peers_transforms import forgeline_ct, make_data, sklearn_ct  # noqa: E402
 

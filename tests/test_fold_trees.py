@@ -478,8 +478,12 @@ def _cat_target(df, kind):
 
 @pytest.mark.parametrize("model_name", ["lgbm_clf", "lgbm_multi", "xgb_reg", "rf_clf", "hgb_reg"])
 @pytest.mark.parametrize("drop", [None, "first"])
-def test_onehot_columns_become_category_splits(model_name, drop):
+def test_onehot_columns_become_category_splits(model_name, drop, monkeypatch):
     from sklearn.compose import ColumnTransformer
+
+    from forgeline import _fold_trees
+
+    monkeypatch.setattr(_fold_trees, "FOLD_ONEHOT", "always")
     from sklearn.preprocessing import OneHotEncoder
 
     df = _cat_data(500, 1)
@@ -537,3 +541,23 @@ def test_onehot_that_raises_on_unseen_is_not_folded():
     X.loc[0, "s"] = "never-seen"
     with pytest.raises(fl.DataError):
         scorer.predict(X)
+
+
+def test_onehot_fold_keeps_simd_trees_by_default():
+    from sklearn.compose import ColumnTransformer
+    from sklearn.preprocessing import OneHotEncoder
+
+    df = _cat_data(500, 1)
+    ct = ColumnTransformer([
+        ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), COLS),
+        ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), ["s", "t"])])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pipe = make_pipeline(ct, _model("lgbm_clf", 1)).fit(df, _cat_target(df, "binary"))
+        scorer, unfolded = _compile_both(pipe, df)
+    simd = unfolded.model._core.simd and unfolded.model._core.n_qs_trees > 0
+    kinds = [d["kind"] for d in scorer.tree_fold.folds]
+    # category splits would take the trees off the SIMD kernel: one-hot stays when it is on
+    assert kinds.count("onehot") == (0 if simd else 2) and kinds.count("map") == 3
+    assert scorer.tree_fold.model._core.n_qs_trees == unfolded.model._core.n_qs_trees
+    np.testing.assert_array_equal(scorer.predict_proba(df), unfolded.predict_proba(df))

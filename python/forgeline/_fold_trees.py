@@ -437,6 +437,11 @@ def foldable_model(model) -> bool:
     return isinstance(model, TreeEnsemble)
 
 
+#: When one-hot blocks become category splits: "auto" (only when the SIMD kernel takes none
+#: of the model's trees, see :func:`fold`), "always" or "never".
+FOLD_ONEHOT = "auto"
+
+
 def fold(features: FeaturePlan, model) -> FoldedTrees | None:
     """Fold the monotone chains in front of ``model`` (a tree ensemble) into its
     thresholds; None when no feature folds (or the model is not a tree ensemble)."""
@@ -472,7 +477,11 @@ def fold(features: FeaturePlan, model) -> FoldedTrees | None:
         if nodes.size and np.any(flags[nodes] & (CATEGORICAL | ZERO_MISSING)):
             continue  # a categorical split or LightGBM's zero-as-missing on a mapped value
         plans[j] = (start, nodes, g)
-    onehots = _plan_onehots(features, feat, flags)
+    # Category splits keep a tree off the SIMD (QuickScorer) kernel, whose trees are about 4x
+    # cheaper than walked ones; reading one-hot blocks as codes saves far less than that, so
+    # it is done only when no tree of the model is on the kernel anyway.
+    onehot_ok = FOLD_ONEHOT == "always" or (FOLD_ONEHOT == "auto" and _qs_trees(model) == 0)
+    onehots = _plan_onehots(features, feat, flags) if onehot_ok else {}
     if not plans and not onehots:
         return None
     thr = a["threshold"].astype(np.float64).copy()
@@ -549,6 +558,12 @@ def fold(features: FeaturePlan, model) -> FoldedTrees | None:
     plan = FeaturePlan(features.inputs, groups, outputs, plan_names, features.udfs).pruned()
     plan.inputs = list(features.inputs)  # same input list as the unfolded plan
     return FoldedTrees(plan, new_model, folds, converted)
+
+
+def _qs_trees(model) -> int:
+    """How many of ``model``'s trees the SIMD kernel takes (0 where it is unavailable)."""
+    core_ = getattr(model, "_core", None)
+    return int(core_.n_qs_trees) if core_ is not None and core_.simd else 0
 
 
 def _fold_nodes(chain, thr_e, nan_left, source_mode, target_mode, prefix_can_nan, starts_impute):
