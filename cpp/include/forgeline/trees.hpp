@@ -130,7 +130,7 @@ struct QsIndex {
   // One row, AVX-512, n_features <= 64: each tree's nodes in chunks of 16 lanes (padding
   // lanes never fire); the row sits in four registers and a permute fetches the lanes' values.
   std::vector<std::int64_t> cbegin;          // n_trees + 1, in chunks
-  std::vector<std::int32_t> cfeat;           // 16 per chunk
+  std::vector<std::uint8_t> cfeat;           // 16 per chunk (< 64; bytes keep the stream small)
   std::vector<float> cthr;                   // 16 per chunk (float32 node copy)
   std::vector<std::uint64_t> cmask;          // 16 per chunk
   std::vector<std::uint16_t> cnan;           // per chunk: lanes whose NaN goes right
