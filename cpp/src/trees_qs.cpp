@@ -302,19 +302,9 @@ FL_AVX512 void qs_row_all(const QsIndex& q, const float* xs, index_t nf, std::ui
 }  // namespace
 #endif
 
-template <class Acc>
-void Ensemble::qs_row_simd(const float* xs, Acc* acc) const {
-#if FL_QS_X86
+template <class V, class Acc>
+void Ensemble::qs_row_sum(const V* xs, const std::uint64_t* bv, Acc* acc) const {
   const index_t T = n_trees(), K = n_outputs_;
-  constexpr index_t kSmall = 1024;
-  std::uint64_t small[kSmall];
-  std::vector<std::uint64_t> big;
-  std::uint64_t* bv = small;
-  if (qs_.n_trees > kSmall) {
-    big.resize(static_cast<size_t>(qs_.n_trees));
-    bv = big.data();
-  }
-  qs_row_all(qs_, xs, n_features_, bv);
   const Acc* values;
   if constexpr (sizeof(Acc) == sizeof(float)) values = leaf_values_f32_.data(); else values = leaf_values_.data();
   for (index_t k = 0; k < K; ++k) acc[k] = static_cast<Acc>(base_[static_cast<size_t>(k)]);
@@ -324,13 +314,28 @@ void Ensemble::qs_row_simd(const float* xs, Acc* acc) const {
     if (qt >= 0) {
       slot = qs_.leaf_slot[static_cast<size_t>(qt) * 64 + static_cast<size_t>(__builtin_ctzll(bv[qt]))];
     } else {
-      walk_group<float>(t, xs, 1, &slot);
+      walk_group<V>(t, xs, 1, &slot);
       slot = leaf_slot_[static_cast<size_t>(slot)];
     }
     const Acc* lv = values + static_cast<index_t>(slot) * leaf_dim_;
     if (leaf_dim_ == 1) acc[out_col_[static_cast<size_t>(t)]] += lv[0];
     else for (index_t k = 0; k < K; ++k) acc[k] += lv[k];
   }
+}
+
+template <class Acc>
+void Ensemble::qs_row_simd(const float* xs, Acc* acc) const {
+#if FL_QS_X86
+  constexpr index_t kSmall = 1024;
+  std::uint64_t small[kSmall];
+  std::vector<std::uint64_t> big;
+  std::uint64_t* bv = small;
+  if (qs_.n_trees > kSmall) {
+    big.resize(static_cast<size_t>(qs_.n_trees));
+    bv = big.data();
+  }
+  qs_row_all(qs_, xs, n_features_, bv);
+  qs_row_sum<float, Acc>(xs, bv, acc);
 #else
   qs_row<float, Acc>(xs, acc);
 #endif
@@ -343,7 +348,7 @@ template <class V, class Acc>
 void Ensemble::qs_row(const V* xs, Acc* acc) const {
   // Scalar QuickScorer for one row: only the nodes that send the row right are touched
   // (about half), read in order; a walk instead chains a dependent load per level.
-  const index_t T = n_trees(), nf = n_features_, K = n_outputs_;
+  const index_t nf = n_features_;
   constexpr index_t kSmall = 1024;
   std::uint64_t small[kSmall];
   std::vector<std::uint64_t> big;
@@ -367,22 +372,7 @@ void Ensemble::qs_row(const V* xs, Acc* acc) const {
     const auto e = qs_.fbegin[static_cast<size_t>(f) + 1];
     for (auto j = qs_.fbegin[static_cast<size_t>(f)]; j < e && thr[j] < v; ++j) bv[tree[j]] &= mask[j];
   }
-  const Acc* values;
-  if constexpr (sizeof(Acc) == sizeof(float)) values = leaf_values_f32_.data(); else values = leaf_values_.data();
-  for (index_t k = 0; k < K; ++k) acc[k] = static_cast<Acc>(base_[static_cast<size_t>(k)]);
-  for (index_t t = 0; t < T; ++t) {
-    const std::int32_t qt = qs_.tree_qs[static_cast<size_t>(t)];
-    std::int32_t slot;
-    if (qt >= 0) {
-      slot = qs_.leaf_slot[static_cast<size_t>(qt) * 64 + static_cast<size_t>(__builtin_ctzll(bv[qt]))];
-    } else {
-      walk_group<V>(t, xs, 1, &slot);
-      slot = leaf_slot_[static_cast<size_t>(slot)];
-    }
-    const Acc* lv = values + static_cast<index_t>(slot) * leaf_dim_;
-    if (leaf_dim_ == 1) acc[out_col_[static_cast<size_t>(t)]] += lv[0];
-    else for (index_t k = 0; k < K; ++k) acc[k] += lv[k];
-  }
+  qs_row_sum<V, Acc>(xs, bv, acc);
 }
 
 template void Ensemble::qs_row<float, float>(const float*, float*) const;

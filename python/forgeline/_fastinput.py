@@ -35,13 +35,18 @@ def _vocabulary(cache: dict, name: str, vocab) -> object | None:
 def _string_buffers(s):
     """(offsets, data, validity or None, bit offset, n) of each Arrow chunk of a pandas
     Arrow-backed string Series, or None for any other storage."""
-    import pyarrow as pa
-
     arr = getattr(s, "array", None)
     if type(arr).__name__ != "ArrowStringArray":
         return None
-    chunked = arr.__arrow_array__()
-    chunks = chunked.chunks if isinstance(chunked, pa.ChunkedArray) else [chunked]
+    return _arrow_string_parts(arr.__arrow_array__())
+
+
+def _arrow_string_parts(values):
+    """(offsets, data, validity or None, bit offset, n) of each chunk of an Arrow ``string``
+    / ``large_string`` array or chunked array, or None for any other type."""
+    import pyarrow as pa
+
+    chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
     parts = []
     for ch in chunks:
         if ch.type == pa.large_string():
@@ -131,8 +136,6 @@ def arrow_string_codes(values, vocab) -> np.ndarray | None:
         The fitted categories; kept by identity in a small cache, so a fitted transformer's
         vocabulary is hashed once.
     """
-    import pyarrow as pa
-
     hit = _ARROW_VOCABS.get(id(vocab))
     if hit is None or hit[0] is not vocab:
         ok = len(vocab) > 0 and all(type(v) is str for v in vocab)
@@ -142,24 +145,10 @@ def arrow_string_codes(values, vocab) -> np.ndarray | None:
     voc = hit[1]
     if voc is False:
         return None
-    chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
-    parts = []
-    for ch in chunks:
-        if ch.type == pa.large_string():
-            off_dtype = np.int64
-        elif ch.type == pa.string():
-            off_dtype = np.int32
-        else:
-            return None
-        n = len(ch)
-        if n == 0:
-            continue
-        validity, offsets, data = ch.buffers()
-        off = np.frombuffer(offsets, dtype=off_dtype)[ch.offset:ch.offset + n + 1]
-        dat = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
-        valid = np.frombuffer(validity, dtype=np.uint8) if (validity is not None and ch.null_count) \
-            else None
-        parts.append(voc.codes(off, dat, valid, ch.offset, n))
+    chunks = _arrow_string_parts(values)
+    if chunks is None:
+        return None
+    parts = [voc.codes(*c) for c in chunks if c[4]]
     if not parts:
         return np.empty(0, dtype=np.int32)
     return parts[0] if len(parts) == 1 else np.concatenate(parts)

@@ -185,6 +185,10 @@ class Ensemble {
   void qs_row(const V* xs, Acc* acc) const;
   template <class Acc>
   void qs_row_simd(const float* xs, Acc* acc) const;
+  // One row's sum from its per-tree exit-leaf sets bv (walking the trees the kernel does
+  // not take), in tree order: shared by both one-row QuickScorer paths.
+  template <class V, class Acc>
+  void qs_row_sum(const V* xs, const std::uint64_t* bv, Acc* acc) const;
   void build_qs();
   double prep(double v) const;
   float prep_f(float v) const;
