@@ -308,7 +308,7 @@ void Ensemble::qs_row_sum(const V* xs, const std::uint64_t* bv, Acc* acc) const 
   const Acc* values;
   if constexpr (sizeof(Acc) == sizeof(float)) values = leaf_values_f32_.data(); else values = leaf_values_.data();
   for (index_t k = 0; k < K; ++k) acc[k] = static_cast<Acc>(base_[static_cast<size_t>(k)]);
-  for (index_t t = 0; t < T; ++t) {
+  auto leaf = [&](index_t t) {
     const std::int32_t qt = qs_.tree_qs[static_cast<size_t>(t)];
     std::int32_t slot;
     if (qt >= 0) {
@@ -317,7 +317,18 @@ void Ensemble::qs_row_sum(const V* xs, const std::uint64_t* bv, Acc* acc) const 
       walk_group<V>(t, xs, 1, &slot);
       slot = leaf_slot_[static_cast<size_t>(slot)];
     }
-    const Acc* lv = values + static_cast<index_t>(slot) * leaf_dim_;
+    return values + static_cast<index_t>(slot) * leaf_dim_;
+  };
+  if (K == 1 && leaf_dim_ == 1) {
+    // One output: the running sum stays in a register (through acc[] every tree's add would
+    // wait on a store-to-load round trip). Same order, so the same sum.
+    Acc s = acc[0];
+    for (index_t t = 0; t < T; ++t) s += *leaf(t);
+    acc[0] = s;
+    return;
+  }
+  for (index_t t = 0; t < T; ++t) {
+    const Acc* lv = leaf(t);
     if (leaf_dim_ == 1) acc[out_col_[static_cast<size_t>(t)]] += lv[0];
     else for (index_t k = 0; k < K; ++k) acc[k] += lv[k];
   }
