@@ -302,6 +302,27 @@ FL_AVX512 void qs_row_all(const QsIndex& q, const float* xs, index_t nf, std::ui
 }  // namespace
 #endif
 
+namespace {
+
+// One row's per-tree leaf sets: on the stack for up to 1024 kernel trees (no allocation on
+// the single-row path), on the heap beyond.
+struct RowLeafSets {
+  static constexpr index_t kSmall = 1024;
+  std::uint64_t small[kSmall];
+  std::vector<std::uint64_t> big;
+  std::uint64_t* data;
+  explicit RowLeafSets(index_t n) : data(small) {
+    if (n > kSmall) {
+      big.resize(static_cast<size_t>(n));
+      data = big.data();
+    }
+  }
+  RowLeafSets(const RowLeafSets&) = delete;
+  RowLeafSets& operator=(const RowLeafSets&) = delete;
+};
+
+}  // namespace
+
 template <class V, class Acc>
 void Ensemble::qs_row_sum(const V* xs, const std::uint64_t* bv, Acc* acc) const {
   const index_t T = n_trees(), K = n_outputs_;
@@ -337,14 +358,8 @@ void Ensemble::qs_row_sum(const V* xs, const std::uint64_t* bv, Acc* acc) const 
 template <class Acc>
 void Ensemble::qs_row_simd(const float* xs, Acc* acc) const {
 #if FL_QS_X86
-  constexpr index_t kSmall = 1024;
-  std::uint64_t small[kSmall];
-  std::vector<std::uint64_t> big;
-  std::uint64_t* bv = small;
-  if (qs_.n_trees > kSmall) {
-    big.resize(static_cast<size_t>(qs_.n_trees));
-    bv = big.data();
-  }
+  RowLeafSets sets(qs_.n_trees);
+  std::uint64_t* bv = sets.data;
   qs_row_all(qs_, xs, n_features_, bv);
   qs_row_sum<float, Acc>(xs, bv, acc);
 #else
@@ -360,14 +375,8 @@ void Ensemble::qs_row(const V* xs, Acc* acc) const {
   // Scalar QuickScorer for one row: only the nodes that send the row right are touched
   // (about half), read in order; a walk instead chains a dependent load per level.
   const index_t nf = n_features_;
-  constexpr index_t kSmall = 1024;
-  std::uint64_t small[kSmall];
-  std::vector<std::uint64_t> big;
-  std::uint64_t* bv = small;
-  if (qs_.n_trees > kSmall) {
-    big.resize(static_cast<size_t>(qs_.n_trees));
-    bv = big.data();
-  }
+  RowLeafSets sets(qs_.n_trees);
+  std::uint64_t* bv = sets.data;
   std::fill(bv, bv + qs_.n_trees, ~std::uint64_t{0});
   const V* thr;
   if constexpr (sizeof(V) == sizeof(float)) thr = qs_.fthr_f.data(); else thr = qs_.fthr_d.data();
