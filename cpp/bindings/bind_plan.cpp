@@ -37,6 +37,24 @@ void set_udfs(plan::Program& p, const I32& udf_fn, const I32& reg_off, const I32
 }  // namespace
 
 // See bindings.hpp.
+plan::Inputs row_major_inputs(const plan::Program& p, const F64& X) {
+  if (X.ndim() != 2) throw std::invalid_argument("plan: run_rows needs a 2-D array");
+  const index_t n = X.shape(0), k = X.shape(1);
+  plan::Inputs in;
+  in.n_rows = n;
+  in.row_stride = k;
+  for (index_t j = 0; j < k; ++j) in.columns.push_back(X.data() + j);
+  for (std::size_t g = 0; g < p.src.size(); ++g) {
+    if (p.src_kind[g] == static_cast<std::int32_t>(plan::Source::Udf) ||
+        p.src_kind[g] == static_cast<std::int32_t>(plan::Source::Product))
+      continue;  // register groups read no column
+    if (p.src[g] >= k) throw std::invalid_argument("plan: group reads a column that was not passed");
+    if (p.src_kind[g] == static_cast<std::int32_t>(plan::Source::Datetime))
+      throw std::invalid_argument("plan: run_rows cannot read datetime columns");
+  }
+  return in;
+}
+
 plan::Inputs plan_inputs(const plan::Program& p, const py::list& columns, const py::handle& kinds_arg,
                          index_t n_rows, std::vector<py::array>& keep) {
   const I32 kinds = I32::ensure(kinds_arg);
@@ -137,21 +155,8 @@ void bind_plan(py::module_& m) {
       .def(
           "run_rows",
           [](const Program& p, const F64& X, int n_threads) {
-            // Row-major input (n_rows, n_inputs); categorical codes as doubles, NaN missing.
-            if (X.ndim() != 2) throw std::invalid_argument("plan: run_rows needs a 2-D array");
-            const index_t n = X.shape(0), k = X.shape(1);
-            plan::Inputs in;
-            in.n_rows = n;
-            in.row_stride = k;
-            for (index_t j = 0; j < k; ++j) in.columns.push_back(X.data() + j);
-            for (std::size_t g = 0; g < p.src.size(); ++g) {
-              if (p.src_kind[g] == static_cast<std::int32_t>(plan::Source::Udf) ||
-                  p.src_kind[g] == static_cast<std::int32_t>(plan::Source::Product))
-                continue;  // register groups read no column
-              if (p.src[g] >= k) throw std::invalid_argument("plan: group reads a column that was not passed");
-              if (p.src_kind[g] == static_cast<std::int32_t>(plan::Source::Datetime))
-                throw std::invalid_argument("plan: run_rows cannot read datetime columns");
-            }
+            const plan::Inputs in = row_major_inputs(p, X);
+            const index_t n = in.n_rows;
             py::array_t<double> out({n, static_cast<index_t>(p.n_slots)});
             plan::Output o{out.mutable_data(), static_cast<index_t>(p.n_slots), 1};
             if (n * p.n_slots < 65536) {

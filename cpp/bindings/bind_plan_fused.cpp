@@ -170,20 +170,10 @@ void bind_plan_fused(py::module_& m) {
       .def(
           "run_rows",
           [](const FusedLinear& f, const F64& X) {
-            // Row-major input (n_rows, n_inputs), categorical codes as doubles (NaN missing);
-            // runs inline on the calling thread: this is the low-latency path.
-            if (X.ndim() != 2) throw std::invalid_argument("plan: run_rows needs a 2-D array");
-            const index_t n = X.shape(0), k = X.shape(1);
-            plan::Inputs in;
-            in.n_rows = n;
-            in.row_stride = k;
-            for (index_t j = 0; j < k; ++j) in.columns.push_back(X.data() + j);
+            // Runs inline on the calling thread: this is the low-latency path.
             const auto& p = *f.program;
-            for (std::size_t g = 0; g < p.src.size(); ++g) {
-              if (p.src[g] >= k) throw std::invalid_argument("plan: group reads a column that was not passed");
-              if (p.src_kind[g] == static_cast<std::int32_t>(plan::Source::Datetime))
-                throw std::invalid_argument("plan: run_rows cannot read datetime columns");
-            }
+            const plan::Inputs in = row_major_inputs(p, X);
+            const index_t n = in.n_rows;
             py::array_t<double> out({n, f.head.n_out});
             const index_t bad = plan::run_linear(p, f.head, in, out.mutable_data(), 1);
             return py::make_tuple(out, bad);

@@ -40,6 +40,12 @@ View2D<const T> view2d(const py::array_t<T>& a) {
 plan::Inputs plan_inputs(const plan::Program& p, const py::list& columns, const py::handle& kinds,
                          index_t n_rows, std::vector<py::array>& keep);
 
+// The row-major form for run_rows: X is (n_rows, n_inputs) float64, categorical codes as
+// doubles (NaN missing), checked against the program (register groups read no column;
+// datetime columns are refused). X must outlive the returned Inputs. Defined in bind_plan.cpp.
+plan::Inputs row_major_inputs(const plan::Program& p,
+                              const py::array_t<double, py::array::c_style | py::array::forcecast>& X);
+
 // One function per area; module.cpp calls each. Each lives in bind_<area>.cpp.
 void bind_runtime(py::module_& m);
 void bind_plan(py::module_& m);
