@@ -45,11 +45,11 @@ from peers_transforms import forgeline_ct, make_data, sklearn_ct  # noqa: E402
 BINS = (8, 16)
 
 
-def _native_variants():
+def _native_variants(sparse: bool):
     """forgeline's ColumnTransformer has no nested params: one whole branch list per n_bins."""
     out = []
     for b in BINS:
-        ct = forgeline_ct()
+        ct = forgeline_ct(sparse=sparse)
         branches = []
         for name, t, cols in ct.transformers:
             if name == "bins":
@@ -112,8 +112,12 @@ def _one(model: str, quick: bool, df, y, echo=False, n_jobs=2, sklearn_ct_row=Tr
     except ImportError:  # pragma: no cover
         HalvingGridSearchCV = None
     est, grid = _spaces(model, quick)
+    # LogisticRegression gets sklearn's default CSR output (one-hot sparse_output=True; the
+    # ColumnTransformer's total density is under its 0.3 threshold); HistGradientBoosting
+    # rejects sparse input, so its pipeline is dense.
+    sparse = model == "lr"
     sk_space = {"ct__bins__kbinsdiscretizer__n_bins": list(BINS), **grid}
-    fl_space = {"ct__transformers": _native_variants(), **grid}
+    fl_space = {"ct__transformers": _native_variants(sparse), **grid}
     n_cand = len(BINS) * int(__import__("math").prod(len(v) for v in grid.values()))
     name = "LogisticRegression" if model == "lr" else "HistGradientBoosting"
     wl = f"tune {name} ({len(y)} rows, {n_cand} candidates, 5-fold)"
@@ -137,24 +141,24 @@ def _one(model: str, quick: bool, df, y, echo=False, n_jobs=2, sklearn_ct_row=Tr
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        t, gs = timed(lambda: GridSearchCV(_pipe(sklearn_ct(), est), sk_space, cv=cv,
+        t, gs = timed(lambda: GridSearchCV(_pipe(sklearn_ct(sparse=sparse), est), sk_space, cv=cv,
                                            scoring="roc_auc", n_jobs=n_jobs).fit(df, y))
         ref, ref_cpu = t, cpu["last"]
         rows.append(row(wl, "sklearn GridSearchCV", t, f"CPU {ref_cpu:.0f}s; "
                         + _fmt(gs.best_score_, gs.best_params_)))
         if HalvingGridSearchCV is not None:
             t, hs = timed(lambda: HalvingGridSearchCV(
-                _pipe(sklearn_ct(), est), sk_space, cv=cv, scoring="roc_auc", n_jobs=n_jobs,
+                _pipe(sklearn_ct(sparse=sparse), est), sk_space, cv=cv, scoring="roc_auc", n_jobs=n_jobs,
                 random_state=0).fit(df, y))
             rows.append(row(wl, "sklearn HalvingGridSearchCV", t,
                             f"{ratio(t)}; " + _fmt(hs.best_score_, hs.best_params_)))
         if sklearn_ct_row:
-            t, r = timed(lambda: tune.search(_pipe(sklearn_ct(), est), sk_space, df, y, cv=cv,
+            t, r = timed(lambda: tune.search(_pipe(sklearn_ct(sparse=sparse), est), sk_space, df, y, cv=cv,
                                              scoring="roc_auc", n_jobs=n_jobs, progress=False))
             rows.append(row(wl, "forgeline grid (sklearn CT)", t,
                             f"{ratio(t)}; {_hits(r)}; "
                             + _fmt(r.best_score_, r.best_params_)))
-        t, r = timed(lambda: tune.search(_pipe(forgeline_ct(), est), fl_space, df, y, cv=cv,
+        t, r = timed(lambda: tune.search(_pipe(forgeline_ct(sparse=sparse), est), fl_space, df, y, cv=cv,
                                          scoring="roc_auc", n_jobs=n_jobs, progress=False))
         rows.append(row(wl, "forgeline grid (native CT)", t,
                         f"{ratio(t)}; {_hits(r)}; "
@@ -162,14 +166,14 @@ def _one(model: str, quick: bool, df, y, echo=False, n_jobs=2, sklearn_ct_row=Tr
         if "warm_start" in est.get_params() and model == "lr":
             # opt-in and inexact: the fold's C values fitted in order with warm starts
             t, w = timed(lambda: tune.search(
-                _pipe(forgeline_ct(), est), fl_space, df, y, cv=cv, scoring="roc_auc",
+                _pipe(forgeline_ct(sparse=sparse), est), fl_space, df, y, cv=cv, scoring="roc_auc",
                 n_jobs=n_jobs, progress=False, warm_start_path="model__C"))
             rows.append(row(wl, "forgeline grid warm-start path (opt-in, inexact)", t,
                             f"{ratio(t)}; {_hits(w)}; "
                             + _fmt(w.best_score_, w.best_params_)
                             + f"; GridSearchCV {_fmt(gs.best_score_, gs.best_params_)}"
                             + f"; best-score diff {w.best_score_ - gs.best_score_:+.2e}"))
-        t, r = timed(lambda: tune.search(_pipe(forgeline_ct(), est), fl_space, df, y, cv=cv,
+        t, r = timed(lambda: tune.search(_pipe(forgeline_ct(sparse=sparse), est), fl_space, df, y, cv=cv,
                                          scoring="roc_auc", strategy="halving",
                                          random_state=0, n_jobs=n_jobs, progress=False))
         rows.append(row(wl, "forgeline halving (native CT)", t,
