@@ -225,3 +225,40 @@ def test_single_row_extreme_margin_and_unusual_values():
     row = df.iloc[1].to_dict()
     row["s"] = None  # missing category: the general single-row loop
     np.testing.assert_array_equal(sc.predict_proba(row), sc.predict_proba({k: [v] for k, v in row.items()}))
+
+
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+def test_native_logistic_link_is_the_python_link(n_threads):
+    """The fused pass's binary predict_proba (numpy's exp loop, per tile) has the bits of the
+    model's Python link on the same margins, out to margins where exp overflows."""
+    from forgeline._fold import native_logistic
+    from forgeline.plan import exp_loop_ok
+
+    df, y, _ = _data(n=3000, seed=3)
+    pipe = _fit(LogisticRegression(max_iter=500), df, y)
+    sc = fl.compile(pipe, df[:600])
+    assert exp_loop_ok() and native_logistic(sc.model, sc.folded, "predict_proba")
+    got = sc.predict_proba(df, n_threads=n_threads)
+    want = sc.model.finish(sc.predict_raw(df, n_threads=n_threads)[:, None], "predict_proba")
+    np.testing.assert_array_equal(got, want)
+    # margins far beyond exp's range on both sides: p exactly 0 and 1, as numpy gives them
+    sc.folded.bias[:] = 0.0
+    for scale in (1e3, -1e3):
+        sc.folded.weights = [w * scale for w in sc.folded.weights]
+        sc.folded._native = None
+        z = sc.predict_raw(df, n_threads=n_threads)
+        assert np.abs(z).max() > 745
+        with np.errstate(over="ignore"):
+            want = sc.model.finish(z[:, None], "predict_proba")
+        np.testing.assert_array_equal(sc.predict_proba(df, n_threads=n_threads), want)
+        np.testing.assert_array_equal(sc.predict_proba(df.iloc[[5]]), want[[5]])
+
+
+def test_native_logistic_link_needs_one_output():
+    df, y, y3 = _data()
+    sc = fl.compile(_fit(LogisticRegression(max_iter=500), df, y3), df)
+    from forgeline._fold import native_logistic
+
+    assert not native_logistic(sc.model, sc.folded, "predict_proba")
+    with pytest.raises(ValueError, match="logistic link needs one output"):
+        sc.folded.native().run_rows(np.zeros((1, len(sc.folded.features.inputs))), True)

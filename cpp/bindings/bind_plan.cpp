@@ -181,6 +181,20 @@ void bind_plan(py::module_& m) {
       py::arg("log1p"), py::arg("log1p_data"), py::arg("expm1"), py::arg("expm1_data"),
       "Register numpy's float64 log1p/expm1 inner loops (addresses; 0 = use libm).");
   m.def("_numpy_loops_set", &plan::numpy_loops_set);
+  m.def(
+      "_set_numpy_exp_loop",
+      [](std::uintptr_t fn, std::uintptr_t data) {
+        plan::set_numpy_exp_loop(reinterpret_cast<plan::UfuncLoop>(fn), reinterpret_cast<void*>(data));
+      },
+      py::arg("exp"), py::arg("exp_data"), "Register numpy's float64 exp inner loop (address; 0 = use libm).");
+  m.def(
+      "_numpy_exp",
+      [](const py::array_t<double, py::array::c_style | py::array::forcecast>& x) {
+        py::array_t<double> out(x.size());
+        plan::numpy_exp(x.data(), out.mutable_data(), static_cast<index_t>(x.size()));
+        return out;
+      },
+      py::arg("x"), "exp through the registered loop (the registration's self-check).");
   bind_plan_fused(m);
 }
 

@@ -20,6 +20,11 @@ struct FusedLinear {
   plan::LinearHead head;
 };
 
+index_t out_width(const FusedLinear& f, bool logistic) {
+  if (logistic && f.head.n_out != 1) throw std::invalid_argument("linear head: the logistic link needs one output");
+  return logistic ? 2 : f.head.n_out;
+}
+
 
 }  // namespace
 
@@ -152,33 +157,36 @@ void bind_plan_fused(py::module_& m) {
            py::arg("finite_only"))
       .def(
           "run",
-          [](const FusedLinear& f, const py::list& columns, const I32& kinds, index_t n_rows, int n_threads) {
+          [](const FusedLinear& f, const py::list& columns, const I32& kinds, index_t n_rows, int n_threads,
+             bool logistic) {
             std::vector<py::array> keep;
             plan::Inputs in = plan_inputs(*f.program, columns, kinds, n_rows, keep);
-            py::array_t<double> out({n_rows, f.head.n_out});
+            py::array_t<double> out({n_rows, out_width(f, logistic)});
             double* o = out.mutable_data();
             index_t bad;
             {
               // Safe: the kernel reads only buffers held by `keep` and the head, writes only `out`.
               py::gil_scoped_release release;
-              bad = plan::run_linear(*f.program, f.head, in, o, n_threads);
+              bad = plan::run_linear(*f.program, f.head, in, o, n_threads, logistic);
             }
             return py::make_tuple(out, bad);
           },
           py::arg("columns"), py::arg("kinds"), py::arg("n_rows"), py::arg("n_threads") = 0,
-          "(margins (n_rows, n_out), first row with a non-finite value or -1)")
+          py::arg("logistic") = false,
+          "(margins (n_rows, n_out) or, with logistic, binary probabilities (n_rows, 2); first row "
+          "with a non-finite value or -1)")
       .def(
           "run_rows",
-          [](const FusedLinear& f, const F64& X) {
+          [](const FusedLinear& f, const F64& X, bool logistic) {
             // Runs inline on the calling thread: this is the low-latency path.
             const auto& p = *f.program;
             const plan::Inputs in = row_major_inputs(p, X);
             const index_t n = in.n_rows;
-            py::array_t<double> out({n, f.head.n_out});
-            const index_t bad = plan::run_linear(p, f.head, in, out.mutable_data(), 1);
+            py::array_t<double> out({n, out_width(f, logistic)});
+            const index_t bad = plan::run_linear(p, f.head, in, out.mutable_data(), 1, logistic);
             return py::make_tuple(out, bad);
           },
-          py::arg("X"));
+          py::arg("X"), py::arg("logistic") = false);
 }
 
 }  // namespace forgeline::bind

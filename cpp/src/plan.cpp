@@ -28,7 +28,7 @@ struct UfuncSlot {
   std::atomic<UfuncLoop> fn{nullptr};
   std::atomic<void*> data{nullptr};
 };
-UfuncSlot g_log1p, g_expm1;
+UfuncSlot g_log1p, g_expm1, g_exp;
 
 // Applies numpy's loop (or the libm fallback) to m contiguous values, out-of-place.
 template <class Fallback>
@@ -464,6 +464,15 @@ void set_numpy_loops(UfuncLoop log1p, void* log1p_data, UfuncLoop expm1, void* e
 }
 
 bool numpy_loops_set() { return g_log1p.fn.load() != nullptr && g_expm1.fn.load() != nullptr; }
+
+void set_numpy_exp_loop(UfuncLoop exp, void* exp_data) {
+  g_exp.data.store(exp_data, std::memory_order_release);
+  g_exp.fn.store(exp, std::memory_order_release);
+}
+
+void numpy_exp(const double* in, double* out, index_t n) {
+  apply_loop(g_exp, in, out, n, [](double v) { return std::exp(v); });
+}
 
 // The register of one group over one tile, as run_block computes it (kept separate from
 // run_block so the fused linear head and the CSR builder can reuse it), applying the group's

@@ -68,8 +68,10 @@ void check_rows(const Program& p, std::size_t g, const index_t* idx, index_t n) 
 }
 }  // namespace
 
-index_t run_linear(const Program& p, const LinearHead& h, const Inputs& in, double* margin, int n_threads) {
+index_t run_linear(const Program& p, const LinearHead& h, const Inputs& in, double* out, int n_threads,
+                   bool logistic) {
   const index_t K = h.n_out;
+  if (logistic && K != 1) throw std::invalid_argument("linear head: the logistic link needs one output");
   const std::size_t groups = p.src.size();
   const TileBatch batch(p, in.n_rows >= 32);
   std::vector<char> may_raise(groups, 0);
@@ -85,9 +87,10 @@ index_t run_linear(const Program& p, const LinearHead& h, const Inputs& in, doub
     std::vector<double> buf(static_cast<std::size_t>(batch.n_batch * kGroupTile));
     double x[kGroupTile];
     index_t idx[kGroupTile];
+    double tile_margin[kGroupTile];  // the logistic link's margins (K == 1) never leave the tile
     for (index_t t0 = b; t0 < e; t0 += kGroupTile) {
       const index_t n = std::min(kGroupTile, e - t0);
-      double* m = margin + t0 * K;
+      double* m = logistic ? tile_margin : out + t0 * K;
       for (index_t i = 0; i < n; ++i)
         for (index_t k = 0; k < K; ++k) m[i * K + k] = h.bias[static_cast<std::size_t>(k)];
       batch.fill(p, in, t0, n, buf.data());
@@ -136,6 +139,17 @@ index_t run_linear(const Program& p, const LinearHead& h, const Inputs& in, doub
             first_bad[static_cast<std::size_t>(chunk)] = t0 + i;
             break;
           }
+        }
+      }
+      if (logistic) {
+        // 1 / (1 + exp(-z)), then [1 - p, p]: the model's Python link, operation for operation.
+        for (index_t i = 0; i < n; ++i) x[i] = -m[i];
+        numpy_exp(x, x, n);
+        double* o = out + t0 * 2;
+        for (index_t i = 0; i < n; ++i) {
+          const double pr = 1.0 / (1.0 + x[i]);
+          o[2 * i] = 1.0 - pr;
+          o[2 * i + 1] = pr;
         }
       }
     }

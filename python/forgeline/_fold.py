@@ -85,10 +85,14 @@ class FoldedLinear:
         cols, kinds = self.features.columns_of(frame)
         return self.margins_columns(cols, kinds, frame.n_rows, n_threads)
 
-    def margins_columns(self, cols, kinds, n_rows: int, n_threads: int | None = None):
-        """The same from the program's input columns (see :func:`forgeline._fastinput`)."""
+    def margins_columns(self, cols, kinds, n_rows: int, n_threads: int | None = None,
+                        logistic: bool = False):
+        """The same from the program's input columns (see :func:`forgeline._fastinput`).
+        ``logistic`` (one output only): binary class probabilities ``[1 - p, p]`` instead,
+        ``p = 1 / (1 + exp(-z))`` computed natively with numpy's exp loop."""
         try:
-            out, bad = self.native().run(cols, kinds, n_rows, resolve_threads(n_threads))
+            out, bad = self.native().run(cols, kinds, n_rows, resolve_threads(n_threads),
+                                         logistic)
         except ValueError as exc:
             if "in plan group " not in str(exc):
                 raise
@@ -169,6 +173,14 @@ class FoldedLinear:
         except ValueError as exc:
             raise BundleError(f"invalid folded plan: {exc}") from exc
         return out
+
+
+def native_logistic(model, folded, method: str) -> bool:
+    """Whether the fused pass can apply ``model``'s link itself: binary logistic
+    ``predict_proba``, with numpy's exp loop registered (so the bits are the Python link's)."""
+    from .plan import exp_loop_ok
+    return (method == "predict_proba" and getattr(model, "proba", None) == "logistic"
+            and folded.n_out == 1 and exp_loop_ok())
 
 
 def finish_row(model, z: np.ndarray, method: str) -> np.ndarray:

@@ -550,8 +550,38 @@ def register_numpy_loops() -> bool:
     ok = _verify_loops()
     if not ok:
         core._set_numpy_loops(0, 0, 0, 0)
+    _register_exp_loop()
     _LOOPS_STATE[0] = ok
     return ok
+
+
+def _register_exp_loop() -> None:
+    """numpy's float64 exp loop for the fused head's logistic link, verified like the others;
+    without it the fused head leaves the link to Python (see ``exp_loop_ok``)."""
+    try:
+        fn, data = _ufunc_loop(np.exp)
+    except Exception:  # noqa: BLE001 - any layout surprise: keep the link in Python
+        return
+    core._set_numpy_exp_loop(fn, data)
+    rng = np.random.default_rng(4321)
+    x = np.concatenate([rng.normal(0, 30, 4000), rng.normal(0, 1e-6, 200), np.arange(-760.0, 760.0),
+                        [0.0, -0.0, np.inf, -np.inf, np.nan, 709.78, -745.2, 5e-324]])
+    with np.errstate(all="ignore"):
+        ok = np.array_equal(core._numpy_exp(x), np.exp(x), equal_nan=True)
+    if ok:
+        _EXP_LOOP.append(True)
+    else:
+        core._set_numpy_exp_loop(0, 0)
+
+
+_EXP_LOOP: list[bool] = []
+
+
+def exp_loop_ok() -> bool:
+    """Whether the native executor calls numpy's own exp (so a native logistic link gives
+    the very bits of ``1 / (1 + np.exp(-z))``)."""
+    register_numpy_loops()
+    return bool(_EXP_LOOP)
 
 
 def _verify_loops() -> bool:

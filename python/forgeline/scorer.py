@@ -276,9 +276,12 @@ class Scorer:
             fast = plan_columns(X, self.schema, self.folded.features.inputs,
                                 self.__dict__.setdefault("_vocab_cache", {}), n_threads)
             if fast is not None:
-                z = self.folded.margins_columns(*fast, n_threads)
+                from ._fold import native_logistic
+
+                link = native_logistic(model, self.folded, method)
+                z = self.folded.margins_columns(*fast, n_threads, logistic=link)
                 if z is not None:
-                    out = model.finish(z, method)
+                    out = z if link else model.finish(z, method)
                     if monitor:
                         self._accumulate(X, out)
                     return out

@@ -90,6 +90,9 @@ struct Program {
 using UfuncLoop = void (*)(char**, const std::int64_t*, const std::int64_t*, void*);
 void set_numpy_loops(UfuncLoop log1p, void* log1p_data, UfuncLoop expm1, void* expm1_data);
 bool numpy_loops_set();
+// numpy's float64 exp loop, for the fused head's logistic link (libm's exp until registered).
+void set_numpy_exp_loop(UfuncLoop exp, void* exp_data);
+void numpy_exp(const double* in, double* out, index_t n);
 
 // Input columns: one pointer per input column index, with the Source kind per group saying
 // how to read it. Every column has n_rows values, contiguous.
@@ -166,7 +169,11 @@ struct LinearHead {
 // margin (n_rows x n_out, row-major) = bias + sum over groups in group order (a fixed order:
 // results do not depend on the thread count). Returns the first row whose register, table
 // value or margin is non-finite (when finite_only), or -1. Raises like run_block.
-index_t run_linear(const Program& p, const LinearHead& h, const Inputs& in, double* margin, int n_threads);
+// With logistic = true (n_out == 1 only) `out` gets the binary class probabilities instead,
+// (n_rows x 2) rows [1 - p, p] with p = 1 / (1 + exp(-margin)) and numpy's exp: the same
+// operations as the model's Python link, done per tile while the margins are in cache.
+index_t run_linear(const Program& p, const LinearHead& h, const Inputs& in, double* out, int n_threads,
+                   bool logistic = false);
 
 }  // namespace forgeline::plan
 
