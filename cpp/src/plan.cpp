@@ -541,13 +541,19 @@ TileBatch::TileBatch(const Program& p, bool batch) : row(p.src.size(), -1) {
   }
 }
 
-void TileBatch::fill(const Program& p, const Inputs& in, index_t t0, index_t n, double* buf) const {
+void TileBatch::fill(const Program& p, const Inputs& in, index_t t0, index_t n, double* buf, std::size_t g_begin,
+                     std::size_t g_end) const {
   if (n_batch == 0) return;
-  for (std::size_t g = 0; g < row.size(); ++g)
-    if (row[g] >= 0)
+  g_end = std::min(g_end, row.size());
+  index_t r0 = -1, r1 = -1;
+  for (std::size_t g = g_begin; g < g_end; ++g)
+    if (row[g] >= 0) {
       group_values_until(p, in, g, t0, n, buf + static_cast<index_t>(row[g]) * n,
                          static_cast<std::size_t>(p.op_end[g] - 1));
-  apply_loop(g_log1p, buf, buf, n_batch * n, log1p_fb);  // numpy's loops run in place
+      if (r0 < 0) r0 = row[g];
+      r1 = row[g] + 1;
+    }
+  if (r0 >= 0) apply_loop(g_log1p, buf + r0 * n, buf + r0 * n, (r1 - r0) * n, log1p_fb);  // in place
 }
 
 }  // namespace forgeline::plan

@@ -141,8 +141,10 @@ struct TileBatch {
   index_t n_batch = 0;
   // batch = false: batch nothing (a handful of rows gains nothing from it)
   explicit TileBatch(const Program& p, bool batch = true);
-  // Fill buf (n_batch rows of n values, row r at buf + r * n) for rows [t0, t0 + n).
-  void fill(const Program& p, const Inputs& in, index_t t0, index_t n, double* buf) const;
+  // Fill buf (n_batch rows of n values, row r at buf + r * n) for rows [t0, t0 + n), for the
+  // batched groups among [g_begin, g_end) (their rows are contiguous: rows follow group order).
+  void fill(const Program& p, const Inputs& in, index_t t0, index_t n, double* buf, std::size_t g_begin = 0,
+            std::size_t g_end = static_cast<std::size_t>(-1)) const;
   // Group g's register: from buf when batched, else computed into x by group_values.
   const double* values(const Program& p, const Inputs& in, std::size_t g, index_t t0, index_t n,
                        const double* buf, double* x) const {
