@@ -262,3 +262,35 @@ def test_native_logistic_link_needs_one_output():
     assert not native_logistic(sc.model, sc.folded, "predict_proba")
     with pytest.raises(ValueError, match="logistic link needs one output"):
         sc.folded.native().run_rows(np.zeros((1, len(sc.folded.features.inputs))), True)
+
+
+def test_wide_frame_runs_in_column_phases():
+    """More input columns than one phase of the fused pass reads (12): rows are summed over
+    several phases, in group order, so the result is the unfolded plan's, for any thread count,
+    and an unknown category in a late phase still raises."""
+    rng = np.random.default_rng(7)
+    n = 5000
+    df = pd.DataFrame({f"x{i}": rng.lognormal(size=n) for i in range(30)})
+    for i in range(6):
+        df[f"s{i}"] = rng.choice(["a", "b", "c"], n)
+    y = (df["x0"] + (df["s5"] == "a") > 1.5).astype(int)
+    ct = ColumnTransformer([
+        ("num", make_pipeline(SimpleImputer(strategy="median"), FunctionTransformer(np.log1p),
+                              StandardScaler()), [f"x{i}" for i in range(30)]),
+        ("oh", OneHotEncoder(handle_unknown="error", sparse_output=False), [f"s{i}" for i in range(6)]),
+    ])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pipe = make_pipeline(ct, LogisticRegression(max_iter=300)).fit(df, y)
+    sc = fl.compile(pipe, df[:1000])
+    plain = fl.compile(pipe, df[:1000], fold=False)
+    got = sc.predict_raw(df, n_threads=1)
+    for nt in (2, 3):
+        np.testing.assert_array_equal(sc.predict_raw(df, n_threads=nt), got)
+    want = plain.predict_raw(df)
+    scale = plain.model.error_scale(plain.transform(df)) + sc.folded.shift_magnitude[0]
+    assert np.all(np.abs(got - want) <= 1e-12 * (np.abs(want) + scale))
+    bad = df.copy()
+    bad.loc[4321, "s5"] = "zzz"
+    with pytest.raises(fl.DataError, match="s5"):
+        sc.predict_proba(bad)
