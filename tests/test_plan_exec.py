@@ -239,3 +239,34 @@ def test_arrow_string_codes_declines_other_inputs():
     assert arrow_string_codes(pa.array(["a"]), ()) is None
     assert arrow_string_codes(pa.array([1, 2]), ("a",)) is None  # not a string array
     assert arrow_string_codes(pa.array([], type=pa.string()), ("a",)).shape == (0,)
+
+
+_short = st.text(alphabet=st.sampled_from(["a", "b", "v", "1", "é", "\x00"]), max_size=9)
+
+
+@settings(max_examples=60, deadline=None)
+@given(vocab=st.lists(_short, min_size=1, max_size=40, unique=True),
+       values=st.lists(st.one_of(st.none(), _short), min_size=0, max_size=300),
+       start=st.integers(0, 11), wide=st.booleans())
+def test_string_codes_short_values_equal_index_in(vocab, values, start, wide):
+    """Long columns of short values (the whole-word path), values over 8 bytes, words at the
+    buffer's end, sliced offsets and nulls, with 32- and 64-bit offsets."""
+    from forgeline._fastinput import arrow_string_codes
+
+    typ = pa.large_string() if wide else pa.string()
+    arr = pa.array(values, type=typ).slice(min(start, len(values)))
+    np.testing.assert_array_equal(arrow_string_codes(arr, tuple(vocab)), _index_in(arr, tuple(vocab)))
+
+
+def test_string_codes_large_column():
+    from forgeline._fastinput import arrow_string_codes
+
+    rng = np.random.default_rng(5)
+    vocab = tuple(f"v{k}" for k in range(30)) + ("a-long-category-name",)
+    pool = np.array(list(vocab) + ["v30", "", "zz"], dtype=object)
+    vals = pool[rng.integers(0, len(pool), 50_000)].tolist()
+    for i in rng.integers(0, len(vals), 500):
+        vals[i] = None
+    for typ in (pa.string(), pa.large_string()):
+        arr = pa.array(vals, type=typ)
+        np.testing.assert_array_equal(arrow_string_codes(arr, vocab), _index_in(arr, vocab))
