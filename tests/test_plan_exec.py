@@ -270,3 +270,14 @@ def test_string_codes_large_column():
     for typ in (pa.string(), pa.large_string()):
         arr = pa.array(vals, type=typ)
         np.testing.assert_array_equal(arrow_string_codes(arr, vocab), _index_in(arr, vocab))
+
+
+@pytest.mark.parametrize("offsets", [[0, 1_000_000, 5], [0, 3, 2, 5], [0, 2, 9]])
+def test_string_codes_refuse_offsets_outside_the_buffer(offsets):
+    """Only the first and last offsets are checked up front; a bad one in the middle must be
+    refused before any read goes past the data buffer."""
+    voc = core.StringVocabulary(["ab", "a-long-value-here"])
+    data = np.frombuffer(b"abcde", dtype=np.uint8)
+    off = np.array(offsets, dtype=np.int64)
+    with pytest.raises(ValueError, match="offsets"):
+        voc.codes(off, data, None, 0, len(offsets) - 1)

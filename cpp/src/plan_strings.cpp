@@ -129,6 +129,10 @@ std::int32_t Vocabulary::find(const char* s, std::size_t len) const {
 }
 
 namespace {
+// The low `len` bytes of a word, len = 0..8 (a table: no variable shift, no branch).
+constexpr std::uint64_t kLowBytes[9] = {0, 0xFF, 0xFFFF, 0xFFFFFF, 0xFFFFFFFFULL, 0xFFFFFFFFFFULL,
+                                        0xFFFFFFFFFFFFULL, 0xFFFFFFFFFFFFFFULL, ~std::uint64_t{0}};
+
 // The per-value loop, with the look-up (perfect table or probing) and the validity test
 // chosen once per call rather than per value.
 template <class Off, bool kPerfect, bool kValid>
@@ -137,6 +141,7 @@ void codes_loop(const Vocabulary& vocab, const Off* offsets, const char* data, s
   const Vocabulary::Perfect* tab = vocab.perfect.data();
   const std::uint64_t mult = vocab.perfect_mult;
   const int shift = vocab.perfect_shift;
+#pragma GCC unroll 4
   for (index_t i = 0; i < n; ++i) {
     if (kValid) {
       const index_t b = valid_offset + i;
@@ -146,7 +151,10 @@ void codes_loop(const Vocabulary& vocab, const Off* offsets, const char* data, s
       }
     }
     const Off a = offsets[i], e = offsets[i + 1];
-    if (FL_UNLIKELY(e < a)) throw std::invalid_argument("string column: offsets are not monotone");
+    // Every value is checked against the buffer, not only the first and last offsets: a
+    // non-monotone offset in the middle must not send a read past the data.
+    if (FL_UNLIKELY(e < a || static_cast<std::size_t>(e) > data_len))
+      throw std::invalid_argument("string column: offsets are not monotone");
     const auto len = static_cast<std::size_t>(e - a);
     const auto start = static_cast<std::size_t>(a);
     if (FL_LIKELY(len <= 8)) {
@@ -154,7 +162,7 @@ void codes_loop(const Vocabulary& vocab, const Off* offsets, const char* data, s
       std::uint64_t w;
       if (FL_LIKELY(start + 8 <= data_len)) {
         std::memcpy(&w, data + start, 8);
-        if (len < 8) w &= (std::uint64_t{1} << (8 * len)) - 1;
+        w &= kLowBytes[len];
       } else {
         w = word_of(data + start, len);
       }
