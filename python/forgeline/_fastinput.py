@@ -34,8 +34,8 @@ def _vocabulary(cache: dict, name: str, vocab) -> object | None:
 
 def _string_buffers(s):
     """(offsets, data, validity or None, bit offset, n) of each Arrow chunk of a pandas
-    Arrow-backed string Series, or None for any other storage."""
-    arr = getattr(s, "array", None)
+    Arrow-backed string Series (or its array), or None for any other storage."""
+    arr = getattr(s, "array", s)
     if type(arr).__name__ != "ArrowStringArray":
         return None
     return _arrow_string_parts(arr.__arrow_array__())
@@ -66,6 +66,16 @@ def _arrow_string_parts(values):
     return parts
 
 
+def _column_reader(X):
+    """name -> the column's values: pandas' array itself where the frame offers it (building
+    50 Series costs ~0.4 ms of a ~35 ms 500k-row call), else the Series."""
+    get = getattr(X, "_get_column_array", None)
+    if get is None:
+        return X.__getitem__
+    loc = X.columns.get_loc  # the caller checked the names are unique strings
+    return lambda name: get(loc(name))
+
+
 def plan_columns(X, schema, inputs, cache: dict, n_threads: int | None = None):
     """(columns, kinds, n_rows) for the native program over ``inputs``, or None when ``X`` is
     not the plain case described in the module docstring."""
@@ -79,13 +89,14 @@ def plan_columns(X, schema, inputs, cache: dict, n_threads: int | None = None):
         if spec.name not in cols or spec.name not in used:
             return None  # the general path names a missing column / checks unused ones
     out, kinds, strings = [], [], []
+    column = _column_reader(X)
     for name, kind in inputs:
-        s = X[name]
+        s = column(name)
         if kind == _frame.NUMERIC:
             dt = s.dtype
             if not (isinstance(dt, np.dtype) and dt in (np.float64, np.float32)):
                 return None
-            v = s.to_numpy()
+            v = s if isinstance(s, np.ndarray) else s.to_numpy()
             out.append(v if v.dtype == np.float64 else v.astype(np.float64))
             kinds.append(SOURCE_FLOAT64)
         elif kind == _frame.CATEGORICAL:
