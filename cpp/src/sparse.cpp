@@ -1,0 +1,174 @@
+// Exact packed CSR products (see sparse.hpp). Built with -ffp-contract=off (CMakeLists.txt):
+// a fused multiply-add would skip the product's rounding and break bit-equality with scipy.
+#include "forgeline/sparse.hpp"
+
+#include <algorithm>
+#include <string>
+
+#include "forgeline/parallel.hpp"
+
+namespace forgeline::sparse {
+
+namespace {
+
+constexpr index_t kGroup = 4;  // rows whose chains run side by side
+
+// Row range of `a`, checked: indptr must start >= 0, never decrease and end <= nnz.
+void check_indptr(const CsrRef& a) {
+  require(a.n_rows >= 0 && a.n_cols >= 0 && a.nnz >= 0, "sparse matrix: negative shape");
+  index_t prev = a.indptr[0];
+  if (prev < 0 || prev > a.nnz)
+    throw std::invalid_argument("sparse matrix: indptr[0] = " + std::to_string(prev) +
+                                " is outside [0, " + std::to_string(a.nnz) + "]");
+  for (index_t r = 0; r < a.n_rows; ++r) {
+    const index_t next = a.indptr[r + 1];
+    if (next < prev || next > a.nnz)
+      throw std::invalid_argument("sparse matrix: indptr[" + std::to_string(r + 1) + "] = " +
+                                  std::to_string(next) + " is below indptr[" + std::to_string(r) +
+                                  "] = " + std::to_string(prev) + " or above nnz = " +
+                                  std::to_string(a.nnz));
+    prev = next;
+  }
+}
+
+void check_indices(const CsrRef& a, index_t lo, index_t hi) {
+  for (index_t k = lo; k < hi; ++k) {
+    const index_t j = a.indices[k];
+    if (FL_UNLIKELY(j < 0 || j >= a.n_cols))
+      throw std::invalid_argument("sparse matrix: indices[" + std::to_string(k) + "] = " +
+                                  std::to_string(j) + " is outside [0, " + std::to_string(a.n_cols) +
+                                  ")");
+  }
+}
+
+}  // namespace
+
+Packed Packed::from_csr(const CsrRef& a, bool transpose) {
+  check_indptr(a);
+  const index_t lo = a.indptr[0], hi = a.indptr[a.n_rows];
+  check_indices(a, lo, hi);
+  Packed p;
+  const index_t used = hi - lo;
+  std::vector<std::int32_t> t_idx;
+  std::vector<double> t_val;
+  const std::int32_t* idx = a.indices + lo;
+  const double* val = a.data + lo;
+  if (!transpose) {
+    p.n_rows_ = a.n_rows;
+    p.n_cols_ = a.n_cols;
+    p.indptr_.resize(static_cast<size_t>(a.n_rows) + 1);
+    for (index_t r = 0; r <= a.n_rows; ++r) p.indptr_[static_cast<size_t>(r)] = a.indptr[r] - lo;
+  } else {
+    p.n_rows_ = a.n_cols;
+    p.n_cols_ = a.n_rows;
+    auto& ptr = p.indptr_;
+    ptr.assign(static_cast<size_t>(a.n_cols) + 1, 0);
+    for (index_t k = lo; k < hi; ++k) ++ptr[static_cast<size_t>(a.indices[k]) + 1];
+    for (index_t j = 0; j < a.n_cols; ++j) ptr[static_cast<size_t>(j) + 1] += ptr[static_cast<size_t>(j)];
+    t_idx.resize(static_cast<size_t>(used));
+    t_val.resize(static_cast<size_t>(used));
+    std::vector<std::int64_t> next(ptr.begin(), ptr.end() - 1);
+    // Rows ascending, entries in storage order: each column receives its entries in the
+    // order csc_matvec over a.T adds them.
+    for (index_t r = 0; r < a.n_rows; ++r) {
+      for (index_t k = a.indptr[r]; k < a.indptr[r + 1]; ++k) {
+        const auto pos = static_cast<size_t>(next[static_cast<size_t>(a.indices[k])]++);
+        t_idx[pos] = static_cast<std::int32_t>(r);
+        t_val[pos] = a.data[k];
+      }
+    }
+    idx = t_idx.data();
+    val = t_val.data();
+  }
+  if (p.n_cols_ <= 65536)
+    p.pack(idx, val, p.idx16_);
+  else
+    p.pack(idx, val, p.idx32_);
+  return p;
+}
+
+template <class I>
+void Packed::pack(const std::int32_t* idx, const double* val, std::vector<I>& out) {
+  const index_t nnz = indptr_[static_cast<size_t>(n_rows_)];
+  out.resize(static_cast<size_t>(nnz));
+  data_.resize(static_cast<size_t>(nnz));
+  const std::int64_t* ptr = indptr_.data();
+  index_t r = 0;
+  // A group of four rows keeps the rows' own range [ptr[r], ptr[r+4]): first the common
+  // length interleaved (entry k of rows 0..3), then each row's rest in order.
+  for (; r + kGroup <= n_rows_; r += kGroup) {
+    index_t m = ptr[r + 1] - ptr[r];
+    for (index_t i = 1; i < kGroup; ++i) m = std::min<index_t>(m, ptr[r + i + 1] - ptr[r + i]);
+    index_t q = ptr[r];
+    for (index_t k = 0; k < m; ++k)
+      for (index_t i = 0; i < kGroup; ++i, ++q) {
+        out[static_cast<size_t>(q)] = static_cast<I>(idx[ptr[r + i] + k]);
+        data_[static_cast<size_t>(q)] = val[ptr[r + i] + k];
+      }
+    for (index_t i = 0; i < kGroup; ++i)
+      for (index_t k = ptr[r + i] + m; k < ptr[r + i + 1]; ++k, ++q) {
+        out[static_cast<size_t>(q)] = static_cast<I>(idx[k]);
+        data_[static_cast<size_t>(q)] = val[k];
+      }
+  }
+  for (index_t k = ptr[r]; k < nnz; ++k) {
+    out[static_cast<size_t>(k)] = static_cast<I>(idx[k]);
+    data_[static_cast<size_t>(k)] = val[k];
+  }
+}
+
+template <class I>
+void Packed::run(const I* FL_RESTRICT idx, const double* FL_RESTRICT x, double* FL_RESTRICT y,
+                 int n_threads) const {
+  const std::int64_t* ptr = indptr_.data();
+  const double* FL_RESTRICT d = data_.data();
+  const index_t n = n_rows_;
+  const index_t groups_end = n - n % kGroup;
+  // About 32k entries a chunk, a whole number of groups. The grain only decides who
+  // computes a row, never how, so it may depend on the shape.
+  const index_t per_row = std::max<index_t>(1, nnz() / std::max<index_t>(n, 1));
+  const index_t grain = std::max<index_t>(1, (index_t{1} << 15) / per_row / kGroup) * kGroup;
+  parallel_for(n, n_threads, grain, [&](index_t begin, index_t end, index_t) {
+    index_t r = begin;
+    for (; r + kGroup <= end && r < groups_end; r += kGroup) {
+      const index_t l0 = ptr[r], l1 = ptr[r + 1], l2 = ptr[r + 2], l3 = ptr[r + 3], l4 = ptr[r + 4];
+      const index_t a0 = l1 - l0, a1 = l2 - l1, a2 = l3 - l2, a3 = l4 - l3;
+      const index_t m = std::min(std::min(a0, a1), std::min(a2, a3));
+      double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+      index_t q = l0;
+      for (index_t k = 0; k < m; ++k, q += kGroup) {
+        s0 += d[q] * x[idx[q]];
+        s1 += d[q + 1] * x[idx[q + 1]];
+        s2 += d[q + 2] * x[idx[q + 2]];
+        s3 += d[q + 3] * x[idx[q + 3]];
+      }
+      for (index_t k = m; k < a0; ++k, ++q) s0 += d[q] * x[idx[q]];
+      for (index_t k = m; k < a1; ++k, ++q) s1 += d[q] * x[idx[q]];
+      for (index_t k = m; k < a2; ++k, ++q) s2 += d[q] * x[idx[q]];
+      for (index_t k = m; k < a3; ++k, ++q) s3 += d[q] * x[idx[q]];
+      y[r] = s0;
+      y[r + 1] = s1;
+      y[r + 2] = s2;
+      y[r + 3] = s3;
+    }
+    for (; r < end; ++r) {
+      double s = 0.0;
+      for (index_t q = ptr[r]; q < ptr[r + 1]; ++q) s += d[q] * x[idx[q]];
+      y[r] = s;
+    }
+  });
+}
+
+void Packed::matvec(const double* x, double* y, int n_threads) const {
+  if (!idx16_.empty() || idx32_.empty())
+    run(idx16_.data(), x, y, n_threads);
+  else
+    run(idx32_.data(), x, y, n_threads);
+}
+
+index_t Packed::nbytes() const {
+  return static_cast<index_t>(indptr_.size() * sizeof(std::int64_t) + idx16_.size() * sizeof(std::uint16_t) +
+                              idx32_.size() * sizeof(std::int32_t) + data_.size() * sizeof(double));
+}
+
+}  // namespace forgeline::sparse
