@@ -3,6 +3,7 @@
 #include "forgeline/sparse.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <string>
 
 #include "forgeline/parallel.hpp"
@@ -41,13 +42,64 @@ void check_indices(const CsrRef& a, index_t lo, index_t hi) {
   }
 }
 
+// NaN payloads. For non-NaN results IEEE products and sums are commutative, so the order in
+// which the compiler feeds operands to the FPU cannot matter. For NaN it does: x86 returns
+// the first operand's NaN when both are NaN, and compilers treat + and * as commutative.
+// scipy's compiled loops are, for csr_matvec, `p = x[j] * a; s = s + p` and, for csc_matvec
+// over A.T, `p = a * g[i]; s = p + s`. A row whose fast sum is NaN (rare) is recomputed with
+// those operand orders spelled out, so even the NaN bits match scipy's on x86-64.
+inline double quiet(double v) {
+  std::uint64_t b;
+  std::memcpy(&b, &v, sizeof b);
+  b |= std::uint64_t{1} << 51;
+  std::memcpy(&v, &b, sizeof b);
+  return v;
+}
+inline double mul_first(double a, double b) {
+  if (a != a) return quiet(a);
+  if (b != b) return quiet(b);
+  return a * b;
+}
+inline double add_first(double a, double b) {
+  if (a != a) return quiet(a);
+  if (b != b) return quiet(b);
+  return a + b;
+}
+
 }  // namespace
+
+template <class I>
+double Packed::nan_row(const I* idx, const double* x, index_t r) const {
+  // The row's entries: interleaved part of its group, then its own rest.
+  const std::int64_t* ptr = indptr_.data();
+  const double* d = data_.data();
+  double s = 0.0;
+  auto step = [&](index_t q) {
+    const double v = x[idx[q]];
+    s = transposed_ ? add_first(mul_first(d[q], v), s) : add_first(s, mul_first(v, d[q]));
+  };
+  const index_t g0 = r - r % kGroup;
+  if (g0 + kGroup > n_rows_) {
+    for (index_t q = ptr[r]; q < ptr[r + 1]; ++q) step(q);
+    return s;
+  }
+  index_t m = ptr[g0 + 1] - ptr[g0];
+  for (index_t i = 1; i < kGroup; ++i) m = std::min<index_t>(m, ptr[g0 + i + 1] - ptr[g0 + i]);
+  const index_t lane = r - g0;
+  for (index_t k = 0; k < m; ++k) step(ptr[g0] + k * kGroup + lane);
+  index_t q = ptr[g0] + m * kGroup;
+  for (index_t i = 0; i < lane; ++i) q += ptr[g0 + i + 1] - ptr[g0 + i] - m;
+  const index_t rest = ptr[r + 1] - ptr[r] - m;
+  for (index_t k = 0; k < rest; ++k) step(q + k);
+  return s;
+}
 
 Packed Packed::from_csr(const CsrRef& a, bool transpose) {
   check_indptr(a);
   const index_t lo = a.indptr[0], hi = a.indptr[a.n_rows];
   check_indices(a, lo, hi);
   Packed p;
+  p.transposed_ = transpose;
   const index_t used = hi - lo;
   std::vector<std::int32_t> t_idx;
   std::vector<double> t_val;
@@ -146,15 +198,15 @@ void Packed::run(const I* FL_RESTRICT idx, const double* FL_RESTRICT x, double* 
       for (index_t k = m; k < a1; ++k, ++q) s1 += d[q] * x[idx[q]];
       for (index_t k = m; k < a2; ++k, ++q) s2 += d[q] * x[idx[q]];
       for (index_t k = m; k < a3; ++k, ++q) s3 += d[q] * x[idx[q]];
-      y[r] = s0;
-      y[r + 1] = s1;
-      y[r + 2] = s2;
-      y[r + 3] = s3;
+      y[r] = FL_UNLIKELY(s0 != s0) ? nan_row(idx, x, r) : s0;
+      y[r + 1] = FL_UNLIKELY(s1 != s1) ? nan_row(idx, x, r + 1) : s1;
+      y[r + 2] = FL_UNLIKELY(s2 != s2) ? nan_row(idx, x, r + 2) : s2;
+      y[r + 3] = FL_UNLIKELY(s3 != s3) ? nan_row(idx, x, r + 3) : s3;
     }
     for (; r < end; ++r) {
       double s = 0.0;
       for (index_t q = ptr[r]; q < ptr[r + 1]; ++q) s += d[q] * x[idx[q]];
-      y[r] = s;
+      y[r] = FL_UNLIKELY(s != s) ? nan_row(idx, x, r) : s;
     }
   });
 }

@@ -9,6 +9,7 @@
 // feeds four independent add chains (scipy's loop waits on one add's latency per entry),
 // with 16-bit column indices when the matrix is at most 65536 columns wide (a sixth less
 // memory traffic). Rows split across threads; a row's chain never depends on the split.
+// NaN results carry scipy's NaN bits too (x86-64 operand-order rules, see sparse.cpp).
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -58,6 +59,10 @@ class Packed {
   std::vector<std::uint16_t> idx16_;  // used when n_cols <= 65536
   std::vector<std::int32_t> idx32_;   // otherwise
   std::vector<double> data_;
+  bool transposed_ = false;  // which of scipy's two loops (operand orders) to reproduce
+
+  template <class I>
+  double nan_row(const I* idx, const double* x, index_t r) const;
 
   // Packs rows given in CSR order (indptr_ set, starting at 0) into this object's layout.
   template <class I>
