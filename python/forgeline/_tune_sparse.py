@@ -24,6 +24,8 @@ import scipy.sparse as sp
 
 from ._native import core
 
+_BLOCK_ROWS = 16384  # sparse.hpp's Packed::kBlockRows
+
 #: Module-level switch: False makes :func:`wrap` return its input unchanged and wrapped
 #: matrices use scipy's products (tests compare the two).
 ENABLED = True
@@ -144,7 +146,9 @@ class TunedCSR(sp.csr_matrix):
         n, p = self.shape
         nnz = int(self.indptr[-1] - self.indptr[0]) if n else 0
         fwd = 8 * (n + 1) + nnz * ((2 if p <= 65536 else 4) + 8)
-        bwd = 8 * (p + 1) + nnz * ((2 if n <= 65536 else 4) + 8)
+        # X.T is cut into blocks of _BLOCK_ROWS rows of X, with 16-bit offsets in a block
+        blocks = max(1, -(-n // _BLOCK_ROWS))
+        bwd = 8 * (blocks * p + 1) + nnz * (2 + 8)
         return fwd + bwd
 
     def _fl_reset(self):

@@ -11,12 +11,38 @@
 // memory traffic). Rows split across threads; a row's chain never depends on the split.
 // NaN results carry scipy's NaN bits too (x86-64 operand-order rules, see sparse.cpp).
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
 #include "forgeline/common.hpp"
 
 namespace forgeline::sparse {
+
+namespace detail {
+void* big_alloc(std::size_t bytes);
+void big_free(void* p) noexcept;
+}  // namespace detail
+
+// Allocator for the packed arrays: large ones are 2 MiB aligned and asked to be backed by
+// transparent huge pages (as numpy does for its large arrays). A product streams the whole
+// copy; with 4 KiB pages it would take a TLB miss every 4 KiB and lose to scipy reading
+// numpy's huge-page arrays.
+template <class T>
+struct BigAlloc {
+  using value_type = T;
+  BigAlloc() = default;
+  template <class U>
+  BigAlloc(const BigAlloc<U>&) noexcept {}
+  T* allocate(std::size_t n) { return static_cast<T*>(detail::big_alloc(n * sizeof(T))); }
+  void deallocate(T* p, std::size_t) noexcept { detail::big_free(p); }
+  template <class U>
+  bool operator==(const BigAlloc<U>&) const noexcept { return true; }
+  template <class U>
+  bool operator!=(const BigAlloc<U>&) const noexcept { return false; }
+};
+template <class T>
+using big_vector = std::vector<T, BigAlloc<T>>;
 
 // A CSR matrix over caller-owned buffers (int32 indptr and indices, float64 data).
 struct CsrRef {
@@ -39,10 +65,14 @@ class Packed {
   //
   // a.T is the CSC layout of `a`, built by one stable counting pass: column j's entries in
   // row order and, within a row, in storage order, duplicates included. Its product is
-  // therefore exactly scipy's `a.T @ g` (csc_matvec over the transposed view).
+  // therefore exactly scipy's `a.T @ g` (csc_matvec over the transposed view). It is cut
+  // into blocks of kBlockRows rows of `a`: each output's chain runs over block 0, then
+  // block 1, ... (the same chain, carried through y), so the slice of g a block reads stays
+  // in cache, and 16-bit offsets within the block replace 32-bit row numbers.
   static Packed from_csr(const CsrRef& a, bool transpose);
 
-  // y (n_rows) = A @ x (n_cols), bit-identical to scipy's csr_matvec.
+  // y (n_rows) = A @ x (n_cols), bit-identical to scipy's csr_matvec (or, for a transposed
+  // copy, to csc_matvec over a.T).
   void matvec(const double* x, double* y, int n_threads) const;
 
   index_t n_rows() const { return n_rows_; }
@@ -51,24 +81,28 @@ class Packed {
   // Bytes held (indptr, indices, values).
   index_t nbytes() const;
 
+  static constexpr index_t kBlockRows = 16384;
+
  private:
   index_t n_rows_ = 0;
   index_t n_cols_ = 0;
-  std::vector<std::int64_t> indptr_;  // rows' ranges, starting at 0 (the packed group of
-                                      // four rows covers the same range as the rows did)
-  std::vector<std::uint16_t> idx16_;  // used when n_cols <= 65536
-  std::vector<std::int32_t> idx32_;   // otherwise
-  std::vector<double> data_;
+  index_t n_blocks_ = 1;  // blocks of x: 1 for a copy of `a`, ceil(n_cols / block_) for a.T
+  index_t block_ = 0;     // x entries per block
+  // Segment (b, r) = row r's entries that index block b, at [indptr_[b*n_rows + r],
+  // indptr_[b*n_rows + r + 1]). Four consecutive rows of a block form a group that keeps
+  // their joint range: first their common length interleaved, then each row's rest.
+  big_vector<std::int64_t> indptr_;
+  big_vector<std::uint16_t> idx16_;  // offsets within the block, when block_ <= 65536
+  big_vector<std::int32_t> idx32_;   // otherwise
+  big_vector<double> data_;
   bool transposed_ = false;  // which of scipy's two loops (operand orders) to reproduce
 
   template <class I>
-  double nan_row(const I* idx, const double* x, index_t r) const;
-
-  // Packs rows given in CSR order (indptr_ set, starting at 0) into this object's layout.
-  template <class I>
-  void pack(const std::int32_t* idx, const double* val, std::vector<I>& out);
+  void pack(const std::int32_t* idx, const double* val, big_vector<I>& out);
   template <class I>
   void run(const I* idx, const double* x, double* y, int n_threads) const;
+  template <class I>
+  double nan_row(const I* idx, const double* x, index_t r) const;
 };
 
 }  // namespace forgeline::sparse
