@@ -86,10 +86,11 @@ def _random_csr(n_rows, n_cols, per_row, seed, sort=False):
     return X
 
 
-@pytest.mark.parametrize("n_rows,n_cols", [(3001, 37), (70, 70000), (40001, 3), (16384, 5)])
+@pytest.mark.parametrize("n_rows,n_cols", [(3001, 37), (70, 70000), (1500, 3), (512, 5),
+                                           (70001, 2)])
 def test_thread_count_and_wide_index_paths(n_rows, n_cols):
-    # (70, 70000): int32 column indices; (40001, 3): the transposed copy in three row blocks
-    # (the last one partial); (16384, 5): exactly one full block
+    # (70, 70000): int32 column indices; (1500, 3): the transposed copy in three row blocks
+    # (the last one partial); (512, 5): exactly one full block
     X = _random_csr(n_rows, n_cols, 20 if n_rows < 10000 else 1, seed=n_rows)
     rng = np.random.default_rng(1)
     x, g = rng.standard_normal(n_cols), rng.standard_normal(n_rows)

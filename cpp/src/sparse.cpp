@@ -220,12 +220,15 @@ void Packed::run(const I* FL_RESTRICT idx, const double* FL_RESTRICT x, double* 
   const double* FL_RESTRICT d = data_.data();
   const index_t n = n_rows_;
   const index_t groups_end = n - n % kGroup;
-  // About 32k entries a chunk, a whole number of groups. The grain only decides who
+  // About 32k entries a chunk (per block), a whole number of groups. The grain only decides who
   // computes a row, never how, so it may depend on the shape.
-  const index_t per_row = std::max<index_t>(1, nnz() / std::max<index_t>(n, 1));
+  const index_t per_row = std::max<index_t>(1, nnz() / std::max<index_t>(n * n_blocks_, 1));
   const index_t grain = std::max<index_t>(1, (index_t{1} << 15) / per_row / kGroup) * kGroup;
-  parallel_for(n, n_threads, grain, [&](index_t begin, index_t end, index_t) {
-    for (index_t b = 0; b < n_blocks_; ++b) {
+  // Blocks outer: the copy is stored block by block, so one thread streams it front to back
+  // and a block's slice of x stays in cache. Each pass ends with a join, so block b+1 reads
+  // every chain's carried sum after block b wrote it.
+  for (index_t b = 0; b < n_blocks_; ++b) {
+    parallel_for(n, n_threads, grain, [&](index_t begin, index_t end, index_t) {
       const double* FL_RESTRICT xb = x + b * block_;
       const std::int64_t* ptr = indptr_.data() + b * n_rows_;
       const bool first = b == 0;
@@ -258,10 +261,11 @@ void Packed::run(const I* FL_RESTRICT idx, const double* FL_RESTRICT x, double* 
         for (index_t q = ptr[r]; q < ptr[r + 1]; ++q) s += d[q] * xb[idx[q]];
         y[r] = s;
       }
-    }
-    for (index_t r = begin; r < end; ++r)
-      if (FL_UNLIKELY(y[r] != y[r])) y[r] = nan_row(idx, x, r);
-  });
+      if (b + 1 == n_blocks_)
+        for (r = begin; r < end; ++r)
+          if (FL_UNLIKELY(y[r] != y[r])) y[r] = nan_row(idx, x, r);
+    });
+  }
 }
 
 void Packed::matvec(const double* x, double* y, int n_threads) const {

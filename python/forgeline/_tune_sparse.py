@@ -24,7 +24,7 @@ import scipy.sparse as sp
 
 from ._native import core
 
-_BLOCK_ROWS = 16384  # sparse.hpp's Packed::kBlockRows
+_BLOCK_ROWS = 512  # sparse.hpp's Packed::kBlockRows
 
 #: Module-level switch: False makes :func:`wrap` return its input unchanged and wrapped
 #: matrices use scipy's products (tests compare the two).

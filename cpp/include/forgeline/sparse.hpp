@@ -68,7 +68,8 @@ class Packed {
   // therefore exactly scipy's `a.T @ g` (csc_matvec over the transposed view). It is cut
   // into blocks of kBlockRows rows of `a`: each output's chain runs over block 0, then
   // block 1, ... (the same chain, carried through y), so the slice of g a block reads stays
-  // in cache, and 16-bit offsets within the block replace 32-bit row numbers.
+  // in L1, and 16-bit offsets within the block replace 32-bit row numbers. (512 measured
+  // best on the T2 matrix, 80k x 340: 1.26x scipy vs 0.94x with 16384-row blocks.)
   static Packed from_csr(const CsrRef& a, bool transpose);
 
   // y (n_rows) = A @ x (n_cols), bit-identical to scipy's csr_matvec (or, for a transposed
@@ -81,7 +82,7 @@ class Packed {
   // Bytes held (indptr, indices, values).
   index_t nbytes() const;
 
-  static constexpr index_t kBlockRows = 16384;
+  static constexpr index_t kBlockRows = 512;
 
  private:
   index_t n_rows_ = 0;
