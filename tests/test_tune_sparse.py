@@ -350,3 +350,20 @@ def test_search_scores_identical_with_and_without_native_products(monkeypatch, c
     b = ref.trials_.sort_values("trial")
     np.testing.assert_array_equal(a["mean_score"].to_numpy(), b["mean_score"].to_numpy())
     assert got.best_params_ == ref.best_params_
+
+
+@pytest.mark.parametrize("inner", [1, 2, None])
+def test_search_passes_inner_threads_to_the_products(monkeypatch, cat_data, inner):
+    X, y = cat_data
+    seen = []
+    real = _tune_sparse.wrap
+
+    def spy(M, n_threads=1):
+        out = real(M, n_threads)
+        seen.append(out._fl_threads if isinstance(out, TunedCSR) else "plain")
+        return out
+
+    monkeypatch.setattr(_tune_sparse, "wrap", spy)
+    tune.search(_sparse_pipe(), {"model__C": [0.1, 1.0]}, X, y, cv=2, strategy="grid",
+                n_jobs=2, refit=False, inner_threads=inner)
+    assert seen and set(seen) == {0 if inner is None else inner}
