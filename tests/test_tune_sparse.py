@@ -87,7 +87,7 @@ def _random_csr(n_rows, n_cols, per_row, seed, sort=False):
 
 
 @pytest.mark.parametrize("n_rows,n_cols", [(3001, 37), (70, 70000), (1500, 3), (512, 5),
-                                           (70001, 2)])
+                                           (70001, 2), (20000, 3000)])
 def test_thread_count_and_wide_index_paths(n_rows, n_cols):
     # (70, 70000): int32 column indices; (1500, 3): the transposed copy in three row blocks
     # (the last one partial); (512, 5): exactly one full block
@@ -266,6 +266,12 @@ def test_cache_accounting_counts_the_native_copies():
     W @ np.ones(20)
     W.T @ np.ones(300)
     assert W.native_nbytes() == W._fl.fwd.nbytes + W._fl.bwd.nbytes
+    # wide and very sparse: X.T's blocks grow so their segment bounds stay small
+    Wd = wrap(_random_csr(5000, 4000, 2, 11))
+    Wd @ np.ones(4000)
+    Wd.T @ np.ones(5000)
+    assert Wd.native_nbytes() == Wd._fl.fwd.nbytes + Wd._fl.bwd.nbytes
+    assert Wd._fl.bwd.nbytes < 2 * Wd._fl.fwd.nbytes
 
 
 @pytest.mark.parametrize("bad,err,match", [

@@ -97,6 +97,16 @@ inline double add_first(double a, double b) {
 
 }  // namespace
 
+index_t transposed_block(index_t n_rows, index_t n_cols, index_t nnz) {
+  // Every block holds one segment per column; a wide, very sparse matrix would otherwise
+  // spend more on segment bounds than on entries, so blocks grow until the segments are at
+  // most an eighth of the entries (or the 16-bit offsets run out).
+  index_t block = Packed::kBlockRows;
+  auto segments = [&](index_t b) { return ((n_rows + b - 1) / b) * n_cols; };
+  while (block < 65536 && segments(block) > std::max<index_t>(nnz / 8, n_cols)) block *= 2;
+  return std::max<index_t>(1, std::min(block, n_rows));
+}
+
 template <class I>
 double Packed::nan_row(const I* idx, const double* x, index_t r) const {
   const std::int64_t* ptr = indptr_.data();
@@ -150,7 +160,7 @@ Packed Packed::from_csr(const CsrRef& a, bool transpose) {
     const index_t n = a.n_cols;  // rows of a.T
     p.n_rows_ = n;
     p.n_cols_ = a.n_rows;
-    p.block_ = std::max<index_t>(1, std::min(kBlockRows, a.n_rows));
+    p.block_ = transposed_block(a.n_rows, a.n_cols, used);
     p.n_blocks_ = std::max<index_t>(1, (a.n_rows + p.block_ - 1) / p.block_);
     auto& ptr = p.indptr_;
     ptr.assign(static_cast<size_t>(p.n_blocks_ * n) + 1, 0);

@@ -146,8 +146,11 @@ class TunedCSR(sp.csr_matrix):
         n, p = self.shape
         nnz = int(self.indptr[-1] - self.indptr[0]) if n else 0
         fwd = 8 * (n + 1) + nnz * ((2 if p <= 65536 else 4) + 8)
-        # X.T is cut into blocks of _BLOCK_ROWS rows of X, with 16-bit offsets in a block
-        blocks = max(1, -(-n // _BLOCK_ROWS))
+        # X.T is cut into blocks of rows of X (sparse.cpp's transposed_block), 16-bit offsets
+        block = _BLOCK_ROWS
+        while block < 65536 and -(-n // block) * p > max(nnz // 8, p):
+            block *= 2
+        blocks = max(1, -(-n // max(1, min(block, n))))
         bwd = 8 * (blocks * p + 1) + nnz * (2 + 8)
         return fwd + bwd
 

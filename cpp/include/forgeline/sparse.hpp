@@ -106,4 +106,8 @@ class Packed {
   double nan_row(const I* idx, const double* x, index_t r) const;
 };
 
+// Rows of `a` per block of its transposed copy: kBlockRows, doubled while the blocks'
+// per-column segments would outnumber an eighth of the entries (at most 65536).
+index_t transposed_block(index_t n_rows, index_t n_cols, index_t nnz);
+
 }  // namespace forgeline::sparse
