@@ -9,5 +9,4 @@ PYBIND11_MODULE(_core, m) {
   bind_transforms(m);
   bind_linear(m);
   bind_drift(m);
-  bind_sparse(m);
 }

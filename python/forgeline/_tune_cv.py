@@ -73,9 +73,7 @@ def nbytes(obj) -> int:
     if obj is None:
         return 0
     if hasattr(obj, "data") and hasattr(obj, "indices"):  # scipy sparse
-        # a TunedCSR's packed native copies are built during the first fit: count them now
-        extra = obj.native_nbytes() if hasattr(obj, "native_nbytes") else 0
-        return int(obj.data.nbytes + obj.indices.nbytes + obj.indptr.nbytes + extra)
+        return int(obj.data.nbytes + obj.indices.nbytes + obj.indptr.nbytes)
     if hasattr(obj, "memory_usage"):
         return int(obj.memory_usage(index=False, deep=False).sum())
     return int(getattr(obj, "nbytes", 0))
@@ -174,7 +172,6 @@ class Task:
     reuse_bins: bool = True
     warm_path: str | None = None  # opt-in warm-start path parameter (full name)
     warm_descending: bool = False
-    inner_threads: int | None = 1  # threads of the native sparse products in a fit
 
 
 def build(estimator, params: dict, seed_params: dict):
@@ -190,20 +187,12 @@ def build(estimator, params: dict, seed_params: dict):
     return est
 
 
-def fit_prefix(est, split: Split, X_tr, y_tr, X_va, fit_params=None, sparse_threads=1):
-    """Fit the prefix on the fold's rows: ``(prefix, Xt_train, Xt_valid)``.
-
-    A float64/int32 CSR training matrix comes back as a ``TunedCSR`` sharing its arrays,
-    whose vector products inside the final model's fits run natively with
-    ``sparse_threads`` threads, bit-identically (see :mod:`forgeline._tune_sparse`).
-    """
+def fit_prefix(est, split: Split, X_tr, y_tr, X_va, fit_params=None):
     from sklearn.pipeline import Pipeline
-
-    from ._tune_sparse import wrap
     prefix = Pipeline(est.steps[:-1])
     Xt_tr = prefix.fit_transform(X_tr, y_tr, **(fit_params or {}))
     Xt_va = prefix.transform(X_va)
-    return prefix, wrap(Xt_tr, sparse_threads), Xt_va
+    return prefix, Xt_tr, Xt_va
 
 
 def final_params(split: Split, params: dict) -> dict:
@@ -234,8 +223,7 @@ def fit_score_fold(task: Task, params: dict, seed_params: dict, X, y, train, val
     key = (fold, len(train), task.split.prefix_key({**seed_params, **params}))
     if task.split.prefix:
         def _fit():
-            return fit_prefix(est, task.split, take(X, train), y_tr, take(X, valid),
-                              sparse_threads=task.inner_threads)
+            return fit_prefix(est, task.split, take(X, train), y_tr, take(X, valid))
 
         if cache is None:
             (_, Xt_tr, Xt_va), hit = _fit(), False

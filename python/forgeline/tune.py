@@ -429,9 +429,7 @@ def search(estimator, space, X, y=None, *, cv=5, strategy: str = "grid", scoring
         BLAS reductions) score the same whatever ``n_jobs`` is. ``None`` leaves the
         libraries' own defaults (then only ``n_jobs=1`` runs are reproducible bit for
         bit). The BLAS limit is process-wide while the search runs. The final refit runs
-        with the libraries' defaults, as in ``GridSearchCV``. It is also the thread count
-        of forgeline's native sparse products in the fits on cached CSR matrices (their
-        results do not depend on it).
+        with the libraries' defaults, as in ``GridSearchCV``.
     reuse_model_bins : bool
         For a ``HistGradientBoosting*`` final model, bin each fold's training matrix once
         and share the fitted bin mapper and binned matrix with every candidate on that
@@ -486,7 +484,7 @@ def search(estimator, space, X, y=None, *, cv=5, strategy: str = "grid", scoring
                                             warm_start_path)
     task = Task(estimator=estimator, split=split, scorer=scorer,
                 reuse_bins=bool(reuse_model_bins), warm_path=warm_path,
-                warm_descending=warm_desc, inner_threads=inner_threads)
+                warm_descending=warm_desc)
     if cache_bytes is not None and (not isinstance(cache_bytes, (int, np.integer))
                                     or cache_bytes < 0):
         raise InputError(f"cache_bytes must be an int >= 0 or None, got {cache_bytes!r}")
