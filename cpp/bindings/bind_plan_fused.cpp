@@ -28,32 +28,45 @@ index_t out_width(const FusedLinear& f, bool logistic) {
 
 }  // namespace
 
-template <class Off>
-py::array_t<std::int32_t> codes_of(const plan::Vocabulary& v, const py::array& offsets_arr, const py::array& data_arr,
-                                   const py::object& valid_obj, index_t valid_offset, index_t n) {
-  auto offsets = py::array_t<Off, py::array::c_style>::ensure(offsets_arr);
-  auto data = py::array_t<std::uint8_t, py::array::c_style>::ensure(data_arr);
-  if (!offsets || !data || offsets.ndim() != 1 || data.ndim() != 1)
-    throw std::invalid_argument("string codes: offsets and data must be 1-D arrays");
-  if (n < 0 || offsets.shape(0) != n + 1) throw std::invalid_argument("string codes: need n + 1 offsets");
-  const Off* o = offsets.data();
-  if (o[0] < 0 || o[n] < o[0] || static_cast<py::ssize_t>(o[n]) > data.shape(0))
+// One string column's Arrow buffers, validated (offsets n + 1 entries of int32/int64 with the
+// first and last inside data, a long enough validity bitmap) and held for the native coder.
+struct HeldString {
+  py::array off, data, valid;
+  plan::StringSource src;
+};
+
+HeldString hold_string(const plan::Vocabulary& vocab, const py::handle& offsets, const py::handle& data,
+                       const py::handle& valid, index_t valid_offset, index_t n) {
+  HeldString h;
+  plan::StringSource& s = h.src;
+  s.vocab = &vocab;
+  h.off = offsets.cast<py::array>();
+  s.wide = h.off.dtype().is(py::dtype::of<std::int64_t>());
+  if (!s.wide && !h.off.dtype().is(py::dtype::of<std::int32_t>()))
+    throw std::invalid_argument("string codes: offsets must be int32 or int64");
+  h.off = s.wide ? py::array(py::array_t<std::int64_t, py::array::c_style>::ensure(h.off))
+                 : py::array(py::array_t<std::int32_t, py::array::c_style>::ensure(h.off));
+  h.data = py::array_t<std::uint8_t, py::array::c_style>::ensure(data);
+  if (!h.off || !h.data || h.off.ndim() != 1 || h.data.ndim() != 1 || n < 0 || h.off.shape(0) != n + 1)
+    throw std::invalid_argument("string codes: need 1-D data and n + 1 offsets");
+  const std::int64_t first = s.wide ? static_cast<const std::int64_t*>(h.off.data())[0]
+                                    : static_cast<const std::int32_t*>(h.off.data())[0];
+  const std::int64_t last = s.wide ? static_cast<const std::int64_t*>(h.off.data())[n]
+                                   : static_cast<const std::int32_t*>(h.off.data())[n];
+  if (first < 0 || last < first || last > h.data.shape(0))
     throw std::invalid_argument("string codes: offsets outside the data buffer");
-  py::array_t<std::uint8_t, py::array::c_style> valid;
-  if (!valid_obj.is_none()) {
-    valid = py::array_t<std::uint8_t, py::array::c_style>::ensure(valid_obj);
-    if (!valid || valid.ndim() != 1 || valid_offset < 0 || (valid_offset + n + 7) / 8 > valid.shape(0))
+  if (!valid.is_none()) {
+    h.valid = py::array_t<std::uint8_t, py::array::c_style>::ensure(valid);
+    if (!h.valid || h.valid.ndim() != 1 || valid_offset < 0 || (valid_offset + n + 7) / 8 > h.valid.shape(0))
       throw std::invalid_argument("string codes: validity bitmap too short");
+    s.valid = static_cast<const std::uint8_t*>(h.valid.data());
   }
-  py::array_t<std::int32_t> out(n);
-  const std::uint8_t* vb = valid_obj.is_none() ? nullptr : valid.data();
-  {
-    // Safe: reads the held arrays and the immutable vocabulary, writes only `out`.
-    py::gil_scoped_release release;
-    plan::string_codes<Off>(v, o, reinterpret_cast<const char*>(data.data()), static_cast<std::size_t>(data.shape(0)), vb, valid_offset, n,
-                            out.mutable_data());
-  }
-  return out;
+  s.offsets = h.off.data();
+  s.data = static_cast<const char*>(h.data.data());
+  s.data_len = static_cast<std::size_t>(h.data.shape(0));
+  s.valid_offset = valid_offset;
+  s.n = n;
+  return h;
 }
 
 // Codes of several string columns at once, one column per parallel chunk: every argument is
@@ -63,61 +76,25 @@ py::list codes_many(const py::list& vocabs, const py::list& offsets, const py::l
   const std::size_t c = vocabs.size();
   if (offsets.size() != c || datas.size() != c || valids.size() != c || valid_offsets.size() != c || ns.size() != c)
     throw std::invalid_argument("string codes: one entry per column in every list");
-  struct Job {
-    const plan::Vocabulary* v;
-    py::array off, data, valid;
-    bool wide = false, has_valid = false;
-    index_t voff, n;
-    py::array_t<std::int32_t> out;
-  };
-  std::vector<Job> jobs(c);
+  std::vector<HeldString> jobs;
+  std::vector<py::array_t<std::int32_t>> outs;
   for (std::size_t j = 0; j < c; ++j) {
-    Job& b = jobs[j];
-    b.v = &vocabs[j].cast<const plan::Vocabulary&>();
-    b.off = offsets[j].cast<py::array>();
-    b.wide = b.off.dtype().is(py::dtype::of<std::int64_t>());
-    if (!b.wide && !b.off.dtype().is(py::dtype::of<std::int32_t>()))
-      throw std::invalid_argument("string codes: offsets must be int32 or int64");
-    b.off = b.wide ? py::array(py::array_t<std::int64_t, py::array::c_style>::ensure(b.off))
-                   : py::array(py::array_t<std::int32_t, py::array::c_style>::ensure(b.off));
-    b.data = py::array_t<std::uint8_t, py::array::c_style>::ensure(datas[j]);
-    b.voff = valid_offsets[j];
-    b.n = ns[j];
-    if (!b.off || !b.data || b.off.ndim() != 1 || b.data.ndim() != 1 || b.n < 0 || b.off.shape(0) != b.n + 1)
-      throw std::invalid_argument("string codes: need 1-D data and n + 1 offsets");
-    const std::int64_t first = b.wide ? static_cast<const std::int64_t*>(b.off.data())[0]
-                                      : static_cast<const std::int32_t*>(b.off.data())[0];
-    const std::int64_t last = b.wide ? static_cast<const std::int64_t*>(b.off.data())[b.n]
-                                     : static_cast<const std::int32_t*>(b.off.data())[b.n];
-    if (first < 0 || last < first || last > b.data.shape(0))
-      throw std::invalid_argument("string codes: offsets outside the data buffer");
-    if (!valids[j].is_none()) {
-      b.valid = py::array_t<std::uint8_t, py::array::c_style>::ensure(valids[j]);
-      b.has_valid = true;
-      if (!b.valid || b.valid.ndim() != 1 || b.voff < 0 || (b.voff + b.n + 7) / 8 > b.valid.shape(0))
-        throw std::invalid_argument("string codes: validity bitmap too short");
-    }
-    b.out = py::array_t<std::int32_t>(b.n);
+    jobs.push_back(hold_string(vocabs[j].cast<const plan::Vocabulary&>(), offsets[j], datas[j], valids[j], valid_offsets[j], ns[j]));
+    outs.emplace_back(ns[j]);
+    jobs.back().src.out = outs.back().mutable_data();
   }
   {
     // Safe: reads arrays held by `jobs` and immutable vocabularies; each chunk writes its own output.
     py::gil_scoped_release release;
     parallel_for(static_cast<index_t>(c), n_threads, 1, [&](index_t b0, index_t e0, index_t) {
       for (index_t j = b0; j < e0; ++j) {
-        Job& b = jobs[static_cast<std::size_t>(j)];
-        const auto* vb = b.has_valid ? static_cast<const std::uint8_t*>(b.valid.data()) : nullptr;
-        const char* d = static_cast<const char*>(b.data.data());
-        const auto dl = static_cast<std::size_t>(b.data.shape(0));
-        std::int32_t* o = static_cast<std::int32_t*>(b.out.mutable_data());
-        if (b.wide)
-          plan::string_codes<std::int64_t>(*b.v, static_cast<const std::int64_t*>(b.off.data()), d, dl, vb, b.voff, b.n, o);
-        else
-          plan::string_codes<std::int32_t>(*b.v, static_cast<const std::int32_t*>(b.off.data()), d, dl, vb, b.voff, b.n, o);
+        const plan::StringSource& s = jobs[static_cast<std::size_t>(j)].src;
+        plan::code_rows(s, 0, s.n);
       }
     });
   }
   py::list out;
-  for (auto& b : jobs) out.append(b.out);
+  for (auto& o : outs) out.append(o);
   return out;
 }
 
@@ -131,11 +108,15 @@ void bind_plan_fused(py::module_& m) {
           "codes",
           [](const plan::Vocabulary& v, const py::array& offsets, const py::array& data, const py::object& valid,
              index_t valid_offset, index_t n) {
-            if (offsets.dtype().is(py::dtype::of<std::int64_t>()))
-              return codes_of<std::int64_t>(v, offsets, data, valid, valid_offset, n);
-            if (offsets.dtype().is(py::dtype::of<std::int32_t>()))
-              return codes_of<std::int32_t>(v, offsets, data, valid, valid_offset, n);
-            throw std::invalid_argument("string codes: offsets must be int32 or int64");
+            HeldString h = hold_string(v, offsets, data, valid, valid_offset, n);
+            py::array_t<std::int32_t> out(n);
+            h.src.out = out.mutable_data();
+            {
+              // Safe: reads the held arrays and the immutable vocabulary, writes only `out`.
+              py::gil_scoped_release release;
+              plan::code_rows(h.src, 0, n);
+            }
+            return out;
           },
           py::arg("offsets"), py::arg("data"), py::arg("valid"), py::arg("valid_offset"), py::arg("n"),
           "Codes (int32) of an Arrow string array's values: vocabulary position, -2 unseen, -1 null.");

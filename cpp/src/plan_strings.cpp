@@ -197,6 +197,15 @@ void string_codes(const Vocabulary& vocab, const Off* offsets, const char* data,
   }
 }
 
+void code_rows(const StringSource& s, index_t begin, index_t end) {
+  if (s.wide)
+    string_codes<std::int64_t>(*s.vocab, static_cast<const std::int64_t*>(s.offsets) + begin, s.data, s.data_len,
+                               s.valid, s.valid_offset + begin, end - begin, s.out + begin);
+  else
+    string_codes<std::int32_t>(*s.vocab, static_cast<const std::int32_t*>(s.offsets) + begin, s.data, s.data_len,
+                               s.valid, s.valid_offset + begin, end - begin, s.out + begin);
+}
+
 template void string_codes<std::int32_t>(const Vocabulary&, const std::int32_t*, const char*, std::size_t,
                                          const std::uint8_t*, index_t, index_t, std::int32_t*);
 template void string_codes<std::int64_t>(const Vocabulary&, const std::int64_t*, const char*, std::size_t,

@@ -213,4 +213,20 @@ template <class Off>
 void string_codes(const Vocabulary& vocab, const Off* offsets, const char* data, std::size_t data_len,
                   const std::uint8_t* valid, index_t valid_offset, index_t n, std::int32_t* out);
 
+// One Arrow string column to code: validated buffers (offsets n + 1 entries, int32 or int64,
+// first and last inside data; validity bitmap long enough) and where its codes go.
+struct StringSource {
+  const Vocabulary* vocab = nullptr;
+  const void* offsets = nullptr;
+  bool wide = false;  // int64 offsets
+  const char* data = nullptr;
+  std::size_t data_len = 0;
+  const std::uint8_t* valid = nullptr;
+  index_t valid_offset = 0;
+  index_t n = 0;
+  std::int32_t* out = nullptr;
+};
+// Codes of rows [begin, end) of the column into out[begin, end).
+void code_rows(const StringSource& s, index_t begin, index_t end);
+
 }  // namespace forgeline::plan
