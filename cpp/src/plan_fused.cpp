@@ -80,12 +80,13 @@ index_t run_linear(const Program& p, const LinearHead& h, const Inputs& in, doub
     if (static_cast<Emit>(p.emit[g]) != Emit::Scalar) may_raise[g] = table_may_raise(p, g);
   // No per-value finiteness checks: a non-finite feature or table value always makes its
   // row's margin non-finite (w * NaN, w * inf and 0 * inf all are), so checking the margins
-  // once per tile finds every such row. A margin that overflows from finite features is
+  // once per block finds every such row. A margin that overflows from finite features is
   // flagged too; the caller then takes the model's own path, which gives the right answer.
   // Column phases: runs of groups reading at most kPhaseColumns distinct input columns. A
   // block's rows go through one phase after another, so only that many columns stream from
-  // memory at a time (~50 concurrent streams defeat the hardware prefetcher; measured 25% of
-  // T2's pass at 500k rows). Each row still adds its groups in group order.
+  // memory at a time (~50 concurrent streams defeat the hardware prefetcher: reading T2's 40
+  // float columns in 256-row tiles took 27 ms against 17 ms column by column; the pass gained
+  // 2 ms of 55). Each row still adds its groups in group order.
   std::vector<std::size_t> phase_end;
   {
     std::vector<std::int32_t> seen;

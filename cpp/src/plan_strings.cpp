@@ -154,7 +154,7 @@ void codes_loop(const Vocabulary& vocab, const Off* offsets, const char* data, s
     // Every value is checked against the buffer, not only the first and last offsets: a
     // non-monotone offset in the middle must not send a read past the data.
     if (FL_UNLIKELY(e < a || static_cast<std::size_t>(e) > data_len))
-      throw std::invalid_argument("string column: offsets are not monotone");
+      throw std::invalid_argument("string column: offsets are not monotone or run past the data");
     const auto len = static_cast<std::size_t>(e - a);
     const auto start = static_cast<std::size_t>(a);
     if (FL_LIKELY(len <= 8)) {
