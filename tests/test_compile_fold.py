@@ -294,3 +294,27 @@ def test_wide_frame_runs_in_column_phases():
     bad.loc[4321, "s5"] = "zzz"
     with pytest.raises(fl.DataError, match="s5"):
         sc.predict_proba(bad)
+
+
+def test_single_row_dict_of_one_element_columns_takes_the_row_path():
+    """{"col": [v]} and {"col": np.array([v])} are one-row frames: the row path reads their
+    scalars and gives the one-row DataFrame's answer, for numpy and Python containers, NaN,
+    None, unseen categories and numpy string scalars; anything else keeps the general path."""
+    df, y, _ = _data()
+    sc = fl.compile(_fit(LogisticRegression(max_iter=500), df, y), df)
+    for i in (0, 1, 7):
+        row = df.iloc[i].to_dict()
+        want = sc.predict_proba(df.iloc[i:i + 1])
+        as_arrays = {k: np.array([v], dtype=object if isinstance(v, str) or v is None else None)
+                     for k, v in row.items()}
+        np.testing.assert_array_equal(sc.predict_proba(as_arrays), want)
+        np.testing.assert_array_equal(sc.predict_proba({k: (v,) for k, v in row.items()}), want)
+    for s_value in (None, "never-seen"):  # missing, and unseen (the encoder ignores it)
+        odd = df.iloc[3].to_dict()
+        odd.update(a=np.nan, s=s_value)
+        want = sc.predict_proba(pd.DataFrame([odd]).astype({"s": object, "t": object}))
+        arrays = {k: np.array([v]) if k in ("a", "b", "t") else [v] for k, v in odd.items()}
+        assert isinstance(arrays["t"][0], np.str_)
+        np.testing.assert_array_equal(sc.predict_proba(arrays), want)
+    with pytest.raises(fl.ForgelineError):
+        sc.predict_proba({**{k: [v] for k, v in odd.items()}, "a": [1.0, 2.0]})

@@ -42,6 +42,20 @@ _MISSING = object()
 _PLAIN_NUMBERS = (float, int, np.float64, np.float32, np.int64, np.int32)
 
 
+def _one_row_scalars(X: dict) -> dict | None:
+    """The scalars of a dict whose every value is a one-element list, tuple or 1-D array
+    (a one-row frame written as columns), else None."""
+    out = {}
+    for k, v in X.items():
+        if type(v) is np.ndarray:
+            if v.ndim != 1 or v.shape[0] != 1:
+                return None
+        elif type(v) not in (list, tuple) or len(v) != 1:
+            return None
+        out[k] = v[0]
+    return out
+
+
 class Scorer:
     """Score data with a compiled model. Build one with :func:`forgeline.compile` or
     :func:`forgeline.load`.
@@ -196,6 +210,9 @@ class Scorer:
         fast = self._row_values_plain(X)
         if fast is not None:
             return fast
+        one = _one_row_scalars(X)
+        if one is not None:  # {"col": [v]} / {"col": np.array([v])}: the row's own scalars
+            return self._row_values(one)
         vals = []
         for name, kind, vocab in self._row_spec():
             v = X.get(name, _MISSING)
