@@ -47,22 +47,33 @@ py::array_t<double> moments(const std::vector<f64>& cols, int n_threads, bool pa
   return out;
 }
 
+// The (lo, hi, gamma) index rows of a quantile call, one row per column or group, checked,
+// and the (rows x quantiles) output they fill.
+struct QuantileIndex {
+  View2D<const std::int64_t> lo, hi;
+  View2D<const double> gamma;
+  py::array_t<double> out;
+  View2D<double> view;
+  QuantileIndex(const i64& lo_, const i64& hi_, const f64& gamma_, index_t rows, const char* per)
+      : lo(view2d(lo_)), hi(view2d(hi_)), gamma(view2d(gamma_)) {
+    require(lo.rows == rows && hi.rows == rows && gamma.rows == rows,
+            std::string("quantiles: one row of indices per ") + per);
+    require(lo.cols == hi.cols && lo.cols == gamma.cols, "quantiles: index shapes differ");
+    out = py::array_t<double>({static_cast<py::ssize_t>(rows), static_cast<py::ssize_t>(lo.cols)});
+    view = View2D<double>{out.mutable_data(), rows, lo.cols, lo.cols, 1};
+  }
+};
+
 py::array_t<double> quantiles(const std::vector<f64>& cols, const i64& lo, const i64& hi,
                               const f64& gamma, int n_threads) {
   auto v = views(cols);
-  auto vl = view2d(lo), vh = view2d(hi);
-  auto vg = view2d(gamma);
-  const index_t p = static_cast<index_t>(v.size());
-  require(vl.rows == p && vh.rows == p && vg.rows == p, "quantiles: one row of indices per column");
-  require(vl.cols == vh.cols && vl.cols == vg.cols, "quantiles: index shapes differ");
-  py::array_t<double> out({static_cast<py::ssize_t>(p), static_cast<py::ssize_t>(vl.cols)});
-  View2D<double> vo{out.mutable_data(), p, vl.cols, vl.cols, 1};
+  QuantileIndex q(lo, hi, gamma, static_cast<index_t>(v.size()), "column");
   {
-    // Safe: inputs are held by `cols`, `lo`, `hi`, `gamma`; only `out` is written.
+    // Safe: inputs are held by `cols`, `lo`, `hi`, `gamma`; only `q.out` is written.
     py::gil_scoped_release release;
-    tr::column_quantiles(v, vl, vh, vg, vo, n_threads);
+    tr::column_quantiles(v, q.lo, q.hi, q.gamma, q.view, n_threads);
   }
-  return out;
+  return q.out;
 }
 
 py::tuple medians(const std::vector<f64>& cols, int n_threads) {
@@ -261,19 +272,13 @@ py::array_t<double> program_quantiles(const plan::Program& p, const py::list& co
   require(n_rows >= 0, "fit: negative row count");
   std::vector<py::array> keep;
   plan::Inputs in = plan_inputs(p, columns, kinds, n_rows, keep);
-  auto vl = view2d(lo), vh = view2d(hi);
-  auto vg = view2d(gamma);
-  const index_t ng = static_cast<index_t>(groups.size());
-  require(vl.rows == ng && vh.rows == ng && vg.rows == ng, "quantiles: one row of indices per group");
-  require(vl.cols == vh.cols && vl.cols == vg.cols, "quantiles: index shapes differ");
-  py::array_t<double> out({static_cast<py::ssize_t>(ng), static_cast<py::ssize_t>(vl.cols)});
-  View2D<double> vo{out.mutable_data(), ng, vl.cols, vl.cols, 1};
+  QuantileIndex q(lo, hi, gamma, static_cast<index_t>(groups.size()), "group");
   {
-    // Safe: inputs are held by `keep`, `lo`, `hi`, `gamma`; only `out` is written.
+    // Safe: inputs are held by `keep`, `lo`, `hi`, `gamma`; only `q.out` is written.
     py::gil_scoped_release release;
-    tr::program_quantiles(p, in, groups, vl, vh, vg, vo, n_threads);
+    tr::program_quantiles(p, in, groups, q.lo, q.hi, q.gamma, q.view, n_threads);
   }
-  return out;
+  return q.out;
 }
 
 }  // namespace
