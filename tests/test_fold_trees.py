@@ -140,7 +140,6 @@ def _probe_frame(scorer, df, seed=0):
 def _check(pipe, df, scorer, unfolded, model_name, seed=0):
     assert scorer.tree_fold is not None, scorer.explain_plan()
     X = _probe_frame(scorer, df, seed)
-    methods = ["predict"] + (["predict_proba"] if TASK[model_name] != "regression" else [])
     # rows the sklearn pipeline refuses: NaN for models without missing-value support,
     # values beyond float32 for sklearn's float32 trees
     with warnings.catch_warnings():
@@ -152,6 +151,13 @@ def _check(pipe, df, scorer, unfolded, model_name, seed=0):
     if model_name in ("dt_reg", "rf_clf", "gb_multi"):
         ok &= ~(np.abs(pre) > np.finfo(np.float32).max)
     X = X[ok.all(axis=1)]
+    _methods_match(scorer, unfolded, pipe, X, model_name)
+
+
+def _methods_match(scorer, unfolded, pipe, X, model_name):
+    """predict (and predict_proba) equal to the unfolded scorer's, and to the source within
+    the contract (XGBoost's float32 outputs: 1e-6)."""
+    methods = ["predict"] + (["predict_proba"] if TASK[model_name] != "regression" else [])
     for m in methods:
         got = getattr(scorer, m)(X)
         np.testing.assert_array_equal(got, getattr(unfolded, m)(X))
@@ -170,6 +176,13 @@ def _check(pipe, df, scorer, unfolded, model_name, seed=0):
     for i, c in enumerate(COLS):
         Y.iloc[4 * i:4 * i + 4, Y.columns.get_loc(c)] = special
     np.testing.assert_array_equal(scorer.predict_raw(Y), unfolded.predict_raw(Y))
+
+
+def _equal_to_unfolded_close_to_source(scorer, unfolded, pipe, X):
+    np.testing.assert_array_equal(scorer.predict(X), unfolded.predict(X))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        np.testing.assert_allclose(scorer.predict(X), pipe.predict(X), rtol=1e-12)
 
 
 def _compile_both(pipe, df):
@@ -211,10 +224,7 @@ def test_constant_column_and_scale_one():
     pipe, _ = _pipeline("lgbm_reg", True, False, ["standard"], [], train=df)
     scorer, unfolded = _compile_both(pipe, df)
     X = _probe_frame(scorer, df)
-    np.testing.assert_array_equal(scorer.predict(X), unfolded.predict(X))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        np.testing.assert_allclose(scorer.predict(X), pipe.predict(X), rtol=1e-12)
+    _equal_to_unfolded_close_to_source(scorer, unfolded, pipe, X)
 
 
 def test_explain_plan_shows_folds_and_smaller_plan():
@@ -312,10 +322,7 @@ def test_zero_as_missing_column_is_not_folded_and_stays_exact():
     assert zero_cols and not zero_cols & folded_cols
     X = df.copy()
     X.loc[::3, "b"] = 0.0
-    np.testing.assert_array_equal(scorer.predict(X), unfolded.predict(X))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        np.testing.assert_allclose(scorer.predict(X), pipe.predict(X), rtol=1e-12)
+    _equal_to_unfolded_close_to_source(scorer, unfolded, pipe, X)
 
 
 def test_single_row_path_uses_folded_plan():
@@ -413,10 +420,7 @@ def test_forgeline_transformers_fold_past_redundant_checks():
     after = [d["after"] for d in scorer.tree_fold.folds]
     assert all("log1p" not in a for a in after), after
     X = _probe_frame(scorer, df)
-    np.testing.assert_array_equal(scorer.predict(X), unfolded.predict(X))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        np.testing.assert_allclose(scorer.predict(X), pipe.predict(X), rtol=1e-12)
+    _equal_to_unfolded_close_to_source(scorer, unfolded, pipe, X)
     # a check that can fire stays: log1p(-1) = -inf
     ops = [OpSpec("check_finite"), OpSpec("log1p"), OpSpec("check_finite")]
     assert len(drop_redundant_checks(ops)) == 3
@@ -504,18 +508,7 @@ def test_onehot_columns_become_category_splits(model_name, drop, monkeypatch):
     X.loc[::5, "s"] = "never-seen"
     X.loc[1::5, "s"] = None
     X.loc[2::7, "t"] = "also-new"
-    methods = ["predict"] + (["predict_proba"] if TASK[model_name] != "regression" else [])
-    for m in methods:
-        got = getattr(scorer, m)(X)
-        np.testing.assert_array_equal(got, getattr(unfolded, m)(X))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            want = getattr(pipe, m)(X)
-        rtol = 1e-6 if model_name.startswith("xgb") else 1e-12
-        if want.dtype.kind == "f":
-            np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * 1e-3)
-        else:
-            np.testing.assert_array_equal(got, want)
+    _methods_match(scorer, unfolded, pipe, X, model_name)
     assert "category splits on the code" in scorer.explain_plan()
     if drop is None:  # the bundle stores the code features, bitsets and flags
         body, arrays = scorer.to_parts()
