@@ -67,6 +67,137 @@ void check_rows(const Program& p, std::size_t g, const index_t* idx, index_t n) 
   for (index_t i = 0; i < n; ++i)
     if (idx[i] <= 1 && (p.unseen_error[g] & (idx[i] == 0 ? 1 : 2))) unknown_category(g);
 }
+// What one chunk of the pass reads (run_linear's locals).
+struct FusedCtx {
+  const Program& p;
+  const LinearHead& h;
+  const Inputs& in;
+  double* out;
+  bool logistic;
+  index_t K;
+  std::size_t groups;
+  const TileBatch& batch;
+  const std::vector<char>& may_raise;
+  const std::vector<std::size_t>& phase_end;
+  std::vector<index_t>& first_bad;
+};
+
+// One chunk [b, e) of the pass. Compiled twice (baseline and AVX-512, chosen at run time);
+// the file has FP contraction off, so both copies give the same bits.
+__attribute__((always_inline)) inline void fused_chunk_body(const FusedCtx& c, index_t b, index_t e, index_t chunk) {
+  const Program& p = c.p;
+  const LinearHead& h = c.h;
+  const Inputs& in = c.in;
+  double* out = c.out;
+  const bool logistic = c.logistic;
+  const index_t K = c.K;
+  const std::size_t groups = c.groups;
+  const TileBatch& batch = c.batch;
+  const std::vector<char>& may_raise = c.may_raise;
+  const std::vector<std::size_t>& phase_end = c.phase_end;
+  std::vector<index_t>& first_bad = c.first_bad;
+  (void)groups;
+  std::vector<double> buf(static_cast<std::size_t>(batch.n_batch * kGroupTile));
+  double x[kGroupTile];
+  index_t idx[kGroupTile];
+  // the logistic link's margins (K == 1) never leave the block
+  std::vector<double> block_margin(logistic ? static_cast<std::size_t>(e - b) : 0);
+  double* mb = logistic ? block_margin.data() : out + b * K;
+  for (index_t i = 0; i < e - b; ++i)
+    for (index_t k = 0; k < K; ++k) mb[i * K + k] = h.bias[static_cast<std::size_t>(k)];
+  std::size_t g_begin = 0;
+  for (const std::size_t g_end : phase_end) {
+    for (index_t t0 = b; t0 < e; t0 += kGroupTile) {
+      const index_t n = std::min(kGroupTile, e - t0);
+      double* m = mb + (t0 - b) * K;
+      batch.fill(p, in, t0, n, buf.data(), g_begin, g_end);
+      // Contributions are added in group order whatever was batched: a fixed order per row.
+      for (std::size_t g = g_begin; g < g_end; ++g) {
+        const double* w = h.w.data() + h.w_off[g];
+        const auto emit = static_cast<Emit>(p.emit[g]);
+        const index_t tlen = p.tab_len[g];
+        if (emit != Emit::Scalar && p.op_begin[g] == p.op_end[g] && in.row_stride == 0 &&
+            p.src_kind[g] == static_cast<std::int32_t>(Source::Codes)) {
+          // An encoder straight on a categorical column: the code indexes the table
+          // directly (no round trip through a double register).
+          const std::int32_t* c = static_cast<const std::int32_t*>(in.columns[static_cast<std::size_t>(p.src[g])]) + t0;
+          for (index_t i = 0; i < n; ++i) {
+            const index_t v = static_cast<index_t>(c[i]) + 2;  // -2 unseen -> 0, -1 missing -> 1
+            idx[i] = (v < 0 || v >= tlen) ? 0 : v;
+          }
+          if (may_raise[g]) check_rows(p, g, idx, n);
+          add_rows(w, idx, n, K, m);
+          continue;
+        }
+        const double* xv = batch.values(p, in, g, t0, n, buf.data(), x);
+        if (emit == Emit::Scalar) {
+          if (K == 1) {
+            const double w0 = w[0];
+            for (index_t i = 0; i < n; ++i) m[i] += w0 * xv[i];
+          } else {
+            for (index_t i = 0; i < n; ++i)
+              for (index_t k = 0; k < K; ++k) m[i * K + k] += w[k] * xv[i];
+          }
+          continue;
+        }
+        for (index_t i = 0; i < n; ++i) {
+          // Table index as run_block computes it: 0 unseen (or outside), 1 missing, 2 + code.
+          index_t v = std::isnan(xv[i]) ? 1 : static_cast<index_t>(static_cast<int>(xv[i])) + 2;
+          idx[i] = (v < 0 || v >= tlen) ? 0 : v;
+        }
+        if (may_raise[g]) check_rows(p, g, idx, n);
+        add_rows(w, idx, n, K, m);
+      }
+    }
+    g_begin = g_end;
+  }
+  if (h.finite_only) {
+    for (index_t i = 0; i < e - b; ++i) {
+      bool nf = false;
+      for (index_t k = 0; k < K; ++k) nf |= !std::isfinite(mb[i * K + k]);
+      if (nf) {
+        first_bad[static_cast<std::size_t>(chunk)] = b + i;
+        break;
+      }
+    }
+  }
+  if (logistic) {
+    // 1 / (1 + exp(-z)), then [1 - p, p]: the model's Python link, operation for operation.
+    for (index_t t0 = b; t0 < e; t0 += kGroupTile) {
+      const index_t n = std::min(kGroupTile, e - t0);
+      const double* m = mb + (t0 - b);
+      for (index_t i = 0; i < n; ++i) x[i] = -m[i];
+      numpy_exp(x, x, n);
+      double* o = out + t0 * 2;
+      for (index_t i = 0; i < n; ++i) {
+        const double pr = 1.0 / (1.0 + x[i]);
+        o[2 * i] = 1.0 - pr;
+        o[2 * i + 1] = pr;
+      }
+    }
+  }
+}
+
+using ChunkFn = void (*)(const FusedCtx&, index_t, index_t, index_t);
+void fused_chunk_generic(const FusedCtx& c, index_t b, index_t e, index_t chunk) { fused_chunk_body(c, b, e, chunk); }
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+__attribute__((target("avx512f,avx512dq,avx512vl,avx512bw"))) void fused_chunk_avx512(const FusedCtx& c, index_t b,
+                                                                                     index_t e, index_t chunk) {
+  fused_chunk_body(c, b, e, chunk);
+}
+ChunkFn pick_chunk_fn() {
+  static const ChunkFn fn = [] {
+    __builtin_cpu_init();
+    return (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw"))
+               ? &fused_chunk_avx512
+               : &fused_chunk_generic;
+  }();
+  return fn;
+}
+#else
+ChunkFn pick_chunk_fn() { return &fused_chunk_generic; }
+#endif
 }  // namespace
 
 index_t run_linear(const Program& p, const LinearHead& h, const Inputs& in, double* out, int n_threads,
@@ -104,87 +235,10 @@ index_t run_linear(const Program& p, const LinearHead& h, const Inputs& in, doub
   }
   const index_t chunks = num_chunks(in.n_rows, kFusedBlockRows);
   std::vector<index_t> first_bad(static_cast<std::size_t>(chunks), -1);
-  parallel_for(in.n_rows, n_threads, kFusedBlockRows, [&](index_t b, index_t e, index_t chunk) {
-    std::vector<double> buf(static_cast<std::size_t>(batch.n_batch * kGroupTile));
-    double x[kGroupTile];
-    index_t idx[kGroupTile];
-    // the logistic link's margins (K == 1) never leave the block
-    std::vector<double> block_margin(logistic ? static_cast<std::size_t>(e - b) : 0);
-    double* mb = logistic ? block_margin.data() : out + b * K;
-    for (index_t i = 0; i < e - b; ++i)
-      for (index_t k = 0; k < K; ++k) mb[i * K + k] = h.bias[static_cast<std::size_t>(k)];
-    std::size_t g_begin = 0;
-    for (const std::size_t g_end : phase_end) {
-      for (index_t t0 = b; t0 < e; t0 += kGroupTile) {
-        const index_t n = std::min(kGroupTile, e - t0);
-        double* m = mb + (t0 - b) * K;
-        batch.fill(p, in, t0, n, buf.data(), g_begin, g_end);
-        // Contributions are added in group order whatever was batched: a fixed order per row.
-        for (std::size_t g = g_begin; g < g_end; ++g) {
-          const double* w = h.w.data() + h.w_off[g];
-          const auto emit = static_cast<Emit>(p.emit[g]);
-          const index_t tlen = p.tab_len[g];
-          if (emit != Emit::Scalar && p.op_begin[g] == p.op_end[g] && in.row_stride == 0 &&
-              p.src_kind[g] == static_cast<std::int32_t>(Source::Codes)) {
-            // An encoder straight on a categorical column: the code indexes the table
-            // directly (no round trip through a double register).
-            const std::int32_t* c = static_cast<const std::int32_t*>(in.columns[static_cast<std::size_t>(p.src[g])]) + t0;
-            for (index_t i = 0; i < n; ++i) {
-              const index_t v = static_cast<index_t>(c[i]) + 2;  // -2 unseen -> 0, -1 missing -> 1
-              idx[i] = (v < 0 || v >= tlen) ? 0 : v;
-            }
-            if (may_raise[g]) check_rows(p, g, idx, n);
-            add_rows(w, idx, n, K, m);
-            continue;
-          }
-          const double* xv = batch.values(p, in, g, t0, n, buf.data(), x);
-          if (emit == Emit::Scalar) {
-            if (K == 1) {
-              const double w0 = w[0];
-              for (index_t i = 0; i < n; ++i) m[i] += w0 * xv[i];
-            } else {
-              for (index_t i = 0; i < n; ++i)
-                for (index_t k = 0; k < K; ++k) m[i * K + k] += w[k] * xv[i];
-            }
-            continue;
-          }
-          for (index_t i = 0; i < n; ++i) {
-            // Table index as run_block computes it: 0 unseen (or outside), 1 missing, 2 + code.
-            index_t v = std::isnan(xv[i]) ? 1 : static_cast<index_t>(static_cast<int>(xv[i])) + 2;
-            idx[i] = (v < 0 || v >= tlen) ? 0 : v;
-          }
-          if (may_raise[g]) check_rows(p, g, idx, n);
-          add_rows(w, idx, n, K, m);
-        }
-      }
-      g_begin = g_end;
-    }
-    if (h.finite_only) {
-      for (index_t i = 0; i < e - b; ++i) {
-        bool nf = false;
-        for (index_t k = 0; k < K; ++k) nf |= !std::isfinite(mb[i * K + k]);
-        if (nf) {
-          first_bad[static_cast<std::size_t>(chunk)] = b + i;
-          break;
-        }
-      }
-    }
-    if (logistic) {
-      // 1 / (1 + exp(-z)), then [1 - p, p]: the model's Python link, operation for operation.
-      for (index_t t0 = b; t0 < e; t0 += kGroupTile) {
-        const index_t n = std::min(kGroupTile, e - t0);
-        const double* m = mb + (t0 - b);
-        for (index_t i = 0; i < n; ++i) x[i] = -m[i];
-        numpy_exp(x, x, n);
-        double* o = out + t0 * 2;
-        for (index_t i = 0; i < n; ++i) {
-          const double pr = 1.0 / (1.0 + x[i]);
-          o[2 * i] = 1.0 - pr;
-          o[2 * i + 1] = pr;
-        }
-      }
-    }
-  });
+  const FusedCtx c{p, h, in, out, logistic, K, groups, batch, may_raise, phase_end, first_bad};
+  const ChunkFn run_chunk = pick_chunk_fn();
+  parallel_for(in.n_rows, n_threads, kFusedBlockRows,
+               [&](index_t b, index_t e, index_t chunk) { run_chunk(c, b, e, chunk); });
   for (index_t r : first_bad)
     if (r >= 0) return r;
   return -1;
