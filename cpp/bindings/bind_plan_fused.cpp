@@ -99,6 +99,8 @@ py::list codes_many(const py::list& vocabs, const py::list& offsets, const py::l
 }
 
 void bind_plan_fused(py::module_& m) {
+  m.def("_set_fused_simd", &plan::set_fused_simd, py::arg("on"),
+        "Let the fused linear head use its AVX-512 copy (default) or force the baseline one.");
   m.def("_string_codes_many", &codes_many, py::arg("vocabs"), py::arg("offsets"), py::arg("datas"),
         py::arg("valids"), py::arg("valid_offsets"), py::arg("ns"), py::arg("n_threads") = 0);
   py::class_<plan::Vocabulary, std::shared_ptr<plan::Vocabulary>>(m, "StringVocabulary")

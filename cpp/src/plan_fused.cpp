@@ -1,5 +1,6 @@
 // The fused linear head: feature program + linear model in one pass over row tiles.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
@@ -179,6 +180,7 @@ __attribute__((always_inline)) inline void fused_chunk_body(const FusedCtx& c, i
 }
 
 using ChunkFn = void (*)(const FusedCtx&, index_t, index_t, index_t);
+[[maybe_unused]] std::atomic<bool> g_fused_simd{true};  // false: the baseline copy (tests compare the two)
 void fused_chunk_generic(const FusedCtx& c, index_t b, index_t e, index_t chunk) { fused_chunk_body(c, b, e, chunk); }
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
 __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw"))) void fused_chunk_avx512(const FusedCtx& c, index_t b,
@@ -186,19 +188,19 @@ __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw"))) void fused_chunk_a
   fused_chunk_body(c, b, e, chunk);
 }
 ChunkFn pick_chunk_fn() {
-  static const ChunkFn fn = [] {
+  static const bool avx512 = [] {
     __builtin_cpu_init();
-    return (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw"))
-               ? &fused_chunk_avx512
-               : &fused_chunk_generic;
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw");
   }();
-  return fn;
+  return avx512 && g_fused_simd.load(std::memory_order_relaxed) ? &fused_chunk_avx512 : &fused_chunk_generic;
 }
 #else
 ChunkFn pick_chunk_fn() { return &fused_chunk_generic; }
 #endif
 }  // namespace
+
+void set_fused_simd(bool on) { g_fused_simd.store(on, std::memory_order_relaxed); }
 
 index_t run_linear(const Program& p, const LinearHead& h, const Inputs& in, double* out, int n_threads,
                    bool logistic) {

@@ -176,6 +176,9 @@ struct LinearHead {
 // operations as the model's Python link, done per tile while the margins are in cache.
 index_t run_linear(const Program& p, const LinearHead& h, const Inputs& in, double* out, int n_threads,
                    bool logistic = false);
+// Whether run_linear may take its AVX-512 copy (where the CPU has it); tests switch it off to
+// compare the two copies, which give the same bits.
+void set_fused_simd(bool on);
 
 }  // namespace forgeline::plan
 
