@@ -68,6 +68,7 @@ void check_rows(const Program& p, std::size_t g, const index_t* idx, index_t n) 
   for (index_t i = 0; i < n; ++i)
     if (idx[i] <= 1 && (p.unseen_error[g] & (idx[i] == 0 ? 1 : 2))) unknown_category(g);
 }
+
 // What one chunk of the pass reads (run_linear's locals).
 struct FusedCtx {
   const Program& p;
@@ -76,7 +77,6 @@ struct FusedCtx {
   double* out;
   bool logistic;
   index_t K;
-  std::size_t groups;
   const TileBatch& batch;
   const std::vector<char>& may_raise;
   const std::vector<std::size_t>& phase_end;
@@ -92,12 +92,10 @@ __attribute__((always_inline)) inline void fused_chunk_body(const FusedCtx& c, i
   double* out = c.out;
   const bool logistic = c.logistic;
   const index_t K = c.K;
-  const std::size_t groups = c.groups;
   const TileBatch& batch = c.batch;
   const std::vector<char>& may_raise = c.may_raise;
   const std::vector<std::size_t>& phase_end = c.phase_end;
   std::vector<index_t>& first_bad = c.first_bad;
-  (void)groups;
   std::vector<double> buf(static_cast<std::size_t>(batch.n_batch * kGroupTile));
   double x[kGroupTile];
   index_t idx[kGroupTile];
@@ -237,7 +235,7 @@ index_t run_linear(const Program& p, const LinearHead& h, const Inputs& in, doub
   }
   const index_t chunks = num_chunks(in.n_rows, kFusedBlockRows);
   std::vector<index_t> first_bad(static_cast<std::size_t>(chunks), -1);
-  const FusedCtx c{p, h, in, out, logistic, K, groups, batch, may_raise, phase_end, first_bad};
+  const FusedCtx c{p, h, in, out, logistic, K, batch, may_raise, phase_end, first_bad};
   const ChunkFn run_chunk = pick_chunk_fn();
   parallel_for(in.n_rows, n_threads, kFusedBlockRows,
                [&](index_t b, index_t e, index_t chunk) { run_chunk(c, b, e, chunk); });
