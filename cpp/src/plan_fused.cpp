@@ -69,6 +69,28 @@ void check_rows(const Program& p, std::size_t g, const index_t* idx, index_t n) 
     if (idx[i] <= 1 && (p.unseen_error[g] & (idx[i] == 0 ? 1 : 2))) unknown_category(g);
 }
 
+// Column phases: the end group of each run of groups reading at most kPhaseColumns distinct
+// input columns. A block's rows go through one phase after another, so only that many
+// columns stream from memory at a time (~50 concurrent streams defeat the hardware
+// prefetcher: reading T2's 40 float columns in 256-row tiles took 27 ms against 17 ms column
+// by column; the pass gained 2 ms of 55). Each row still adds its groups in group order.
+std::vector<std::size_t> column_phases(const Program& p) {
+  std::vector<std::size_t> phase_end;
+  std::vector<std::int32_t> seen;
+  for (std::size_t g = 0; g < p.src.size(); ++g) {
+    const std::int32_t c = p.src[g];
+    if (std::find(seen.begin(), seen.end(), c) == seen.end()) {
+      if (static_cast<index_t>(seen.size()) == kPhaseColumns) {
+        phase_end.push_back(g);
+        seen.clear();
+      }
+      seen.push_back(c);
+    }
+  }
+  phase_end.push_back(p.src.size());
+  return phase_end;
+}
+
 // What one chunk of the pass reads (run_linear's locals).
 struct FusedCtx {
   const Program& p;
@@ -150,6 +172,10 @@ __attribute__((always_inline)) inline void fused_chunk_body(const FusedCtx& c, i
     }
     g_begin = g_end;
   }
+  // No per-value finiteness checks: a non-finite feature or table value always makes its
+  // row's margin non-finite (w * NaN, w * inf and 0 * inf all are), so checking the margins
+  // once per block finds every such row. A margin that overflows from finite features is
+  // flagged too; the caller then takes the model's own path, which gives the right answer.
   if (h.finite_only) {
     for (index_t i = 0; i < e - b; ++i) {
       bool nf = false;
@@ -209,30 +235,7 @@ index_t run_linear(const Program& p, const LinearHead& h, const Inputs& in, doub
   std::vector<char> may_raise(groups, 0);
   for (std::size_t g = 0; g < groups; ++g)
     if (static_cast<Emit>(p.emit[g]) != Emit::Scalar) may_raise[g] = table_may_raise(p, g);
-  // No per-value finiteness checks: a non-finite feature or table value always makes its
-  // row's margin non-finite (w * NaN, w * inf and 0 * inf all are), so checking the margins
-  // once per block finds every such row. A margin that overflows from finite features is
-  // flagged too; the caller then takes the model's own path, which gives the right answer.
-  // Column phases: runs of groups reading at most kPhaseColumns distinct input columns. A
-  // block's rows go through one phase after another, so only that many columns stream from
-  // memory at a time (~50 concurrent streams defeat the hardware prefetcher: reading T2's 40
-  // float columns in 256-row tiles took 27 ms against 17 ms column by column; the pass gained
-  // 2 ms of 55). Each row still adds its groups in group order.
-  std::vector<std::size_t> phase_end;
-  {
-    std::vector<std::int32_t> seen;
-    for (std::size_t g = 0; g < groups; ++g) {
-      const std::int32_t c = p.src[g];
-      if (std::find(seen.begin(), seen.end(), c) == seen.end()) {
-        if (static_cast<index_t>(seen.size()) == kPhaseColumns) {
-          phase_end.push_back(g);
-          seen.clear();
-        }
-        seen.push_back(c);
-      }
-    }
-    phase_end.push_back(groups);
-  }
+  const std::vector<std::size_t> phase_end = column_phases(p);
   const index_t chunks = num_chunks(in.n_rows, kFusedBlockRows);
   std::vector<index_t> first_bad(static_cast<std::size_t>(chunks), -1);
   const FusedCtx c{p, h, in, out, logistic, K, batch, may_raise, phase_end, first_bad};
