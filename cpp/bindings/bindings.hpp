@@ -53,5 +53,6 @@ void bind_trees(py::module_& m);
 void bind_transforms(py::module_& m);
 void bind_linear(py::module_& m);
 void bind_drift(py::module_& m);
+void bind_tune(py::module_& m);
 
 }  // namespace forgeline::bind

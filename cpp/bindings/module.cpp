@@ -9,4 +9,5 @@ PYBIND11_MODULE(_core, m) {
   bind_transforms(m);
   bind_linear(m);
   bind_drift(m);
+  bind_tune(m);
 }

@@ -205,7 +205,7 @@ def final_params(split: Split, params: dict) -> dict:
 
 def fit_score_fold(task: Task, params: dict, seed_params: dict, X, y, train, valid,
                    fold: int, cache: PrefixCache | None, extra=None,
-                   warm: list | None = None) -> FoldScore:
+                   warm: list | None = None, lockstep=None) -> FoldScore:
     """Fit one candidate on one fold (reusing the cached prefix) and score it.
 
     ``extra`` holds fixed overrides of the final step (the halving budget). ``warm`` (the
@@ -243,7 +243,8 @@ def fit_score_fold(task: Task, params: dict, seed_params: dict, X, y, train, val
                                                                **(extra or {})}), safe=False))
         model.set_params(warm_start=True)
         warm[0] = model
-    model_hit = _fit_model(model, Xt_tr, y_tr, cache if task.reuse_bins else None, key)
+    model_hit = _fit_model(model, Xt_tr, y_tr, cache if task.reuse_bins else None, key,
+                           lockstep)
     t1 = time.perf_counter()
     score = float(task.scorer(model, Xt_va, y_va))
     t2 = time.perf_counter()
@@ -251,8 +252,13 @@ def fit_score_fold(task: Task, params: dict, seed_params: dict, X, y, train, val
                      model_hit=model_hit)
 
 
-def _fit_model(model, X_tr, y_tr, cache, key) -> bool:
-    """Fit the final model, reusing its cached binned training data where it has any."""
+def _fit_model(model, X_tr, y_tr, cache, key, lockstep=None) -> bool:
+    """Fit the final model, reusing its cached binned training data where it has any, or
+    as a member of its unit's lockstep group."""
+    if lockstep is not None:
+        with lockstep.fitting():
+            model.fit(X_tr, y_tr)
+        return False
     if cache is None:
         model.fit(X_tr, y_tr)
         return False

@@ -19,6 +19,7 @@ import threading
 import numpy as np
 
 from ._tune_cv import FoldScore, PrefixCache, fit_score_fold, freeze
+from ._tune_logistic import applicable as lockstep_applicable
 
 
 class Progress:
@@ -98,6 +99,13 @@ def _run_unit(task, jobs, train, valid, fold, *, X, y, cache, extra, stop, sink=
         with inner_limits(inner_threads):  # a worker process runs one unit at a time
             return _run_unit(task, jobs, train, valid, fold, X=X, y=y,
                              cache=PrefixCache(1 << 62), extra=extra, stop=stop, sink=sink)
+    if len(jobs) > 1 and lockstep_applicable(task):
+        try:
+            return _run_lockstep(task, jobs, train, valid, fold, X=X, y=y, cache=cache,
+                                 extra=extra, stop=stop, sink=sink)
+        finally:
+            if lead is not None:
+                lead.set()
     out = []
     chains: dict = {}
     if task.warm_path is not None:
@@ -119,6 +127,52 @@ def _run_unit(task, jobs, train, valid, fold, *, X, y, cache, extra, stop, sink=
             sink[(ci, fold)] = fs
         out.append((ci, fold, fs))
     return out
+
+
+def _run_lockstep(task, jobs, train, valid, fold, *, X, y, cache, extra, stop, sink):
+    """A unit's LogisticRegression fits side by side, one thread each, sharing one native
+    pass over the fold matrix per lbfgs evaluation (see :mod:`._tune_logistic`). The fits
+    and scores are the ones the serial loop gives; results come back in job order."""
+    from ._tune_logistic import Group, _Aborted
+    group = Group(len(jobs))
+    out: list = [None] * len(jobs)
+    errors: list = [None] * len(jobs)
+
+    def member(k, ci, params, seeds, seat):
+        try:
+            if stop is not None and stop.is_set():
+                return
+            out[k] = (ci, fold, fit_score_fold(task, params, seeds, X, y, train, valid, fold,
+                                               cache, extra, lockstep=seat))
+        except _Aborted:
+            pass
+        except BaseException as exc:  # re-raised by the unit, first in job order
+            errors[k] = exc
+        finally:
+            seat.close()
+
+    threads = [threading.Thread(target=member, args=(k, ci, params, seeds, group.member()),
+                                name=f"forgeline-lockstep-{fold}-{k}", daemon=True)
+               for k, (ci, params, seeds) in enumerate(jobs)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            while t.is_alive():
+                t.join(0.1)  # wakes for Ctrl-C in the main thread
+    except BaseException:
+        group.abort()
+        for t in threads:
+            t.join()
+        raise
+    done = [o for o in out if o is not None]
+    if sink is not None:  # kept even when a fit below raises (Ctrl-C keeps finished fits)
+        for ci, f, fs in done:
+            sink[(ci, f)] = fs
+    for exc in errors:
+        if exc is not None:
+            raise exc
+    return done
 
 
 def chain_key(params: dict, path: str):
@@ -144,6 +198,8 @@ def thread_pieces(task, cands, groups, n_folds: int) -> list:
             for job in warm_order(jobs, task.warm_path, task.warm_descending):
                 chains.setdefault(chain_key(job[1], task.warm_path), []).append(job)
             parts = list(chains.values())
+        elif lockstep_applicable(task):
+            parts = [jobs]  # the unit's fits share their passes over the fold matrix
         else:
             parts = [[job] for job in jobs]
         events = [threading.Event() for _ in range(n_folds)]
