@@ -247,7 +247,7 @@ def test_lockstep_search_equals_gridsearchcv(data, counted, n_jobs, backend):
         res = tune.search(_pipe(), _SPACE, X, y, cv=cv, scoring="roc_auc", n_jobs=n_jobs,
                           backend=backend, progress=False)
     _same_as_grid(res, gs)
-    if backend == "threads":  # worker processes keep their own counts
+    if backend == "threads" and _core._fit_fast_copy():  # workers keep their own counts
         assert sum(counted) > 0 and max(counted) > 1
     assert _logistic.LinearModelLoss is LinearModelLoss  # sklearn's own class is back
     assert not _tune_logistic._disabled
@@ -279,8 +279,22 @@ def test_dense_and_multiclass_fits_take_sklearns_path(data, counted):
     assert counted == []
 
 
+def test_no_lockstep_without_the_fast_copy(data, counted, monkeypatch):
+    X, y = data
+    monkeypatch.setattr(_core, "_fit_fast_copy", lambda: False)
+    space = {"model__C": [0.1, 10.0]}
+    gs = _grid(X, y, _pipe(), space, KFold(3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = tune.search(_pipe(), space, X, y, cv=KFold(3), scoring="roc_auc", n_jobs=2,
+                          progress=False)
+    _same_as_grid(res, gs)
+    assert counted == []
+
+
 def test_self_check_turns_lockstep_off_and_keeps_results_exact(data, monkeypatch):
     X, y = data
+    monkeypatch.setattr(_core, "_fit_fast_copy", lambda: True)  # baseline copy elsewhere
     orig = _core._half_binomial_many
 
     def wrong(*a, **k):

@@ -127,6 +127,8 @@ void bind_tune(py::module_& m) {
       "K evaluations of sklearn's binary logistic loss over one checked CSR matrix in one pass: "
       "pointwise losses and gradients / sw_sum into the given arrays, X.T @ gradient into XG's "
       "columns; bit-identical to sklearn's own evaluation of each fit.");
+  m.def("_fit_fast_copy", &fit::fit_fast_copy,
+        "Whether the lockstep logistic pass has its AVX-512 copy on this CPU.");
   m.def("_set_fit_simd", &fit::set_fit_simd, py::arg("on"),
         "Let the lockstep logistic pass use its AVX-512 copy (default) or force the baseline one.");
 }

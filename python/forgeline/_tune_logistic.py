@@ -47,9 +47,13 @@ class _Aborted(BaseException):
 
 def applicable(task) -> bool:
     """Whether ``task``'s units may run their fits in lockstep: a plain sklearn
-    ``LogisticRegression`` final model, cold starts (no warm-start path), and the
+    ``LogisticRegression`` final model, cold starts (no warm-start path), a CPU with the
+    pass's AVX-512 copy (its portable copy is slower than sklearn's own mat-vecs), and the
     self-check has not turned lockstep off."""
     if _disabled or task.warm_path is not None:
+        return False
+    from . import _core
+    if not _core._fit_fast_copy():
         return False
     est = task.estimator
     final = est.steps[-1][1] if task.split.final else est
@@ -84,6 +88,7 @@ class Group:
         self._X = None  # the matrix this group's passes read (checked once)
         self._y = None
         self._sw = None
+        self._bufs: list = []
         self.broken = None  # why the group stopped batching (requests then fall back)
         self.passes = 0
         self.served = 0  # evaluations served by the native pass
@@ -170,8 +175,11 @@ class Group:
                 b[c] = r.coef[-1]
         sw = self._sw
         sw_sum = n if sw is None else np.sum(sw)
-        loss_out = [np.empty(n) for _ in range(k)]
-        grad_out = [np.empty(n) for _ in range(k)]
+        # reused from pass to pass: only their sums leave this method (fresh arrays every
+        # pass cost about as much in page faults as the loss itself)
+        while len(self._bufs) < 2 * k:
+            self._bufs.append(np.empty(n))
+        loss_out, grad_out = self._bufs[:k], self._bufs[k:2 * k]
         XG = np.empty((d, lanes))
         _core._half_binomial_many(X.indptr, X.indices, X.data, d, W, b, self._y, sw,
                                   float(sw_sum), loss_out, grad_out, XG)

@@ -63,4 +63,7 @@ std::string check_csr(const Csr<I>& X, index_t nnz);
 // Tests force the baseline copy with false (the two copies must give the same bits).
 void set_fit_simd(bool on);
 
+// Whether this CPU runs the AVX-512 copy (the one worth using; see fit_logistic.cpp).
+bool fit_fast_copy();
+
 }  // namespace forgeline::fit
