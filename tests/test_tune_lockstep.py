@@ -253,6 +253,21 @@ def test_lockstep_search_equals_gridsearchcv(data, counted, n_jobs, backend):
     assert not _tune_logistic._disabled
 
 
+def test_large_units_split_into_bounded_groups(data, counted, monkeypatch):
+    from forgeline import _tune_run
+    monkeypatch.setattr(_tune_run, "LOCKSTEP_MAX", 3)
+    X, y = data
+    space = {"model__C": [0.001, 0.01, 0.1, 1.0, 10.0, 100.0, 1000.0]}
+    gs = _grid(X, y, _pipe(), space, KFold(2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = tune.search(_pipe(), space, X, y, cv=KFold(2), scoring="roc_auc", n_jobs=1,
+                          progress=False)
+    _same_as_grid(res, gs)
+    if _core._fit_fast_copy():
+        assert max(counted) == 3
+
+
 def test_lockstep_best_estimator_equals_plain_fit(data):
     X, y = data
     with warnings.catch_warnings():

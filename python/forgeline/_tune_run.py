@@ -101,8 +101,13 @@ def _run_unit(task, jobs, train, valid, fold, *, X, y, cache, extra, stop, sink=
                              cache=PrefixCache(1 << 62), extra=extra, stop=stop, sink=sink)
     if len(jobs) > 1 and lockstep_applicable(task):
         try:
-            return _run_lockstep(task, jobs, train, valid, fold, X=X, y=y, cache=cache,
-                                 extra=extra, stop=stop, sink=sink)
+            out = []
+            for at in range(0, len(jobs), LOCKSTEP_MAX):  # bounded threads per group
+                if stop is not None and stop.is_set():
+                    break
+                out += _run_lockstep(task, jobs[at:at + LOCKSTEP_MAX], train, valid, fold,
+                                     X=X, y=y, cache=cache, extra=extra, stop=stop, sink=sink)
+            return out
         finally:
             if lead is not None:
                 lead.set()
@@ -127,6 +132,9 @@ def _run_unit(task, jobs, train, valid, fold, *, X, y, cache, extra, stop, sink=
             sink[(ci, fold)] = fs
         out.append((ci, fold, fs))
     return out
+
+
+LOCKSTEP_MAX = 32  # fits per lockstep group (one thread each; 32 lanes = one pass over X)
 
 
 def _run_lockstep(task, jobs, train, valid, fold, *, X, y, cache, extra, stop, sink):

@@ -7,7 +7,12 @@ per ``(fold, prefix parameters)`` and its transformed train/validation matrices 
 every candidate that shares those prefix parameters only fits the final estimator. Cache
 hits are counted per trial (``trials_["cache_hits"]``) and in total (``cache_hits_``). A
 ``HistGradientBoosting*`` final model also bins each fold's training matrix only once per
-prefix (``model_cache_hits_``), with bit-identical models. Fold fits pin BLAS / OpenMP to one
+prefix (``model_cache_hits_``), with bit-identical models. A ``LogisticRegression`` final
+model on a sparse (CSR) fold matrix fits its candidates in *lockstep*: the fits of one
+``(fold, prefix)`` run side by side and every lbfgs evaluation of all of them shares one
+native pass over the matrix (instead of two scipy mat-vecs per fit), with coefficients,
+scores and the best candidate bit-identical to ``GridSearchCV``'s (see
+``forgeline/_tune_logistic.py``; on CPUs with AVX-512). Fold fits pin BLAS / OpenMP to one
 thread and run in parallel across candidates, so scores do not depend on ``n_jobs``.
 
 Strategies: ``"grid"`` (every combination), ``"random"`` (``n_iter`` draws, lists or scipy
@@ -383,8 +388,9 @@ def search(estimator, space, X, y=None, *, cv=5, strategy: str = "grid", scoring
     n_iter : int
         Candidates for ``"random"`` and ``"optuna"`` (and ``"halving"`` on distributions).
     n_jobs : int or None
-        Parallel workers (threads: over ``(candidate, fold)`` fits; processes: over
-        ``(prefix group, fold)`` units). ``None`` (default) uses
+        Parallel workers (threads: over ``(candidate, fold)`` fits, or over whole
+        ``(prefix group, fold)`` units when their LogisticRegression fits run in lockstep;
+        processes: over units). ``None`` (default) uses
         every core, unlike sklearn's ``n_jobs=None``; negative counts back from the core
         count as in sklearn. Results do not depend on it (see ``inner_threads``).
     backend : {"threads", "processes"}
