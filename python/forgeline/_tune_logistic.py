@@ -106,7 +106,7 @@ class Group:
         with self._cv:
             if self.broken == "aborted":
                 raise _Aborted()
-            if self.broken is None and not self._joins(req):
+            if self.broken is None and not self._joins(member, req):
                 # another matrix or labels: this fit goes on alone and stops holding the
                 # others' passes
                 member._left = True
@@ -131,9 +131,20 @@ class Group:
             self._cv.notify_all()
 
     # -- batching (under self._cv) ----------------------------------------------------
-    def _joins(self, req: _Request) -> bool:
+    def _joins(self, member: "_Member", req: _Request) -> bool:
         """Same matrix, labels and weights as the group's first request (else this fit
-        evaluates alone)."""
+        evaluates alone). A fit passes the same label and weight arrays at every
+        evaluation, so each member compares its own only once."""
+        if member._seen is not None and member._seen == (id(req.X), id(req.y),
+                                                           id(req.sample_weight)):
+            return True
+        ok = self._first_or_same(req)
+        if ok:  # _held keeps the objects alive, so their ids cannot be reused
+            member._seen = (id(req.X), id(req.y), id(req.sample_weight))
+            member._held = (req.X, req.y, req.sample_weight)
+        return ok
+
+    def _first_or_same(self, req: _Request) -> bool:
         if self._X is None:
             from . import _core
             X = req.X
@@ -220,6 +231,8 @@ class _Member:
     def __init__(self, group: Group):
         self.group = group
         self._left = False
+        self._seen = None  # ids of the (X, y, sample_weight) this member already matched
+        self._held = None
 
     @contextlib.contextmanager
     def fitting(self):
