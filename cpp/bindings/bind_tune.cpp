@@ -127,10 +127,9 @@ void bind_tune(py::module_& m) {
       "K evaluations of sklearn's binary logistic loss over one checked CSR matrix in one pass: "
       "pointwise losses and gradients / sw_sum into the given arrays, X.T @ gradient into XG's "
       "columns; bit-identical to sklearn's own evaluation of each fit.");
-  m.def("_fit_fast_copy", &fit::fit_fast_copy,
-        "Whether the lockstep logistic pass has its AVX-512 copy on this CPU.");
-  m.def("_set_fit_simd", &fit::set_fit_simd, py::arg("on"),
-        "Let the lockstep logistic pass use its AVX-512 copy (default) or force the baseline one.");
+  m.def("_fit_isa", &fit::fit_isa, "The lockstep logistic pass's copy: 2 AVX-512, 1 AVX2, 0 baseline.");
+  m.def("_set_fit_isa", &fit::set_fit_isa, py::arg("level"),
+        "Cap the copy the lockstep logistic pass may use (tests compare the copies' bits).");
 }
 
 }  // namespace forgeline::bind

@@ -5,8 +5,8 @@
 #include <cmath>
 #include <cstdint>
 
-// v8d values never cross a call (every helper taking or returning one is always inlined),
-// so GCC's note that passing them changes the ABI without AVX-512 does not apply.
+// Vector values never cross a call (every helper taking or returning one is always
+// inlined), so GCC's note that passing them changes the ABI without AVX does not apply.
 #pragma GCC diagnostic ignored "-Wpsabi"
 
 namespace forgeline::fit {
@@ -41,24 +41,32 @@ inline LossGrad half_binomial(double y_true, double raw) {
   return lg;
 }
 
-// Lanes per pass over X (four blocks of eight): the row sums stay in registers.
-constexpr index_t kMaxLanes = 4 * kLaneBlock;
-
-// Eight lanes. GCC's vector extension: an AVX-512 register in the AVX-512 copy, four SSE2
-// registers in the baseline one; either way each lane gets its own IEEE multiply and add.
+// Lane vectors. GCC's vector extension with the register width of each copy (AVX-512: 8
+// lanes, AVX2: 4, baseline SSE2: 2); every lane gets its own IEEE multiply and add, so the
+// copies differ only in speed.
 typedef double v8d __attribute__((vector_size(64)));
-__attribute__((always_inline)) inline v8d load8(const double* p) {
-  v8d v;
+typedef double v4d __attribute__((vector_size(32)));
+typedef double v2d __attribute__((vector_size(16)));
+
+template <class V>
+__attribute__((always_inline)) inline V loadv(const double* p) {
+  V v;
   __builtin_memcpy(&v, p, sizeof v);
   return v;
 }
-__attribute__((always_inline)) inline void store8(double* p, v8d v) { __builtin_memcpy(p, &v, sizeof v); }
+template <class V>
+__attribute__((always_inline)) inline void storev(double* p, V v) {
+  __builtin_memcpy(p, &v, sizeof v);
+}
 
-// One pass for lanes [c0, c0 + NB * kLaneBlock). The row sums and the row's gradients live
-// in NB vector registers.
-template <int NB, int R, class I>
+// One pass for lanes [c0, c0 + NB * kLaneBlock), R rows at a time. The R rows' sums are
+// independent chains (each still in its own storage order), which hides the add latency
+// one row's chain would expose; they and the row's gradients live in vector registers.
+template <class V, int NB, int R, class I>
 __attribute__((always_inline)) inline void pass_body(const Csr<I>& X, const Batch& b, index_t c0) {
   constexpr index_t nl = NB * kLaneBlock;
+  constexpr int VW = static_cast<int>(sizeof(V) / sizeof(double));
+  constexpr int NV = static_cast<int>(nl) / VW;  // vectors per row
   const I* FL_RESTRICT ip = X.indptr;
   const I* FL_RESTRICT ix = X.indices;
   const double* FL_RESTRICT xv = X.data;
@@ -68,8 +76,6 @@ __attribute__((always_inline)) inline void pass_body(const Csr<I>& X, const Batc
   const index_t kk = (b.k - c0 < nl) ? b.k - c0 : nl;  // real fits among these lanes
   for (index_t j = 0; j < X.n_cols; ++j)
     for (index_t c = 0; c < nl; ++c) XG[j * L + c] = 0.0;
-  // Rows go R at a time: their sums are independent chains (each still in its own
-  // storage order), which hides the add latency that one row's chain would expose.
   alignas(64) double sa[R][nl];
   alignas(64) double ga[R][nl];
   for (int r = 0; r < R; ++r)
@@ -81,18 +87,18 @@ __attribute__((always_inline)) inline void pass_body(const Csr<I>& X, const Batc
       lo[r] = static_cast<index_t>(ip[i0 + r]);
       hi[r] = static_cast<index_t>(ip[i0 + r + 1]);
     }
-    v8d s[R][NB];
+    V s[R][NV];
     for (int r = 0; r < R; ++r)
-      for (int q = 0; q < NB; ++q) s[r][q] = v8d{};
+      for (int q = 0; q < NV; ++q) s[r][q] = V{};
     index_t common = 0;  // entries every row of a full group has: done in lockstep
-    if (nr == R) {
+    if (nr == R && R > 1) {
       common = hi[0] - lo[0];
       for (int r = 1; r < R; ++r) common = hi[r] - lo[r] < common ? hi[r] - lo[r] : common;
       for (index_t k = 0; k < common; ++k) {
         for (int r = 0; r < R; ++r) {
           const double x = xv[lo[r] + k];
           const double* FL_RESTRICT wr = W + static_cast<index_t>(ix[lo[r] + k]) * L;
-          for (int q = 0; q < NB; ++q) s[r][q] = s[r][q] + x * load8(wr + q * kLaneBlock);
+          for (int q = 0; q < NV; ++q) s[r][q] = s[r][q] + x * loadv<V>(wr + q * VW);
         }
       }
     }
@@ -100,9 +106,9 @@ __attribute__((always_inline)) inline void pass_body(const Csr<I>& X, const Batc
       for (index_t p = lo[r] + common; p < hi[r]; ++p) {
         const double x = xv[p];
         const double* FL_RESTRICT wr = W + static_cast<index_t>(ix[p]) * L;
-        for (int q = 0; q < NB; ++q) s[r][q] = s[r][q] + x * load8(wr + q * kLaneBlock);
+        for (int q = 0; q < NV; ++q) s[r][q] = s[r][q] + x * loadv<V>(wr + q * VW);
       }
-      for (int q = 0; q < NB; ++q) store8(sa[r] + q * kLaneBlock, s[r][q]);
+      for (int q = 0; q < NV; ++q) storev(sa[r] + q * VW, s[r][q]);
     }
     for (int r = 0; r < nr; ++r) {
       const index_t i = i0 + r;
@@ -120,80 +126,90 @@ __attribute__((always_inline)) inline void pass_body(const Csr<I>& X, const Batc
     }
     // the scatter keeps row order: every XG entry accumulates as csc_matvec's does
     for (int r = 0; r < nr; ++r) {
-      v8d g[NB];
-      for (int q = 0; q < NB; ++q) g[q] = load8(ga[r] + q * kLaneBlock);
+      V g[NV];
+      for (int q = 0; q < NV; ++q) g[q] = loadv<V>(ga[r] + q * VW);
       for (index_t p = lo[r]; p < hi[r]; ++p) {
         const double x = xv[p];
         double* FL_RESTRICT xr = XG + static_cast<index_t>(ix[p]) * L;
-        for (int q = 0; q < NB; ++q) store8(xr + q * kLaneBlock, load8(xr + q * kLaneBlock) + x * g[q]);
+        for (int q = 0; q < NV; ++q) storev(xr + q * VW, loadv<V>(xr + q * VW) + x * g[q]);
       }
     }
   }
 }
 
-template <int R, class I>
-__attribute__((always_inline)) inline void pass_any(const Csr<I>& X, const Batch& b, index_t c0, index_t nl) {
-  switch (nl / kLaneBlock) {
-    case 1: pass_body<1, R>(X, b, c0); break;
-    case 2: pass_body<2, R>(X, b, c0); break;
-    case 3: pass_body<3, R>(X, b, c0); break;
-    default: pass_body<4, R>(X, b, c0); break;
+// All lanes, in passes of at most MAXB blocks of eight (what fits the copy's registers:
+// R x MAXB x 8 / VW accumulators).
+template <class V, int R, int MAXB, class I>
+__attribute__((always_inline)) inline void pass_all(const Csr<I>& X, const Batch& b) {
+  constexpr index_t maxl = MAXB * kLaneBlock;
+  for (index_t c0 = 0; c0 < b.lanes; c0 += maxl) {
+    const index_t nb = ((b.lanes - c0 < maxl) ? b.lanes - c0 : maxl) / kLaneBlock;
+    if constexpr (MAXB >= 4) {
+      if (nb >= 4) { pass_body<V, 4, R>(X, b, c0); continue; }
+      if (nb == 3) { pass_body<V, 3, R>(X, b, c0); continue; }
+    }
+    if constexpr (MAXB >= 2) {
+      if (nb == 2) { pass_body<V, 2, R>(X, b, c0); continue; }
+    }
+    pass_body<V, 1, R>(X, b, c0);
   }
 }
 
-// Rows per group, per copy: with 32 vector registers the AVX-512 copy keeps 4 rows x 4
-// blocks of sums in registers. The baseline copy (one row at a time) is the reference the
-// tests compare bits against; GCC lowers v8d to narrower registers through the stack, so
-// it is several times slower than sklearn's own two mat-vecs (measured: 19 ms per fit and
-// evaluation at 12 fits vs sklearn's 7.8 ms; an AVX2 copy measured worse still), and
-// forgeline.tune only runs fits in lockstep where the AVX-512 copy exists (fit_fast_copy).
+// The copies. Measured per fit and evaluation with 12 fits on the T2 tuning fold (80k rows,
+// 340 columns, 49 entries a row): AVX-512 3.1 ms, AVX2 3.6 ms, baseline 4.7 ms, against
+// 7.8 ms for sklearn's own evaluation; about half of each is the libm exp/log1p calls.
+// Baseline SSE2 (16 registers): one row, one block of eight (4 accumulators).
 template <class I>
-void many_generic(const Csr<I>& X, const Batch& b, index_t c0, index_t nl) {
-  pass_any<1>(X, b, c0, nl);
+void many_generic(const Csr<I>& X, const Batch& b) {
+  pass_all<v2d, 1, 1>(X, b);
 }
 
-std::atomic<bool> g_fit_simd{true};
+std::atomic<int> g_fit_isa{2};  // highest copy allowed: 2 AVX-512, 1 AVX2, 0 baseline
 
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+// AVX-512 (32 registers): four rows x up to four blocks (16 accumulators).
 template <class I>
-__attribute__((target("avx512f,avx512dq,avx512vl"))) void many_avx512(const Csr<I>& X, const Batch& b,
-                                                                      index_t c0, index_t nl) {
-  pass_any<4>(X, b, c0, nl);
+__attribute__((target("avx512f,avx512dq,avx512vl"))) void many_avx512(const Csr<I>& X, const Batch& b) {
+  pass_all<v8d, 4, 4>(X, b);
 }
-bool has_avx512() {
-  static const bool yes = [] {
+// AVX2 (16 registers): two rows x up to two blocks (8 accumulators).
+template <class I>
+__attribute__((target("avx2"))) void many_avx2(const Csr<I>& X, const Batch& b) {
+  pass_all<v4d, 2, 2>(X, b);
+}
+int cpu_isa() {
+  static const int isa = [] {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-           __builtin_cpu_supports("avx512vl");
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("avx512vl"))
+      return 2;
+    return __builtin_cpu_supports("avx2") ? 1 : 0;
   }();
-  return yes;
+  return isa;
 }
+#else
+int cpu_isa() { return 0; }
 #endif
 
 }  // namespace
 
-void set_fit_simd(bool on) { g_fit_simd.store(on, std::memory_order_relaxed); }
+void set_fit_isa(int level) { g_fit_isa.store(level, std::memory_order_relaxed); }
 
-bool fit_fast_copy() {
-#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
-  return has_avx512();
-#else
-  return false;
-#endif
+int fit_isa() {
+  const int allowed = g_fit_isa.load(std::memory_order_relaxed);
+  return cpu_isa() < allowed ? cpu_isa() : allowed;
 }
 
 template <class I>
 void half_binomial_many(const Csr<I>& X, const Batch& b) {
-  for (index_t c0 = 0; c0 < b.lanes; c0 += kMaxLanes) {
-    const index_t nl = (b.lanes - c0 < kMaxLanes) ? b.lanes - c0 : kMaxLanes;
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
-    if (g_fit_simd.load(std::memory_order_relaxed) && has_avx512()) {
-      many_avx512(X, b, c0, nl);
-      continue;
-    }
-#endif
-    many_generic(X, b, c0, nl);
+  switch (fit_isa()) {
+    case 2: many_avx512(X, b); return;
+    case 1: many_avx2(X, b); return;
+    default: break;
   }
+#endif
+  many_generic(X, b);
 }
 
 template <class I>

@@ -47,13 +47,9 @@ class _Aborted(BaseException):
 
 def applicable(task) -> bool:
     """Whether ``task``'s units may run their fits in lockstep: a plain sklearn
-    ``LogisticRegression`` final model, cold starts (no warm-start path), a CPU with the
-    pass's AVX-512 copy (its portable copy is slower than sklearn's own mat-vecs), and the
+    ``LogisticRegression`` final model, cold starts (no warm-start path), and the
     self-check has not turned lockstep off."""
     if _disabled or task.warm_path is not None:
-        return False
-    from . import _core
-    if not _core._fit_fast_copy():
         return False
     est = task.estimator
     final = est.steps[-1][1] if task.split.final else est

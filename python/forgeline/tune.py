@@ -12,7 +12,7 @@ model on a sparse (CSR) fold matrix fits its candidates in *lockstep*: the fits 
 ``(fold, prefix)`` run side by side and every lbfgs evaluation of all of them shares one
 native pass over the matrix (instead of two scipy mat-vecs per fit), with coefficients,
 scores and the best candidate bit-identical to ``GridSearchCV``'s (see
-``forgeline/_tune_logistic.py``; on CPUs with AVX-512). Fold fits pin BLAS / OpenMP to one
+``forgeline/_tune_logistic.py``). Fold fits pin BLAS / OpenMP to one
 thread and run in parallel across candidates, so scores do not depend on ``n_jobs``.
 
 Strategies: ``"grid"`` (every combination), ``"random"`` (``n_iter`` draws, lists or scipy

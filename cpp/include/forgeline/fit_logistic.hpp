@@ -16,7 +16,7 @@
 //  * xg[j][c] += x_ij * g[c][i], rows in order from zero (csc_matvec's accumulation).
 // Lanes are independent: vector instructions apply the same IEEE multiply or add to each
 // lane, and the file builds without FP contraction, so no multiply-add is fused and the
-// AVX-512 copy and the baseline copy give the same bits.
+// AVX-512, AVX2 and baseline copies give the same bits.
 // Single-threaded by design (row order is the accumulation order); the tuning loops run
 // several such passes side by side.
 #pragma once
@@ -60,10 +60,9 @@ void half_binomial_many(const Csr<I>& X, const Batch& b);
 template <class I>
 std::string check_csr(const Csr<I>& X, index_t nnz);
 
-// Tests force the baseline copy with false (the two copies must give the same bits).
-void set_fit_simd(bool on);
-
-// Whether this CPU runs the AVX-512 copy (the one worth using; see fit_logistic.cpp).
-bool fit_fast_copy();
+// The copy in use: 2 AVX-512, 1 AVX2, 0 baseline (the highest the CPU has, capped by
+// set_fit_isa; tests step down through the copies, which must give the same bits).
+int fit_isa();
+void set_fit_isa(int level);
 
 }  // namespace forgeline::fit
