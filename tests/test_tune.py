@@ -14,20 +14,14 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import KBinsDiscretizer, OneHotEncoder, StandardScaler
 
 import forgeline
+from _tune_data import tune_frame
 from forgeline import tune
 from forgeline.errors import InputError, ParameterError
 
 
 @pytest.fixture(scope="module")
 def data():
-    rng = np.random.default_rng(0)
-    n = 400
-    df = pd.DataFrame({"a": rng.normal(size=n), "b": rng.lognormal(size=n),
-                       "c": rng.normal(size=n),
-                       "k": rng.choice(["x", "y", "z"], n).astype(object)})
-    df.loc[rng.random(n) < 0.05, "b"] = np.nan
-    y = ((df["a"] + (df["k"] == "x") + rng.normal(scale=0.7, size=n)) > 0.5).astype(int)
-    return df, y.to_numpy()
+    return tune_frame(400, 0, "xyz")
 
 
 def _pipe(model=None):
@@ -346,7 +340,8 @@ def test_mlflow_logs_every_trial(data, tmp_path):
             assert run.data.tags["mlflow.parentRunId"] == res.extra["mlflow_run_id"]
 
 
-def test_keyboard_interrupt_returns_trials_done_so_far(data):
+@pytest.mark.parametrize("sparse", [False, True])  # True: CSR fold matrices, lockstep fits
+def test_keyboard_interrupt_returns_trials_done_so_far(data, sparse):
     X, y = data
     from sklearn.metrics import get_scorer
     auc = get_scorer("roc_auc")
@@ -359,7 +354,10 @@ def test_keyboard_interrupt_returns_trials_done_so_far(data):
         return auc(model, Xv, yv)
 
     space = {"model__C": [0.01, 0.1, 1.0, 10.0]}
-    res = tune.search(_pipe(), space, X, y, cv=KFold(2), scoring=scorer, n_jobs=1)
+    pipe = _pipe()
+    if sparse:
+        pipe.set_params(ct__cat__sparse_output=True, ct__sparse_threshold=1.0)
+    res = tune.search(pipe, space, X, y, cv=KFold(2), scoring=scorer, n_jobs=1)
     assert res.interrupted
     assert res.best_estimator_ is None
     assert res.trials_["n_folds_done"].sum() == 7

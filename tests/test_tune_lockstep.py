@@ -6,7 +6,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import pandas as pd
 import pytest
 import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings
@@ -21,6 +20,7 @@ from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import KBinsDiscretizer, OneHotEncoder, StandardScaler
 
+from _tune_data import tune_frame
 from forgeline import _core, _tune_logistic, tune
 
 
@@ -179,15 +179,7 @@ def test_bad_arguments_are_refused():
 
 @pytest.fixture(scope="module")
 def data():
-    rng = np.random.default_rng(3)
-    n = 600
-    df = pd.DataFrame({"a": rng.normal(size=n), "b": rng.lognormal(size=n),
-                       "c": rng.normal(size=n),
-                       "k": rng.choice(list("pqrstu"), n).astype(object)})
-    df.loc[rng.random(n) < 0.05, "b"] = np.nan
-    y = ((df["a"] + (df["k"] == "p") - 0.5 * df["c"] + rng.normal(scale=0.8, size=n))
-         > 0.3).astype(int)
-    return df, y.to_numpy()
+    return tune_frame(600, 3, "pqrstu", c_weight=-0.5, noise=0.8, cut=0.3)
 
 
 def _pipe(sparse=True, max_iter=100):
@@ -344,23 +336,4 @@ def test_a_failing_fit_fails_the_search_and_releases_the_others(data, monkeypatc
     with pytest.raises(RuntimeError, match="boom in one candidate"):
         tune.search(_pipe(), {"model__C": [0.01, 1.0, 100.0]}, X, y, cv=KFold(2),
                     scoring="roc_auc", n_jobs=1, progress=False)
-    assert _logistic.LinearModelLoss is LinearModelLoss
-
-
-def test_interrupt_in_a_lockstep_unit_keeps_finished_folds(data, monkeypatch):
-    X, y = data
-    from sklearn.metrics import get_scorer
-    auc = get_scorer("roc_auc")
-    calls = {"n": 0}
-
-    def scorer(model, Xv, yv):
-        calls["n"] += 1
-        if calls["n"] > 4:
-            raise KeyboardInterrupt
-        return auc(model, Xv, yv)
-
-    res = tune.search(_pipe(), {"model__C": [0.01, 0.1, 1.0, 10.0]}, X, y, cv=KFold(2),
-                      scoring=scorer, n_jobs=1, progress=False)
-    assert res.interrupted
-    assert res.trials_["n_folds_done"].sum() >= 4
     assert _logistic.LinearModelLoss is LinearModelLoss
