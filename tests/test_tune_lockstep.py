@@ -49,8 +49,10 @@ def _native(X, coefs, fit_intercept, y, sw):
     lo = [np.empty(n) for _ in range(k)]
     gp = [np.empty(n) for _ in range(k)]
     XG = np.empty((d, lanes))
+    problem, increasing = _core._csr_check(X.indptr, X.indices, X.data, d)
+    assert problem == ""
     _core._half_binomial_many(X.indptr, X.indices, X.data, d, W, b, y, sw, float(sw_sum),
-                              lo, gp, XG)
+                              lo, gp, XG, increasing)
     return lo, gp, XG, sw_sum
 
 
@@ -84,6 +86,20 @@ def _problem(draw):
         dense[i, j] = v
     X = sp.csr_matrix(dense)
     X.data[X.data == 0] = 0.0  # explicit zeros of either sign stay stored
+    layout = draw(st.sampled_from(["canonical", "reversed rows", "duplicates"]))
+    if layout != "canonical" and X.nnz:
+        # scipy sums a row's entries in storage order whatever it is; so must the pass
+        rows = [(X.indices[a:b].tolist(), X.data[a:b].tolist())
+                for a, b in zip(X.indptr[:-1], X.indptr[1:])]
+        if layout == "reversed rows":
+            rows = [(ix[::-1], v[::-1]) for ix, v in rows]
+        else:
+            rows = [(ix + ix[:1], v + [float(rng.normal())] * min(1, len(v))) for ix, v in rows]
+        indptr = np.cumsum([0] + [len(ix) for ix, _ in rows])
+        X = sp.csr_matrix((np.array([x for _, v in rows for x in v], dtype=np.float64),
+                           np.array([j for ix, _ in rows for j in ix], dtype=np.int32),
+                           indptr.astype(np.int32)), shape=(n, d))
+        X.has_canonical_format = False
     if draw(st.booleans()):
         X.indices = X.indices.astype(np.int64)
         X.indptr = X.indptr.astype(np.int64)
@@ -168,11 +184,15 @@ def test_bad_arguments_are_refused():
     ro.flags.writeable = False
     with pytest.raises(ValueError, match="read-only"):
         call(loss_out=[ro])
-    assert _core._csr_check(X.indptr, X.indices, X.data, 3) == ""
-    assert "out of range" in _core._csr_check(X.indptr, X.indices, X.data, 2)
+    assert _core._csr_check(X.indptr, X.indices, X.data, 3) == ("", True)
+    assert "out of range" in _core._csr_check(X.indptr, X.indices, X.data, 2)[0]
     assert "monotone" in _core._csr_check(np.array([0, 2, 1, 3], np.int32), X.indices,
-                                            X.data, 3)
-    assert "past" in _core._csr_check(np.array([0, 1, 2, 9], np.int32), X.indices, X.data, 3)
+                                            X.data, 3)[0]
+    assert "past" in _core._csr_check(np.array([0, 1, 2, 9], np.int32), X.indices, X.data,
+                                        3)[0]
+    ip = np.array([0, 2, 3, 3], np.int32)
+    assert _core._csr_check(ip, np.array([1, 1, 0], np.int32), X.data, 3) == ("", False)
+    assert _core._csr_check(ip, np.array([2, 0, 0], np.int32), X.data, 3) == ("", False)
 
 
 # -- searches ---------------------------------------------------------------------------

@@ -44,11 +44,16 @@ bool int64_index(const py::array& indptr, const py::array& indices) {
 }
 
 template <class I>
-std::string check_as(const py::array& indptr, const py::array& indices, const py::array& data, index_t n_cols) {
+py::tuple check_as(const py::array& indptr, const py::array& indices, const py::array& data, index_t n_cols) {
   const auto X = csr_of<I>(indptr, indices, data, n_cols);
   const index_t nnz = static_cast<index_t>(indices.shape(0));
-  py::gil_scoped_release release;
-  return fit::check_csr(X, nnz);
+  bool increasing = false;
+  std::string msg;
+  {
+    py::gil_scoped_release release;  // reads the caller's arrays only
+    msg = fit::check_csr(X, nnz, &increasing);
+  }
+  return py::make_tuple(msg, increasing);
 }
 
 // W: (n_cols, lanes) float64 C-contiguous, lanes a multiple of kLaneBlock >= k;
@@ -56,7 +61,8 @@ std::string check_as(const py::array& indptr, const py::array& indices, const py
 template <class I>
 void many_as(const py::array& indptr, const py::array& indices, const py::array& data, index_t n_cols,
              const py::array& W, const py::array& intercepts, const py::array& y, const py::object& sample_weight,
-             double sw_sum, const py::list& loss_out, const py::list& grad_out, const py::array& XG) {
+             double sw_sum, const py::list& loss_out, const py::list& grad_out, const py::array& XG,
+             bool unique_columns) {
   const auto X = csr_of<I>(indptr, indices, data, n_cols);
   fit::Batch b;
   b.k = static_cast<index_t>(py::len(loss_out));
@@ -79,6 +85,7 @@ void many_as(const py::array& indptr, const py::array& indices, const py::array&
     b.sample_weight = exact_1d<double>(sw_arr, "sample_weight", X.n_rows);
   }
   b.sw_sum = sw_sum;
+  b.unique_columns = unique_columns;
   std::vector<py::array> outs;  // alive (through the caller's lists) for the pass
   std::vector<double*> lp, gp;
   for (index_t c = 0; c < b.k; ++c) {
@@ -108,22 +115,24 @@ void bind_tune(py::module_& m) {
                                             : check_as<std::int32_t>(indptr, indices, data, n_cols);
       },
       py::arg("indptr"), py::arg("indices"), py::arg("data"), py::arg("n_cols"),
-      "'' when the CSR arrays are consistent, else what is wrong.");
+      "(problem, increasing): problem is '' when the CSR arrays are consistent, else what is "
+      "wrong; increasing tells whether every row's column indices strictly increase.");
   m.def(
       "_half_binomial_many",
       [](const py::array& indptr, const py::array& indices, const py::array& data, index_t n_cols,
          const py::array& W, const py::array& intercepts, const py::array& y, const py::object& sample_weight,
-         double sw_sum, const py::list& loss_out, const py::list& grad_out, const py::array& XG) {
+         double sw_sum, const py::list& loss_out, const py::list& grad_out, const py::array& XG,
+         bool unique_columns) {
         if (int64_index(indptr, indices))
           many_as<std::int64_t>(indptr, indices, data, n_cols, W, intercepts, y, sample_weight, sw_sum, loss_out,
-                                grad_out, XG);
+                                grad_out, XG, unique_columns);
         else
           many_as<std::int32_t>(indptr, indices, data, n_cols, W, intercepts, y, sample_weight, sw_sum, loss_out,
-                                grad_out, XG);
+                                grad_out, XG, unique_columns);
       },
       py::arg("indptr"), py::arg("indices"), py::arg("data"), py::arg("n_cols"), py::arg("W"),
       py::arg("intercepts"), py::arg("y"), py::arg("sample_weight"), py::arg("sw_sum"), py::arg("loss_out"),
-      py::arg("grad_out"), py::arg("XG"),
+      py::arg("grad_out"), py::arg("XG"), py::arg("unique_columns") = false,
       "K evaluations of sklearn's binary logistic loss over one checked CSR matrix in one pass: "
       "pointwise losses and gradients / sw_sum into the given arrays, X.T @ gradient into XG's "
       "columns; bit-identical to sklearn's own evaluation of each fit.");

@@ -85,6 +85,7 @@ class Group:
         self._y = None
         self._sw = None
         self._bufs: list = []
+        self._unique = False  # rows' column indices strictly increase (checked once)
         self.broken = None  # why the group stopped batching (requests then fall back)
         self.passes = 0
         self.served = 0  # evaluations served by the native pass
@@ -144,9 +145,11 @@ class Group:
         if self._X is None:
             from . import _core
             X = req.X
-            if _core._csr_check(X.indptr, X.indices, X.data, X.shape[1]):
+            problem, increasing = _core._csr_check(X.indptr, X.indices, X.data, X.shape[1])
+            if problem:
                 return False  # inconsistent CSR: sklearn's own path reports it
             self._X, self._y, self._sw = X, req.y, req.sample_weight
+            self._unique = increasing
             return True
         if req.X is not self._X:
             return False
@@ -189,7 +192,7 @@ class Group:
         loss_out, grad_out = self._bufs[:k], self._bufs[k:2 * k]
         XG = np.empty((d, lanes))
         _core._half_binomial_many(X.indptr, X.indices, X.data, d, W, b, self._y, sw,
-                                  float(sw_sum), loss_out, grad_out, XG)
+                                  float(sw_sum), loss_out, grad_out, XG, self._unique)
         results = []
         for c, r in enumerate(batch):
             # the rest of sklearn's LinearModelLoss.loss_gradient, as it writes it

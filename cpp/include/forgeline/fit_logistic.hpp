@@ -49,6 +49,7 @@ struct Batch {
   double* const* loss_out = nullptr;   // k arrays of n_rows
   double* const* grad_out = nullptr;   // k arrays of n_rows (divided by sw_sum)
   double* XG = nullptr;                // n_cols x lanes, overwritten
+  bool unique_columns = false;         // no row holds a column twice (scipy's canonical format)
 };
 
 // The caller has checked the CSR structure (check_csr) and the batch's sizes.
@@ -56,9 +57,11 @@ template <class I>
 void half_binomial_many(const Csr<I>& X, const Batch& b);
 
 // Empty when the CSR arrays are consistent (indptr starts at 0, is monotone and ends within
-// nnz; every column index in [0, n_cols)), otherwise what is wrong.
+// nnz; every column index in [0, n_cols)), otherwise what is wrong. When consistent,
+// *increasing tells whether every row's column indices strictly increase (so no row holds a
+// column twice: Batch::unique_columns).
 template <class I>
-std::string check_csr(const Csr<I>& X, index_t nnz);
+std::string check_csr(const Csr<I>& X, index_t nnz, bool* increasing);
 
 // The copy in use: 2 AVX-512, 1 AVX2, 0 baseline (the highest the CPU has, capped by
 // set_fit_isa; tests step down through the copies, which must give the same bits).
