@@ -179,11 +179,22 @@ def _turn_off(why: str):
                       stacklevel=3)
 
 
+def _as_array(h):
+    """The ndarray behind one of sklearn's returned histogram memoryviews (numpy cannot
+    read a one-record packed memoryview's format, so take the base array when it is it)."""
+    if isinstance(h, np.ndarray):
+        return h
+    base = getattr(h, "base", None)
+    if isinstance(base, np.ndarray) and base.shape == tuple(h.shape):
+        return base
+    return np.asarray(h)
+
+
 def _same_rows(a, b, rows) -> bool:
     """Byte equality of the histogram rows sklearn defines (all, or the allowed features:
     sklearn leaves the others uninitialised)."""
-    a = np.asarray(a)
-    b = np.asarray(b)
+    a = _as_array(a)
+    b = _as_array(b)
     if a.shape != b.shape or a.dtype.itemsize != b.dtype.itemsize:
         return False
     if rows is not None:
@@ -302,7 +313,7 @@ class FastHistogramBuilder:
         from . import _core
         check = not _disabled and _take_check("subtract")
         if check:
-            expected = np.asarray(self._ref.compute_histograms_subtraction(
+            expected = _as_array(self._ref.compute_histograms_subtraction(
                 parent_histograms.copy(), sibling_histograms, allowed_features))
         _core._hist_subtract(parent_histograms, sibling_histograms, feats)
         if check and not _same_rows(parent_histograms, expected, feats):
