@@ -46,7 +46,8 @@ const std::uint32_t* feature_list(const py::object& features, index_t n_features
 
 void hist_brute(const py::array& X, const py::array& gradients, const py::array& hessians, bool hessians_constant,
                 const py::array& ordered_g, const py::array& ordered_h, const py::array& sample_indices,
-                const py::object& features, const py::array& out, int n_threads) {
+                const py::object& features, const py::array& out, int n_threads, const py::object& X_rows,
+                index_t rows_below) {
   if (!X.dtype().is(py::dtype::of<std::uint8_t>())) throw py::type_error("X_binned must be uint8");
   if (X.ndim() != 2 || !(X.flags() & py::array::f_style) || (X.shape(0) > 1 && X.strides(0) != 1))
     throw py::value_error("X_binned must be a 2-D Fortran-ordered array");
@@ -55,6 +56,14 @@ void hist_brute(const py::array& X, const py::array& gradients, const py::array&
   in.n_rows = static_cast<index_t>(X.shape(0));
   in.n_features = static_cast<index_t>(X.shape(1));
   in.col_stride = in.n_features > 1 ? static_cast<index_t>(X.strides(1)) : in.n_rows;
+  if (!X_rows.is_none()) {
+    const py::array xr = py::reinterpret_borrow<py::array>(X_rows);
+    if (!xr.dtype().is(py::dtype::of<std::uint8_t>())) throw py::type_error("X_rows must be uint8");
+    if (xr.ndim() != 2 || xr.shape(0) != X.shape(0) || xr.shape(1) != X.shape(1) ||
+        !(xr.flags() & py::array::c_style))
+      throw py::value_error("X_rows must be a C-ordered array of X_binned's shape");
+    in.XR = static_cast<const std::uint8_t*>(xr.data());
+  }
   in.gradients = exact_1d<const float>(gradients, "gradients");
   in.hessians = exact_1d<const float>(hessians, "hessians");
   in.n_grad = static_cast<index_t>(gradients.shape(0));
@@ -77,10 +86,11 @@ void hist_brute(const py::array& X, const py::array& gradients, const py::array&
   const index_t n_bins = out.ndim() == 2 ? static_cast<index_t>(out.shape(1)) : -1;
   if (n_bins < 0 || n_bins > 256) throw py::value_error("histograms must have 0..256 bins");
   fit::HistBin* hist = hist_2d(out, "histograms", in.n_features, n_bins);
+  if (rows_below < 0) throw py::value_error("rows_below must be >= 0");
   // Safe without the GIL: every buffer is a numpy array the caller holds for the whole call
   // (arguments stay referenced by the Python frame), checked above for dtype, shape and bounds.
   py::gil_scoped_release release;
-  fit::hist_brute(in, idx, n_node, feats, n_listed, hist, n_bins, n_threads);
+  fit::hist_brute(in, idx, n_node, feats, n_listed, hist, n_bins, n_threads, rows_below);
 }
 
 void hist_subtract(const py::array& parent, const py::array& sibling, const py::object& features) {
@@ -102,7 +112,9 @@ void bind_hist(py::module_& m) {
   m.def("_hist_brute", &hist_brute, py::arg("X_binned"), py::arg("gradients"), py::arg("hessians"),
         py::arg("hessians_constant"), py::arg("ordered_gradients"), py::arg("ordered_hessians"),
         py::arg("sample_indices"), py::arg("allowed_features"), py::arg("out"), py::arg("n_threads"),
-        "sklearn HistogramBuilder.compute_histograms_brute, same bits (fills `out` in place).");
+        py::arg("X_rows") = py::none(), py::arg("rows_below") = fit::kRowsBelow,
+        "sklearn HistogramBuilder.compute_histograms_brute, same bits (fills `out` in place). X_rows: "
+        "optional C-ordered copy of X_binned, read for nodes other than the root (same values).");
   m.def("_hist_subtract", &hist_subtract, py::arg("parent"), py::arg("sibling"), py::arg("allowed_features"),
         "sklearn HistogramBuilder.compute_histograms_subtraction: parent -= sibling in place.");
 }

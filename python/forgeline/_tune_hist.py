@@ -30,9 +30,11 @@ exact either way.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import threading
 import warnings
+import weakref
 
 import numpy as np
 
@@ -44,6 +46,9 @@ _disabled: list = []  # the self-check's finding, once the drop-in is off for th
 _CHECKS = 6  # per process: brute histograms (and as many subtractions) compared to sklearn's
 _checks_left = {"brute": _CHECKS, "subtract": _CHECKS}
 _check_lock = threading.Lock()
+_rows_lock = threading.Lock()
+_rows_shared: collections.OrderedDict = collections.OrderedDict()  # id(X) -> (weakref, rows)
+_ROWS_KEPT = 4  # row-major copies of read-only matrices kept at once (one per live fold)
 
 
 def _sklearn_builder():
@@ -103,15 +108,53 @@ def enabled():
             grower.HistogramBuilder = _dispatch
         _patch_users += 1
     _local.depth = getattr(_local, "depth", 0) + 1
+    if _local.depth == 1:
+        _local.rows = {}
     try:
         yield
     finally:
         _local.depth -= 1
+        if _local.depth == 0:
+            _local.rows = None
         with _patch_lock:
             _patch_users -= 1
             if _patch_users == 0:
                 grower.HistogramBuilder = _patched_from
                 _patched_from = None
+
+
+def _row_major(X):
+    """A C-ordered copy of ``X`` (the binned matrix), made once per matrix: nodes below the
+    root read their scattered rows from it. Read-only matrices (the tuner's cached binned
+    folds, which nothing can change) keep theirs in a small process-wide LRU, dropped with
+    the matrix; a writable matrix keeps its copy only until the thread's outermost
+    :func:`enabled` block ends (sklearn does not change X_binned during a fit)."""
+    key = id(X)
+    with _rows_lock:
+        hit = _rows_shared.get(key)
+        if hit is not None and hit[0]() is X and not X.flags.writeable:
+            _rows_shared.move_to_end(key)
+            return hit[1]
+    local = getattr(_local, "rows", None)
+    if local is not None:
+        hit = local.get(key)
+        if hit is not None and hit[0]() is X:
+            return hit[1]
+    rows = np.ascontiguousarray(X)
+    if not X.flags.writeable:
+        def _drop(_ref, key=key):
+            with _rows_lock:
+                entry = _rows_shared.get(key)
+                if entry is not None and entry[0] is _ref:
+                    del _rows_shared[key]
+        ref = weakref.ref(X, _drop)
+        with _rows_lock:
+            _rows_shared[key] = (ref, rows)
+            while len(_rows_shared) > _ROWS_KEPT:
+                _rows_shared.popitem(last=False)
+    elif local is not None:
+        local[key] = (weakref.ref(X), rows)
+    return rows
 
 
 def _dispatch(X_binned, n_bins, gradients, hessians, hessians_are_constant, n_threads):
@@ -244,6 +287,7 @@ class FastHistogramBuilder:
             # as sklearn's method would, so a call answered by either sees the same state
             self._og = np.asarray(self._ref.ordered_gradients)
             self._oh = np.asarray(self._ref.ordered_hessians)
+            self._rows = None  # the row-major copy, fetched at the first non-root node
 
     def __getattr__(self, name):
         if name == "_ref":  # not yet set (failed constructor): no recursion
@@ -276,8 +320,10 @@ class FastHistogramBuilder:
         # rows outside allowed_features are never read; zeros keep them deterministic
         out = np.empty(shape, dtype) if feats is None else np.zeros(shape, dtype)
         from . import _core
+        if self._rows is None and idx.shape[0] != self._X.shape[0]:
+            self._rows = _row_major(self._X)
         _core._hist_brute(self._X, self._g, self._h, self._constant, self._og, self._oh,
-                          idx, feats, out, self._nt)
+                          idx, feats, out, self._nt, self._rows)
         if not _disabled and _take_check("brute"):
             ref = self._ref.compute_histograms_brute(sample_indices, allowed_features)
             if not _same_rows(out, ref, feats):

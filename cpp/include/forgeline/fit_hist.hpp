@@ -37,6 +37,10 @@ struct HistInputs {
   index_t n_rows = 0;
   index_t n_features = 0;
   index_t col_stride = 0;
+  // Optional row-major copy of X_binned (XR[row * n_features + f]). Nodes other than the
+  // root read their scattered rows from it: one or two cache lines per sample and group of
+  // features instead of one line per sample and feature.
+  const std::uint8_t* XR = nullptr;
   const float* gradients = nullptr;  // n_grad entries
   const float* hessians = nullptr;   // n_grad entries, or 1 when hessians_constant
   index_t n_grad = 0;
@@ -51,10 +55,14 @@ struct HistInputs {
 // ordered gradients (when n_node != n_grad, as sklearn does) and fills out[f, :] for each f
 // in `features` (all features when features == nullptr). out has n_features rows of n_bins
 // bins; rows not listed are left untouched. Deterministic for any n_threads (features are
-// split into fixed chunks; one feature's sums are always serial).
+// split into fixed chunks; one feature's sums are always serial). A non-root node with fewer
+// than n_rows / rows_below samples reads in.XR (when given) instead of the columns; both paths
+// give the same bits (kRowsBelow: measured on the tuner's 80k x 340 folds, rows win below
+// ~1/30 of the rows, columns above).
+constexpr index_t kRowsBelow = 32;
 void hist_brute(const HistInputs& in, const std::uint32_t* sample_indices, index_t n_node,
                 const std::uint32_t* features, index_t n_listed, HistBin* out, index_t n_bins,
-                int n_threads);
+                int n_threads, index_t rows_below = kRowsBelow);
 
 // sklearn's compute_histograms_subtraction: parent[f, b] -= sibling[f, b] field by field
 // (float64 subtraction; uint32 count wraps as C does), for the listed features.
