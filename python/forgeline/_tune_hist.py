@@ -6,10 +6,14 @@ Most of a HistGradientBoosting fit on a cached binned matrix is sklearn's
 and hessians of the node's samples summed into float64 in sample order. sklearn walks one
 feature at a time, and consecutive samples that land in the same bin (nearly all of them in
 a one-hot column) chain each addition on the previous one's store, so the loop runs at
-memory latency. ``_core._hist_brute`` walks eight features at once: every (feature, bin)
-sum still receives exactly sklearn's addends in sklearn's order, so the histograms have the
-same bits, while the independent chains overlap (see ``cpp/include/forgeline/fit_hist.hpp``).
-Same histograms -> same splits, same leaf values, same trees and predictions.
+memory latency; and a small node's rows are scattered over the column-major matrix, so each
+(sample, feature) read is a cache miss. ``_core._hist_brute`` walks eight columns at once
+(the root and large nodes) or, for nodes under 1/32 of the rows, reads a row-major copy of
+the binned matrix (made once per matrix, see :func:`_row_major`) a sample at a time. Either
+way every (feature, bin) sum receives exactly sklearn's addends in sklearn's order, so the
+histograms have the same bits, while the independent chains overlap (see
+``cpp/include/forgeline/fit_hist.hpp``). Same histograms -> same splits, same leaf values,
+same trees and predictions.
 
 How fits reach it: inside :func:`histograms_for` (used around the tuner's fold fits), the
 ``HistogramBuilder`` name in ``sklearn.ensemble._hist_gradient_boosting.grower`` points at

@@ -14,7 +14,14 @@
 // group of features is walked together: for each sample, every feature of the group adds
 // into its own histogram. The per-(feature, bin) additions keep sklearn's exact order (each
 // still sees the samples in node order); only the interleaving between *different*
-// features changes, and those chains are independent, so the CPU overlaps them.
+// features changes, and those chains are independent, so the CPU overlaps them. Small nodes
+// read a row-major copy of X instead (one or two cache lines per sample instead of one per
+// sample and feature) and walk 64 features per sample, again in node order per (feature, bin).
+//
+// Exactness of each step: the sums start from sklearn's memset (+0.0) in the output records
+// themselves; {sum_gradients, sum_hessians} are updated by one SSE2 addpd, whose two lanes
+// are two independent IEEE double additions under the thread's rounding mode - the same
+// operation, operands and order as sklearn's two scalar `+=`. No reassociation, no FMA.
 #pragma once
 #include <cstdint>
 
