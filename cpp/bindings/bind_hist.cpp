@@ -47,7 +47,7 @@ const std::uint32_t* feature_list(const py::object& features, index_t n_features
 void hist_brute(const py::array& X, const py::array& gradients, const py::array& hessians, bool hessians_constant,
                 const py::array& ordered_g, const py::array& ordered_h, const py::array& sample_indices,
                 const py::object& features, const py::array& out, int n_threads, const py::object& X_rows,
-                index_t rows_below) {
+                index_t rows_below, const py::object& root_counts) {
   if (!X.dtype().is(py::dtype::of<std::uint8_t>())) throw py::type_error("X_binned must be uint8");
   if (X.ndim() != 2 || !(X.flags() & py::array::f_style) || (X.shape(0) > 1 && X.strides(0) != 1))
     throw py::value_error("X_binned must be a 2-D Fortran-ordered array");
@@ -63,6 +63,13 @@ void hist_brute(const py::array& X, const py::array& gradients, const py::array&
         !(xr.flags() & py::array::c_style))
       throw py::value_error("X_rows must be a C-ordered array of X_binned's shape");
     in.XR = static_cast<const std::uint8_t*>(xr.data());
+  }
+  if (!root_counts.is_none()) {
+    const py::array rc = py::reinterpret_borrow<py::array>(root_counts);
+    if (!rc.dtype().is(py::dtype::of<std::uint32_t>())) throw py::type_error("root_counts must be uint32");
+    if (rc.ndim() != 2 || rc.shape(0) != X.shape(1) || rc.shape(1) != 256 || !(rc.flags() & py::array::c_style))
+      throw py::value_error("root_counts must be a C-ordered (n_features, 256) array");
+    in.root_counts = static_cast<const std::uint32_t*>(rc.data());
   }
   in.gradients = exact_1d<const float>(gradients, "gradients");
   in.hessians = exact_1d<const float>(hessians, "hessians");
@@ -113,8 +120,10 @@ void bind_hist(py::module_& m) {
         py::arg("hessians_constant"), py::arg("ordered_gradients"), py::arg("ordered_hessians"),
         py::arg("sample_indices"), py::arg("allowed_features"), py::arg("out"), py::arg("n_threads"),
         py::arg("X_rows") = py::none(), py::arg("rows_below") = fit::kRowsBelow,
+        py::arg("root_counts") = py::none(),
         "sklearn HistogramBuilder.compute_histograms_brute, same bits (fills `out` in place). X_rows: "
-        "optional C-ordered copy of X_binned, read for nodes other than the root (same values).");
+        "optional C-ordered copy of X_binned, read for nodes other than the root (same values). "
+        "root_counts: optional (n_features, 256) uint32 bin counts of X_binned's columns.");
   m.def("_hist_subtract", &hist_subtract, py::arg("parent"), py::arg("sibling"), py::arg("allowed_features"),
         "sklearn HistogramBuilder.compute_histograms_subtraction: parent -= sibling in place.");
 }

@@ -59,7 +59,7 @@ inline void count_one(char* p) {
 // additions happen in increasing i, which is sklearn's order for that (feature, bin).
 // A bin value >= n_bins (never produced by sklearn's binning; sklearn would write past the
 // row) is clamped to the last bin so no input can write outside the output.
-template <bool kRoot, bool kConstHess>
+template <bool kRoot, bool kConstHess, bool kCount = true>
 void accumulate(const std::uint8_t* const* cols, char* const* rows, unsigned last_bin,
                 const std::uint32_t* FL_RESTRICT idx, index_t n, const float* FL_RESTRICT g,
                 const float* FL_RESTRICT h) {
@@ -85,7 +85,7 @@ void accumulate(const std::uint8_t* const* cols, char* const* rows, unsigned las
       char* p = r[k] + static_cast<index_t>(bin) * kRecord;
       if (kConstHess) add_one(p, gi);
       else add_pair(p, gi, static_cast<double>(h[i]));
-      count_one(p);
+      if (kCount) count_one(p);
     }
   }
 }
@@ -185,7 +185,22 @@ void hist_brute(const HistInputs& in, const std::uint32_t* sample_indices, index
       }
       const float* g = in.ordered_g;
       const float* h = in.ordered_h;
-      if (root) {
+      if (root && in.root_counts != nullptr) {
+        // the root's counts are the columns' bin counts, the same for every tree: the caller
+        // counted them once per matrix, so the hot loop stores only the sums
+        if (in.hessians_constant) accumulate<true, true, false>(cols, rows, last_bin, nullptr, n_node, g, h);
+        else accumulate<true, false, false>(cols, rows, last_bin, nullptr, n_node, g, h);
+        for (index_t k = 0; k < used; ++k) {
+          const index_t f = features ? static_cast<index_t>(features[first + k]) : first + k;
+          const std::uint32_t* cnt = in.root_counts + f * 256;
+          for (index_t b = 0; b < n_bins; ++b) {
+            std::uint32_t c = cnt[b];
+            if (b == n_bins - 1)  // bins past the last are clamped into it in the loop too
+              for (index_t extra = n_bins; extra < 256; ++extra) c += cnt[extra];
+            std::memcpy(rows[k] + b * kRecord + kCountOffset, &c, sizeof c);
+          }
+        }
+      } else if (root) {
         if (in.hessians_constant) accumulate<true, true>(cols, rows, last_bin, nullptr, n_node, g, h);
         else accumulate<true, false>(cols, rows, last_bin, nullptr, n_node, g, h);
       } else {

@@ -9,7 +9,8 @@ a one-hot column) chain each addition on the previous one's store, so the loop r
 memory latency; and a small node's rows are scattered over the column-major matrix, so each
 (sample, feature) read is a cache miss. ``_core._hist_brute`` walks eight columns at once
 (the root and large nodes) or, for nodes under 1/32 of the rows, reads a row-major copy of
-the binned matrix (made once per matrix, see :func:`_row_major`) a sample at a time. Either
+the binned matrix (made once per matrix, see :func:`_matrix_aux`) a sample at a time; the
+root takes its counts from the matrix's column bin counts, counted once. Either
 way every (feature, bin) sum receives exactly sklearn's addends in sklearn's order, so the
 histograms have the same bits, while the independent chains overlap (see
 ``cpp/include/forgeline/fit_hist.hpp``). Same histograms -> same splits, same leaf values,
@@ -51,8 +52,8 @@ _CHECKS = 6  # per process: brute histograms (and as many subtractions) compared
 _checks_left = {"brute": _CHECKS, "subtract": _CHECKS}
 _check_lock = threading.Lock()
 _rows_lock = threading.Lock()
-_rows_shared: collections.OrderedDict = collections.OrderedDict()  # id(X) -> (weakref, rows)
-_ROWS_KEPT = 4  # row-major copies of read-only matrices kept at once (one per live fold)
+_rows_shared: collections.OrderedDict = collections.OrderedDict()  # id(X) -> (weakref, aux)
+_ROWS_KEPT = 4  # _matrix_aux of read-only matrices kept at once (one per live fold)
 
 
 def _sklearn_builder():
@@ -127,12 +128,14 @@ def enabled():
                 _patched_from = None
 
 
-def _row_major(X):
-    """A C-ordered copy of ``X`` (the binned matrix), made once per matrix: nodes below the
-    root read their scattered rows from it. Read-only matrices (the tuner's cached binned
-    folds, which nothing can change) keep theirs in a small process-wide LRU, dropped with
-    the matrix; a writable matrix keeps its copy only until the thread's outermost
-    :func:`enabled` block ends (sklearn does not change X_binned during a fit)."""
+def _matrix_aux(X):
+    """``(rows, counts)`` for the binned matrix ``X``, made once per matrix: a C-ordered copy
+    (nodes below the root read their scattered rows from it) and each column's bin counts
+    as a (n_features, 256) uint32 array (the root's counts, which no tree changes).
+    Read-only matrices (the tuner's cached binned folds, which nothing can change) keep
+    theirs in a small process-wide LRU, dropped with the matrix; a writable matrix keeps
+    them only until the thread's outermost :func:`enabled` block ends (sklearn does not
+    change X_binned during a fit)."""
     key = id(X)
     with _rows_lock:
         hit = _rows_shared.get(key)
@@ -144,7 +147,10 @@ def _row_major(X):
         hit = local.get(key)
         if hit is not None and hit[0]() is X:
             return hit[1]
-    rows = np.ascontiguousarray(X)
+    counts = np.empty((X.shape[1], 256), dtype=np.uint32)
+    for f in range(X.shape[1]):
+        counts[f] = np.bincount(X[:, f], minlength=256)
+    aux = (np.ascontiguousarray(X), counts)
     if not X.flags.writeable:
         def _drop(_ref, key=key):
             with _rows_lock:
@@ -153,12 +159,12 @@ def _row_major(X):
                     del _rows_shared[key]
         ref = weakref.ref(X, _drop)
         with _rows_lock:
-            _rows_shared[key] = (ref, rows)
+            _rows_shared[key] = (ref, aux)
             while len(_rows_shared) > _ROWS_KEPT:
                 _rows_shared.popitem(last=False)
     elif local is not None:
-        local[key] = (weakref.ref(X), rows)
-    return rows
+        local[key] = (weakref.ref(X), aux)
+    return aux
 
 
 def _dispatch(X_binned, n_bins, gradients, hessians, hessians_are_constant, n_threads):
@@ -291,7 +297,7 @@ class FastHistogramBuilder:
             # as sklearn's method would, so a call answered by either sees the same state
             self._og = np.asarray(self._ref.ordered_gradients)
             self._oh = np.asarray(self._ref.ordered_hessians)
-            self._rows = None  # the row-major copy, fetched at the first non-root node
+            self._aux = None  # _matrix_aux(X_binned), fetched at the first histogram
 
     def __getattr__(self, name):
         if name == "_ref":  # not yet set (failed constructor): no recursion
@@ -324,10 +330,11 @@ class FastHistogramBuilder:
         # rows outside allowed_features are never read; zeros keep them deterministic
         out = np.empty(shape, dtype) if feats is None else np.zeros(shape, dtype)
         from . import _core
-        if self._rows is None and idx.shape[0] != self._X.shape[0]:
-            self._rows = _row_major(self._X)
+        if self._aux is None:
+            self._aux = _matrix_aux(self._X)
+        rows, counts = self._aux
         _core._hist_brute(self._X, self._g, self._h, self._constant, self._og, self._oh,
-                          idx, feats, out, self._nt, self._rows)
+                          idx, feats, out, self._nt, rows, root_counts=counts)
         if not _disabled and _take_check("brute"):
             ref = self._ref.compute_histograms_brute(sample_indices, allowed_features)
             if not _same_rows(out, ref, feats):

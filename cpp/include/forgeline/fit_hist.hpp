@@ -48,6 +48,9 @@ struct HistInputs {
   // root read their scattered rows from it: one or two cache lines per sample and group of
   // features instead of one line per sample and feature.
   const std::uint8_t* XR = nullptr;
+  // Optional per-column bin counts of X (n_features x 256, uint32): the root's counts, which
+  // no tree changes. Given, the root's loop stores only the sums.
+  const std::uint32_t* root_counts = nullptr;
   const float* gradients = nullptr;  // n_grad entries
   const float* hessians = nullptr;   // n_grad entries, or 1 when hessians_constant
   index_t n_grad = 0;
