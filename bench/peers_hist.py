@@ -105,14 +105,14 @@ def run(quick: bool) -> list[dict]:
         nodes = {"root": np.arange(n, dtype=np.uint32),
                  "half-size node": np.sort(rng.choice(n, n // 2, replace=False)).astype(np.uint32),
                  "1/64-size node": np.sort(rng.choice(n, n // 64, replace=False)).astype(np.uint32)}
-        Xr = np.ascontiguousarray(Xb)
+        Xr, counts = _tune_hist._matrix_aux(Xb)  # what the drop-in passes (once per matrix)
         for name, idx in nodes.items():
             sk = HistogramBuilder(Xb, 256, g, h, False, 1)
             out = np.empty((Xb.shape[1], 256), HISTOGRAM_DTYPE)
             og, oh = g.copy(), h.copy()
             t_sk = best_of(lambda: sk.compute_histograms_brute(idx), repeats=3)
             t_fl = best_of(lambda: _core._hist_brute(Xb, g, h, False, og, oh, idx, None, out, 1,
-                                                     Xr), repeats=3)
+                                                     Xr, root_counts=counts), repeats=3)
             same = _tune_hist._as_array(sk.compute_histograms_brute(idx)).tobytes() == out.tobytes()
             wl = f"HGB histogram, {name} ({len(idx)} x {Xb.shape[1]}), 1 thread"
             rows.append(row(wl, "sklearn HistogramBuilder", t_sk))
