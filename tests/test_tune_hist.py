@@ -405,3 +405,22 @@ def test_out_of_range_bins_stay_inside_the_histogram_on_every_path():
             outs.append(out.tobytes())
         assert outs[0] == outs[1]
         assert int(np.frombuffer(outs[0], HISTOGRAM_DTYPE)["count"].sum()) == 9 * len(idx)
+
+
+def test_refit_uses_the_drop_in_and_equals_a_plain_fit(counted):
+    X, y = _frame()
+    runs = {}
+    for refit in (False, True):
+        counted.clear()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = tune.search(_pipe(), {"model__learning_rate": [0.1, 0.3]}, X, y,
+                              cv=KFold(2), scoring="roc_auc", n_jobs=1, progress=False,
+                              refit=refit)
+        runs[refit] = len(counted)
+    assert 0 < runs[False] < runs[True]  # the refit's histograms are native too
+    plain = _pipe().set_params(**res.best_params_).fit(X, y)
+    _same_model(res.best_estimator_[-1], plain[-1])
+    assert (res.best_estimator_.predict_proba(X).tobytes()
+            == plain.predict_proba(X).tobytes())
+    assert grower.HistogramBuilder is HistogramBuilder
