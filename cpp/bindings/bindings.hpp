@@ -54,5 +54,6 @@ void bind_transforms(py::module_& m);
 void bind_linear(py::module_& m);
 void bind_drift(py::module_& m);
 void bind_tune(py::module_& m);
+void bind_hist(py::module_& m);
 
 }  // namespace forgeline::bind

@@ -10,4 +10,5 @@ PYBIND11_MODULE(_core, m) {
   bind_linear(m);
   bind_drift(m);
   bind_tune(m);
+  bind_hist(m);
 }

@@ -259,13 +259,16 @@ def _fit_model(model, X_tr, y_tr, cache, key, lockstep=None) -> bool:
         with lockstep.fitting():
             model.fit(X_tr, y_tr)
         return False
+    from ._tune_hist import histograms_for  # HGB: native, bit-identical histograms
     if cache is None:
-        model.fit(X_tr, y_tr)
+        with histograms_for(model):
+            model.fit(X_tr, y_tr)
         return False
     from ._tune_model import install_bin_cache, remove_bin_cache
     hit = install_bin_cache(model, X_tr, cache, key)
     try:
-        model.fit(X_tr, y_tr)
+        with histograms_for(model):
+            model.fit(X_tr, y_tr)
     finally:
         remove_bin_cache(model)
     return hit[0]

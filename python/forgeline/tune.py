@@ -536,7 +536,9 @@ def search(estimator, space, X, y=None, *, cv=5, strategy: str = "grid", scoring
         from ._tune_cv import build
         best_est = build(estimator, best_params,
                          _seeds(estimator, split, random_state, best["trial"]))
-        best_est.fit(X, y)
+        from ._tune_hist import histograms_for  # HGB: native, bit-identical histograms
+        with histograms_for(_final(best_est, split)):
+            best_est.fit(X, y)
     info["search_time"] = time.perf_counter() - t_start
     if warm_path is not None:
         info["warm_start_path"] = ("-" if warm_desc else "") + warm_path
