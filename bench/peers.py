@@ -21,7 +21,7 @@ import os
 import sys
 from pathlib import Path
 
-SECTIONS = ["trees", "transforms", "pipeline", "batch", "linear", "drift", "tune", "spark", "runtime"]
+SECTIONS = ["trees", "transforms", "pipeline", "batch", "linear", "drift", "tune", "hist", "spark", "runtime"]
 
 
 def _fmt(rows: list[dict]) -> str:
