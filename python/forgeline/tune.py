@@ -7,7 +7,9 @@ per ``(fold, prefix parameters)`` and its transformed train/validation matrices 
 every candidate that shares those prefix parameters only fits the final estimator. Cache
 hits are counted per trial (``trials_["cache_hits"]``) and in total (``cache_hits_``). A
 ``HistGradientBoosting*`` final model also bins each fold's training matrix only once per
-prefix (``model_cache_hits_``), with bit-identical models. A ``LogisticRegression`` final
+prefix (``model_cache_hits_``) and grows its trees on histograms from a native kernel that
+reproduces sklearn's ``HistogramBuilder`` byte for byte (``forgeline/_tune_hist.py``), with
+bit-identical models. A ``LogisticRegression`` final
 model on a sparse (CSR) fold matrix fits its candidates in *lockstep*: the fits of one
 ``(fold, prefix)`` run side by side and every lbfgs evaluation of all of them shares one
 native pass over the matrix (instead of two scipy mat-vecs per fit), with coefficients,
