@@ -18,3 +18,16 @@ def tune_frame(n: int, seed: int, levels: str, *, c_weight: float = 0.0, noise: 
     y = ((df["a"] + (df["k"] == levels[0]) + c_weight * df["c"]
           + rng.normal(scale=noise, size=n)) > cut).astype(int)
     return df, y.to_numpy()
+
+
+def count_calls(monkeypatch, module, name: str, measure) -> list:
+    """Wraps ``module.name`` so every call appends ``measure(args)`` to the returned list."""
+    seen: list = []
+    orig = getattr(module, name)
+
+    def wrapped(*a, **k):
+        seen.append(measure(a))
+        return orig(*a, **k)
+
+    monkeypatch.setattr(module, name, wrapped)
+    return seen

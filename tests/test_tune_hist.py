@@ -24,6 +24,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 from threadpoolctl import threadpool_limits
 
+from _tune_data import count_calls
 from forgeline import _core, _tune_hist, tune
 
 
@@ -41,15 +42,7 @@ def _fresh_state(monkeypatch):
 @pytest.fixture
 def counted(monkeypatch):
     """Counts the histograms the native kernel builds."""
-    seen = []
-    orig = _core._hist_brute
-
-    def brute(*a, **k):
-        seen.append(len(a[6]))
-        return orig(*a, **k)
-
-    monkeypatch.setattr(_core, "_hist_brute", brute)
-    return seen
+    return count_calls(monkeypatch, _core, "_hist_brute", lambda a: len(a[6]))
 
 
 # -- the kernel against sklearn's builder ------------------------------------------------

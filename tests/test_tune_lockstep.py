@@ -20,7 +20,7 @@ from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import KBinsDiscretizer, OneHotEncoder, StandardScaler
 
-from _tune_data import tune_frame
+from _tune_data import count_calls, tune_frame
 from forgeline import _core, _tune_logistic, tune
 
 
@@ -223,15 +223,7 @@ _SPACE = {"ct__bins__kb__n_bins": [3, 5],
 @pytest.fixture
 def counted(monkeypatch):
     """Counts the fits served by the native pass (per pass: its number of lanes)."""
-    seen = []
-    orig = _core._half_binomial_many
-
-    def many(*a, **k):
-        seen.append(len(a[9]))
-        return orig(*a, **k)
-
-    monkeypatch.setattr(_core, "_half_binomial_many", many)
-    return seen
+    return count_calls(monkeypatch, _core, "_half_binomial_many", lambda a: len(a[9]))
 
 
 def _grid(X, y, pipe, space, cv):
