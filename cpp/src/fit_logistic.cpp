@@ -55,7 +55,7 @@ __attribute__((always_inline)) inline V loadv(const double* p) {
   return v;
 }
 template <class V>
-__attribute__((always_inline)) inline void storev(double* p, V v) {
+__attribute__((always_inline)) inline void storev(double* p, const V& v) {
   __builtin_memcpy(p, &v, sizeof v);
 }
 
