@@ -252,7 +252,7 @@ def test_lockstep_search_equals_gridsearchcv(data, counted, n_jobs, backend):
                           backend=backend, progress=False)
     _same_as_grid(res, gs)
     if backend == "threads":  # worker processes keep their own counts
-        assert sum(counted) > 0 and max(counted) > 1
+        assert sum(counted) > 0 and min(counted) >= 2  # a lone fit takes sklearn's path
     assert _logistic.LinearModelLoss is LinearModelLoss  # sklearn's own class is back
     assert not _tune_logistic._disabled
 
