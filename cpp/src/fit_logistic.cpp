@@ -185,7 +185,7 @@ __attribute__((always_inline)) inline void pass_all(const Csr<I>& X, const Batch
 // The copies. Measured per fit and evaluation with 12 fits on the T2 tuning fold (80k rows,
 // 340 columns, 49 entries a row): AVX-512 3.1 ms, AVX2 3.6 ms, baseline 4.7 ms, against
 // 7.8 ms for sklearn's own evaluation; about half of each is the libm exp/log1p calls.
-// Folding the shared columns' scatter (unique_columns) took 6% off the AVX-512 pass.
+// Folding the shared columns' scatter (unique_columns) took 4-6% off the AVX-512 pass.
 // Baseline SSE2 (16 registers): one row, one block of eight (4 accumulators).
 template <class I>
 void many_generic(const Csr<I>& X, const Batch& b) {
