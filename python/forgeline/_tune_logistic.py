@@ -87,8 +87,7 @@ class Group:
         self._bufs: list = []
         self._unique = False  # rows' column indices strictly increase (checked once)
         self.broken = None  # why the group stopped batching (requests then fall back)
-        self.passes = 0
-        self.served = 0  # evaluations served by the native pass
+        self.passes = 0  # native passes run (the first few are self-checked)
 
     def member(self) -> "_Member":
         return _Member(self)
@@ -96,8 +95,11 @@ class Group:
     # -- member side ------------------------------------------------------------------
     def _leave(self):
         with self._cv:
-            self._active -= 1
-            self._run_if_ready()
+            self._leave_locked()
+
+    def _leave_locked(self):
+        self._active -= 1
+        self._run_if_ready()  # the others may all be waiting for this fit
 
     def _evaluate(self, member: "_Member", req: _Request) -> _Request:
         with self._cv:
@@ -107,8 +109,7 @@ class Group:
                 # another matrix or labels: this fit goes on alone and stops holding the
                 # others' passes
                 member._left = True
-                self._active -= 1
-                self._run_if_ready()
+                self._leave_locked()
                 req.fallback = True
                 return req
             if self.broken is not None:
@@ -223,7 +224,6 @@ class Group:
                     r.fallback = True
                 return
         self.passes += 1
-        self.served += k
         for r, res in zip(batch, results):
             r.result = res
 
