@@ -38,15 +38,13 @@ from __future__ import annotations
 import collections
 import contextlib
 import threading
-import warnings
 import weakref
 
 import numpy as np
 
+from ._sklearn_swap import ModuleSwap, turn_off
+
 _local = threading.local()  # .depth > 0 while this thread's fits use the drop-in
-_patch_lock = threading.Lock()
-_patch_users = 0
-_patched_from = None  # grower's HistogramBuilder while _dispatch is installed
 _disabled: list = []  # the self-check's finding, once the drop-in is off for the process
 _CHECKS = 6  # per process: brute histograms (and as many subtractions) compared to sklearn's
 _checks_left = {"brute": _CHECKS, "subtract": _CHECKS}
@@ -101,31 +99,25 @@ def histograms_for(model):
         yield
 
 
+def _grower_module():
+    from sklearn.ensemble._hist_gradient_boosting import grower
+    return grower
+
+
 @contextlib.contextmanager
 def enabled():
     """Growers created on the calling thread inside this block use
     :class:`FastHistogramBuilder`; other threads keep sklearn's class."""
-    global _patch_users, _patched_from
-    from sklearn.ensemble._hist_gradient_boosting import grower
-    with _patch_lock:
-        if _patch_users == 0:
-            _patched_from = grower.HistogramBuilder
-            grower.HistogramBuilder = _dispatch
-        _patch_users += 1
     _local.depth = getattr(_local, "depth", 0) + 1
     if _local.depth == 1:
         _local.rows = {}
     try:
-        yield
+        with _SWAP.active():
+            yield
     finally:
         _local.depth -= 1
         if _local.depth == 0:
             _local.rows = None
-        with _patch_lock:
-            _patch_users -= 1
-            if _patch_users == 0:
-                grower.HistogramBuilder = _patched_from
-                _patched_from = None
 
 
 def _matrix_aux(X):
@@ -169,11 +161,15 @@ def _matrix_aux(X):
 
 def _dispatch(X_binned, n_bins, gradients, hessians, hessians_are_constant, n_threads):
     """Stands in for sklearn's HistogramBuilder class inside ``grower`` (same call)."""
-    base = _patched_from if _patched_from is not None else _sklearn_builder()
+    base = _SWAP.original if _SWAP.original is not None else _sklearn_builder()
     if getattr(_local, "depth", 0) <= 0 or _disabled:
         return base(X_binned, n_bins, gradients, hessians, hessians_are_constant, n_threads)
     return FastHistogramBuilder(X_binned, n_bins, gradients, hessians, hessians_are_constant,
                                 n_threads)
+
+
+# _dispatch stands in for grower's HistogramBuilder while at least one enabled() block runs.
+_SWAP = ModuleSwap(_grower_module, "HistogramBuilder", lambda original: _dispatch)
 
 
 def _serves_inputs(X_binned, n_bins, gradients, hessians, constant) -> bool:
@@ -225,11 +221,8 @@ def _take_check(kind: str) -> bool:
 
 
 def _turn_off(why: str):
-    if not _disabled:
-        _disabled.append(why)
-        warnings.warn(f"forgeline.tune: native HistGradientBoosting histograms are off "
-                      f"({why}); the fits use sklearn's own HistogramBuilder", RuntimeWarning,
-                      stacklevel=3)
+    turn_off(_disabled, "native HistGradientBoosting histograms", why,
+             "the fits use sklearn's own HistogramBuilder")
 
 
 def _as_array(h):

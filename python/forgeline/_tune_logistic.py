@@ -28,14 +28,12 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import warnings
 
 import numpy as np
 
+from ._sklearn_swap import ModuleSwap, turn_off
+
 _local = threading.local()  # .member: this thread's _Member while its model fits
-_patch_lock = threading.Lock()
-_patch_users = 0
-_patched_from = None  # sklearn's LinearModelLoss while the subclass is installed
 _disabled: list = []  # the self-check's finding, once lockstep is off for the process
 _CHECKED_PASSES = 3  # per group: passes that also run sklearn's own evaluation of one lane
 _LANES = 8  # the native pass pads its lanes to a multiple of this
@@ -214,7 +212,7 @@ class Group:
         if self.passes < _CHECKED_PASSES:
             c = self.passes % k
             r = batch[c]
-            ref = _patched_from.loss_gradient(r.loss, r.coef, r.X, r.y, r.sample_weight,
+            ref = _SWAP.original.loss_gradient(r.loss, r.coef, r.X, r.y, r.sample_weight,
                                                r.l2, r.n_threads)
             if not _same_bits(ref, results[c]):
                 _turn_off("the native logistic pass differs from sklearn's own "
@@ -243,7 +241,7 @@ class _Member:
     def fitting(self):
         _local.member = self
         try:
-            with _installed():
+            with _SWAP.active():
                 yield
         finally:
             _local.member = None
@@ -282,11 +280,8 @@ def _same_bits(a, b) -> bool:
 
 
 def _turn_off(why: str):
-    if not _disabled:
-        _disabled.append(why)
-        warnings.warn(f"forgeline.tune: lockstep LogisticRegression fits are off ({why}); "
-                      "the fits run one by one with sklearn's own loss", RuntimeWarning,
-                      stacklevel=3)
+    turn_off(_disabled, "lockstep LogisticRegression fits", why,
+             "the fits run one by one with sklearn's own loss")
 
 
 def _serves(loss, coef, X, y, sample_weight, raw_prediction) -> bool:
@@ -337,21 +332,11 @@ def _make_subclass(base):
     return LockstepLinearModelLoss
 
 
-@contextlib.contextmanager
-def _installed():
-    """The subclass stands in for sklearn's LinearModelLoss inside ``_logistic`` while
-    at least one lockstep fit runs (reference-counted across threads)."""
-    global _patch_users, _patched_from
+def _logistic_module():
     from sklearn.linear_model import _logistic
-    with _patch_lock:
-        if _patch_users == 0:
-            _patched_from = _logistic.LinearModelLoss
-            _logistic.LinearModelLoss = _make_subclass(_patched_from)
-        _patch_users += 1
-    try:
-        yield
-    finally:
-        with _patch_lock:
-            _patch_users -= 1
-            if _patch_users == 0:
-                _logistic.LinearModelLoss = _patched_from
+    return _logistic
+
+
+# The subclass stands in for sklearn's LinearModelLoss inside ``_logistic`` while at least
+# one lockstep fit runs.
+_SWAP = ModuleSwap(_logistic_module, "LinearModelLoss", _make_subclass)
